@@ -1,0 +1,41 @@
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def fashion_root() -> Path:
+    if not (FASHION_ROOT / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it)")
+    return FASHION_ROOT
+
+
+def write_idx(path: Path, array: torch.Tensor, compress: bool) -> None:
+    """Write a uint8 IDX file by the format's definition: magic 0x0000 08 <ndim>, big-endian sizes, raw bytes."""
+    header = struct.pack(">HBB", 0, 8, array.dim()) + b"".join(struct.pack(">I", s) for s in array.shape)
+    payload = header + array.to(torch.uint8).numpy().tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+
+
+@pytest.fixture
+def tiny_fashion(tmp_path) -> Path:
+    """A fake Fashion-MNIST with 10 classes: 40 training and 20 test 28x28 images, uncompressed IDX files."""
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 40), ("t10k", 20)):
+        images = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+        labels = torch.arange(n) % 10
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", images, compress=False)
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", labels, compress=False)
+    return tmp_path

@@ -1,0 +1,121 @@
+"""The loss against torch's own cross-entropy and hand computations."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tsla import LabelSmoothingCrossEntropy, label_smoothing_cross_entropy, label_smoothing_cross_entropy_parts
+
+
+def _data(dtype, n=7, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    logits = (3 * torch.randn(n, k, generator=g)).to(dtype)
+    target = torch.randint(0, k, (n,), generator=g)
+    return logits, target
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("theta", [0.0, 0.1, 0.4, 1.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_uniform_prior_matches_torch_values_and_gradients(dtype, tol, theta, reduction):
+    logits, target = _data(dtype)
+    a = logits.clone().requires_grad_(True)
+    b = logits.clone().requires_grad_(True)
+    ours = label_smoothing_cross_entropy(a, target, theta, reduction=reduction)
+    ref = F.cross_entropy(b, target, label_smoothing=theta, reduction=reduction)
+    torch.testing.assert_close(ours, ref, atol=tol, rtol=tol)
+    ours.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.3])
+def test_probability_targets_match_torch(theta):
+    logits, _ = _data(torch.float64)
+    target = torch.softmax(torch.randn(7, 5, dtype=torch.float64), dim=1)
+    ours = label_smoothing_cross_entropy(logits, target, theta)
+    ref = F.cross_entropy(logits, target, label_smoothing=theta)
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
+
+
+def test_custom_prior_against_hand_computation():
+    logits = torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.float64)
+    prior = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
+    theta = 0.2
+    z = math.log(math.exp(1.0) + math.exp(2.0) + math.exp(0.5))
+    logp = [1.0 - z, 2.0 - z, 0.5 - z]
+    label = [0.8 * 1 + 0.2 * 0.5, 0.2 * 0.25, 0.2 * 0.25]  # target class 0
+    expected = -sum(y * lp for y, lp in zip(label, logp))
+    got = label_smoothing_cross_entropy(logits, torch.tensor([0]), theta, prior=prior)
+    assert abs(got.item() - expected) < 1e-12
+
+
+def test_parts_equal_two_separate_cross_entropies():
+    logits, target = _data(torch.float64, n=9, k=4)
+    prior = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    parts = label_smoothing_cross_entropy_parts(logits, target, prior)
+    torch.testing.assert_close(parts.onehot, F.cross_entropy(logits, target))
+    torch.testing.assert_close(parts.prior, F.cross_entropy(logits, prior.expand(9, 4)))
+    theta = 0.35
+    combined = label_smoothing_cross_entropy(logits, target, theta, prior=prior)
+    torch.testing.assert_close(combined, (1 - theta) * parts.onehot + theta * parts.prior)
+
+
+def test_module_takes_theta_per_call_and_caches_nothing():
+    logits, target = _data(torch.float64)
+    loss = LabelSmoothingCrossEntropy()
+    for theta in (0.4, 0.0, 0.4, 0.1):
+        torch.testing.assert_close(loss(logits, target, theta), F.cross_entropy(logits, target, label_smoothing=theta))
+
+
+def test_bf16_logits_reduce_in_float32():
+    logits, target = _data(torch.float32, n=64, k=10)
+    low = logits.bfloat16()
+    got = label_smoothing_cross_entropy(low, target, 0.1)
+    assert got.dtype == torch.float32
+    ref = F.cross_entropy(low.float(), target, label_smoothing=0.1)
+    torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lin = torch.nn.Linear(10, 10)
+        out = lin(logits)
+        assert out.dtype == torch.bfloat16
+        assert label_smoothing_cross_entropy(out, target, 0.1).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"theta": -0.1}, "theta"),
+        ({"theta": 1.5}, "theta"),
+        ({"theta": float("nan")}, "theta"),
+        ({"theta": 0.1, "prior": torch.tensor([0.5, 0.5])}, "prior"),
+        ({"theta": 0.1, "prior": torch.tensor([1.2, -0.2, 0.0, 0.0, 0.0])}, "negative"),
+        ({"theta": 0.1, "prior": torch.tensor([0.3, 0.3, 0.3, 0.05, 0.0])}, "sums to"),
+    ],
+)
+def test_bad_theta_and_prior_raise_value_error(kwargs, message):
+    logits, target = _data(torch.float32)
+    with pytest.raises(ValueError, match=message):
+        label_smoothing_cross_entropy(logits, target, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [-1, 5])
+def test_target_outside_class_range(bad):
+    logits, target = _data(torch.float32)
+    target[2] = bad
+    with pytest.raises(ValueError, match=f"class {bad}"):
+        label_smoothing_cross_entropy(logits, target, 0.1)
+
+
+def test_probability_rows_must_sum_to_one():
+    logits, _ = _data(torch.float32)
+    target = torch.full((7, 5), 0.25)
+    with pytest.raises(ValueError, match="sum to 1"):
+        label_smoothing_cross_entropy(logits, target, 0.1)
+
+
+def test_module_rejects_bad_prior_at_construction():
+    with pytest.raises(ValueError, match="sums to"):
+        LabelSmoothingCrossEntropy(prior=torch.tensor([0.6, 0.6]))

@@ -1,0 +1,34 @@
+"""tsla: label smoothing regularization (LSR) and the Two-Stage LAbel smoothing algorithm (TSLA) for PyTorch.
+
+Public names: the loss (:func:`label_smoothing_cross_entropy`, :class:`LabelSmoothingCrossEntropy`), the smoothing
+schedules (:mod:`tsla.schedules`), the config (:class:`TrainConfig`) and the trainer (:func:`train`).
+"""
+
+__version__ = "0.1.0"
+
+from . import schedules
+from .config import TrainConfig
+from .errors import ConfigError, DataError, RunDirError, TrainingError, TslaError
+from .loss import (
+    LabelSmoothingCrossEntropy,
+    LossParts,
+    label_smoothing_cross_entropy,
+    label_smoothing_cross_entropy_parts,
+)
+from .trainer import train
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "LabelSmoothingCrossEntropy",
+    "LossParts",
+    "RunDirError",
+    "TrainConfig",
+    "TrainingError",
+    "TslaError",
+    "label_smoothing_cross_entropy",
+    "label_smoothing_cross_entropy_parts",
+    "schedules",
+    "train",
+    "__version__",
+]

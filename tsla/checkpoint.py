@@ -1,0 +1,80 @@
+"""Checkpoints and run-directory files, written atomically: a temporary file in the same folder, flushed to disk,
+then renamed over the old one, so a crash mid-write never loses the last good copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import RunDirError
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+CONFIG = "config.yaml"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` with ``torch.save`` atomically."""
+    _atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary pickles). Raises ``RunDirError`` naming the file
+    when it is missing, truncated or corrupt."""
+    if not path.is_file():
+        raise RunDirError(f"no checkpoint at {path}: --resume needs a run started with the same --out")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError, ValueError) as exc:
+        raise RunDirError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}): start the run afresh") from None
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by a crash: everything before it is good
+    return records
+
+
+def truncate_metrics(path: Path, first_epoch: int) -> list[dict[str, Any]]:
+    """Keep only the metric lines of epochs before ``first_epoch`` (those a checkpoint covers); return them."""
+    kept = [r for r in read_jsonl(path) if r.get("epoch", -1) < first_epoch]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+    return kept

@@ -1,0 +1,191 @@
+"""The ``tsla`` command: train, compare, report, presets.
+
+Errors the user can fix are printed as one line ``tsla: error: ...`` with exit code 2 (1 for a failure during
+training), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from .config import TrainConfig, build_config, field_types, read_yaml
+from .errors import ConfigError, TslaError
+from .presets import load_preset, preset_names
+from .schedules import format_table, parse_method
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so every bad command gives one line."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise ConfigError(f"{message} (see '{self.prog} --help')")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _optional(kind):
+    def parse(text: str):
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """One flag per TrainConfig field (``batch_size`` -> ``--batch-size``), defaulting to 'not given'."""
+    types = field_types()
+    group = parser.add_argument_group("training options (override the preset and --config)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        kind = types[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        help_text = f"{f.metadata['help']} (default: {default})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        optional = typing.get_origin(kind) is typing.Union
+        base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
+        if base is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif base is list:
+            group.add_argument(flag, type=_int_list, metavar="N,N", **kwargs)
+        else:
+            group.add_argument(flag, type=_optional(base) if optional else base, metavar=base.__name__.upper(), **kwargs)
+
+
+def _layers(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> tuple[list, list[str]]:
+    """Config layers in precedence order (preset < YAML < flags) and the preset's method grid."""
+    layers, grid = [], []
+    if args.preset:
+        values, grid = load_preset(args.preset)
+        layers.append((f"preset {args.preset}", values))
+    if args.config:
+        layers.append((f"config file {args.config}", read_yaml(args.config)))
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    layers.append(("command line", {**flags, **(extra or {})}))
+    return layers, grid
+
+
+def _show_plan(cfg: TrainConfig) -> str:
+    from .lr_schedule import make_lr_schedule
+
+    lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
+    schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False) + "\n" + format_table(schedule, cfg.epochs, lr_at)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import CONFIG
+    from .trainer import train
+
+    layers, _ = _layers(args)
+    out = Path(args.out)
+    if args.resume and (out / CONFIG).is_file():
+        layers.insert(0, (str(out / CONFIG), read_yaml(out / CONFIG)))  # the run's own config, under any overrides
+    cfg = build_config(*layers)
+    if args.dry_run:
+        print(_show_plan(cfg))
+        return 0
+    summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress)
+    final = summary["final"]
+    print(
+        f"done: final test top-1 {100 * final['test_top1']:.2f}%, top-5 {100 * final['test_top5']:.2f}%, "
+        f"one-hot train loss {final['train_onehot_loss']:.4f}; best top-1 {100 * summary['best']['test_top1']:.2f}% "
+        f"(epoch {summary['best']['epoch']}); {summary['wall_seconds']:.0f}s; results in {out}"
+    )
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import run_compare
+
+    layers, grid = _layers(args)
+    methods = args.methods or grid
+    if not methods:
+        raise ConfigError("--methods is required (this preset has no method grid), e.g. --methods baseline,lsr,tsla@30")
+    if not args.seeds:
+        raise ConfigError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
+    run_compare(layers, methods, args.seeds, Path(args.out), progress_bar=not args.no_progress, dry_run=args.dry_run)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import format_markdown, write_report
+
+    summary = write_report([Path(d) for d in args.dirs], Path(args.out) if args.out else None)
+    print(format_markdown(summary))
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    for name in preset_names():
+        values, grid = load_preset(name)
+        print(f"{name:<22} {values.get('dataset', '?')}, {values.get('model', '?')}, {values.get('epochs', '?')} epochs; "
+              f"grid: {', '.join(grid) or '-'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tsla", description="Label smoothing (LSR) and two-stage label smoothing (TSLA) for PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--preset", help=f"start from a named preset: {', '.join(preset_names())}")
+        p.add_argument("--config", help="YAML file of options (overrides the preset; flags override it)")
+        p.add_argument("--out", required=True, help="output directory")
+        p.add_argument("--dry-run", action="store_true", help="print the resolved config and schedule, then exit")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+
+    p_train = sub.add_parser("train", help="train one model", description="Train one model; writes RUN/metrics.jsonl, "
+                             "config.yaml, checkpoint.pt and summary.json.")
+    common(p_train)
+    p_train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add_config_flags(p_train)
+    p_train.set_defaults(func=_cmd_train)
+
+    p_cmp = sub.add_parser("compare", help="train methods x seeds and tabulate", description="Train every method x seed "
+                           "with everything else identical, in DIR/<method>-seed<k>/, then write DIR/summary.json, "
+                           "summary.md and curves.png. Finished runs are skipped, interrupted ones resumed.")
+    common(p_cmp)
+    p_cmp.add_argument("--methods", type=_str_list, help="comma-separated methods, e.g. baseline,lsr,tsla@30 "
+                       "(default: the preset's grid)")
+    p_cmp.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
+    add_config_flags(p_cmp, skip=("method", "seed"))
+    p_cmp.set_defaults(func=_cmd_compare)
+
+    p_rep = sub.add_parser("report", help="rebuild tables and plots from finished runs")
+    p_rep.add_argument("dirs", nargs="+", help="comparison directories (or run directories)")
+    p_rep.add_argument("--out", help="where to write summary.json/.md and curves.png (default: the first DIR)")
+    p_rep.set_defaults(func=_cmd_report)
+
+    p_pre = sub.add_parser("presets", help="list the presets")
+    p_pre.set_defaults(func=_cmd_presets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except TslaError as exc:
+        print(f"tsla: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tsla: interrupted; the last finished epoch's checkpoint is kept (rerun with --resume)", file=sys.stderr)
+        return 130

@@ -1,0 +1,189 @@
+"""The training configuration: one typed, documented dataclass.
+
+Precedence when resolving: dataclass defaults < preset < YAML file (--config) < command-line flags. Every field is a
+command-line flag (``batch_size`` -> ``--batch-size``) and a YAML key; the resolved config is saved as
+``RUN/config.yaml`` beside every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+from .schedules import METHOD_HELP, parse_method
+
+DATASETS = ("fashion-mnist", "cifar10", "cifar100", "dogs", "cub")
+MODELS = ("resnet8", "resnet20", "resnet18", "resnet50")
+AMP_CHOICES = ("bf16", "fp16")
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Field help texts double as the ``--help`` of each flag."""
+
+    # data
+    dataset: str = _f("fashion-mnist", f"data set: {', '.join(DATASETS)}")
+    data_root: Optional[str] = _f(None, "data directory (default: $TSLA_DATA, then the data set's standard place)")
+    download: bool = _f(False, "download the data set if it is missing (needs a network)")
+    train_subset: Optional[int] = _f(None, "train on a class-balanced subset of this many images (drawn by --subset-seed)")
+    test_subset: Optional[int] = _f(None, "evaluate on a class-balanced subset of this many test images (--subset-seed)")
+    subset_seed: int = _f(0, "seed of the subsets; fixed apart from --seed so that every seed sees the same images")
+    image_size: int = _f(224, "crop size in pixels for the image-folder data sets (Dogs, CUB)")
+    workers: int = _f(4, "data-loading worker processes for the image-folder data sets")
+    # model
+    model: str = _f("resnet8", f"model: {', '.join(MODELS)}")
+    pretrained: bool = _f(False, "start from torchvision's ImageNet weights (resnet50 only)")
+    # smoothing
+    method: str = _f("lsr", f"smoothing method: {METHOD_HELP}")
+    theta: float = _f(0.1, "smoothing strength theta in [0, 1] (the label is (1-theta)*onehot + theta*prior)")
+    prior: str = _f("uniform", "smoothing prior: uniform, class-frequency, or a text file with one probability per class")
+    # optimisation
+    epochs: int = _f(12, "number of epochs (counted from 0)")
+    batch_size: int = _f(128, "training batch size (images per SGD step)")
+    eval_batch_size: int = _f(512, "evaluation batch size")
+    lr: float = _f(0.1, "initial learning rate (for the whole batch of --batch-size images)")
+    momentum: float = _f(0.9, "SGD momentum")
+    nesterov: bool = _f(False, "use Nesterov momentum")
+    weight_decay: float = _f(5e-4, "L2 weight decay")
+    lr_schedule: str = _f("step", "learning-rate schedule: step (divide at --milestones) or cosine")
+    milestones: list = _f([], "epochs at which the step schedule multiplies the lr by --lr-gamma, e.g. 100,150")
+    lr_gamma: float = _f(0.1, "factor applied to the lr at each milestone")
+    # execution
+    seed: int = _f(0, "random seed (model initialisation, data order, augmentation, subsets)")
+    device: str = _f("auto", "device: auto (CUDA when present), cpu, cuda, cuda:N")
+    amp: Optional[str] = _f(None, "mixed precision: bf16 or fp16 (default: off, float32)")
+    channels_last: bool = _f(False, "use the channels-last memory format (faster convolutions on many CPUs and GPUs)")
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"--dataset {self.dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
+        if self.model not in MODELS:
+            raise ConfigError(f"--model {self.model!r} is unknown: choose one of {', '.join(MODELS)}")
+        if self.pretrained and self.model != "resnet50":
+            raise ConfigError(f"--pretrained is available for resnet50 only, not {self.model}: drop the flag")
+        for name in ("epochs", "batch_size", "eval_batch_size", "image_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{_flag(name)} must be >= 1 (got {getattr(self, name)})")
+        for name in ("train_subset", "test_subset"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{_flag(name)} must be >= 1 (got {value}); leave it out to use every image")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0 (got {self.workers})")
+        if not (0.0 <= self.theta <= 1.0):
+            raise ConfigError(f"--theta {self.theta} is outside [0, 1]: pass a smoothing strength between 0 and 1")
+        parse_method(self.method, self.theta, self.epochs)
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be > 0 (got {self.lr})")
+        if self.momentum < 0 or self.weight_decay < 0:
+            raise ConfigError("--momentum and --weight-decay must be >= 0")
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("--nesterov needs --momentum > 0")
+        if self.lr_schedule not in ("step", "cosine"):
+            raise ConfigError(f"--lr-schedule {self.lr_schedule!r} is unknown: choose step or cosine")
+        self.milestones = sorted(int(m) for m in self.milestones)
+        for m in self.milestones:
+            if not (0 < m < self.epochs):
+                raise ConfigError(f"--milestones: {m} is not between 1 and epochs-1 ({self.epochs - 1})")
+        if not (0 < self.lr_gamma <= 1):
+            raise ConfigError(f"--lr-gamma must be in (0, 1] (got {self.lr_gamma})")
+        if self.amp is not None and self.amp not in AMP_CHOICES:
+            raise ConfigError(f"--amp {self.amp!r} is unknown: choose bf16 or fp16, or leave it out for float32")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def field_types() -> dict[str, Any]:
+    """Field name -> resolved type annotation."""
+    return typing.get_type_hints(TrainConfig)
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    for name, kind in field_types().items():
+        value = getattr(cfg, name)
+        optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
+        base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
+        if value is None and optional:
+            continue
+        ok = {
+            bool: isinstance(value, bool),
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            str: isinstance(value, str),
+            list: isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        }[base]
+        if not ok:
+            expected = {list: "a list of integers"}.get(base, base.__name__)
+            raise ConfigError(f"{name} = {value!r} has the wrong type: expected {expected}")
+        if base is float:
+            setattr(cfg, name, float(value))
+        if base is list:
+            setattr(cfg, name, list(value))
+
+
+def config_keys() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def check_keys(values: dict[str, Any], source: str) -> None:
+    """Raise ``ConfigError`` naming the first key of ``values`` that is not a config field."""
+    known = set(config_keys())
+    for key in values:
+        if key not in known:
+            hint = _flag(key) if isinstance(key, str) else key
+            raise ConfigError(f"{source}: unknown key {key!r} (no --{hint} option); see 'tsla train --help' for the keys")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror}): check the --config path") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: fix its syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of option: value, not a {type(data).__name__}")
+    return data
+
+
+def build_config(*layers: tuple[str, dict[str, Any]]) -> TrainConfig:
+    """Merge ``(source, values)`` layers in order (later wins) over the defaults and validate the result."""
+    merged: dict[str, Any] = {}
+    for source, values in layers:
+        check_keys(values, source)
+        merged.update(values)
+    return TrainConfig(**merged)
+
+
+def save_config(cfg: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def load_saved_config(path: Path) -> TrainConfig:
+    return build_config((str(path), read_yaml(path)))

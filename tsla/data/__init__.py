@@ -1,0 +1,144 @@
+"""Data sets and batch sources: ``build_data(cfg, device)`` gives everything the engine needs.
+
+A batch source has ``len()`` (batches per epoch), ``num_images`` and ``epoch(seed, epoch)``, an iterator of
+(float images on the device, int64 labels on the device) that depends only on (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import torch
+
+from ..config import TrainConfig
+from .fashion_mnist import DEBIAN_ROOT
+from .in_memory import InMemoryLoader, TensorImages, epoch_generator
+from .subset import balanced_subset
+
+
+class BatchSource(Protocol):
+    num_images: int
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+@dataclass
+class DataBundle:
+    train: BatchSource
+    test: BatchSource
+    num_classes: int
+    in_channels: int
+    train_targets: torch.Tensor
+    classes: list[str]
+
+
+def data_root(cfg: TrainConfig) -> Path:
+    """--data-root, else $TSLA_DATA, else the data set's standard place (Debian's folder for Fashion-MNIST,
+    ./data otherwise)."""
+    if cfg.data_root:
+        return Path(cfg.data_root).expanduser()
+    if os.environ.get("TSLA_DATA"):
+        return Path(os.environ["TSLA_DATA"]).expanduser()
+    return Path(DEBIAN_ROOT) if cfg.dataset == "fashion-mnist" else Path("data")
+
+
+class FolderLoader:
+    """Batches from an image-file data set through ``torch.utils.data.DataLoader`` (decoding needs workers).
+
+    The order and the workers' random seeds come from generators seeded by (seed, epoch), so an epoch is
+    reproducible on its own.
+    """
+
+    def __init__(self, dataset, batch_size: int, train: bool, workers: int, device: torch.device) -> None:
+        self.dataset, self.batch_size, self.train = dataset, batch_size, train
+        self.workers, self.device = workers, device
+        self.num_images = len(dataset)
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.num_images, self.batch_size)
+        return full + (1 if rest and not (self.train and rest == 1) else 0)
+
+    def epoch(self, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(self.num_images, generator=epoch_generator(seed, epoch)).tolist() if self.train else None
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=order,
+            num_workers=self.workers,
+            generator=epoch_generator(seed, epoch, stream=1),
+            pin_memory=self.device.type == "cuda",
+            drop_last=False,
+        )
+        for images, targets in loader:
+            if self.train and images.shape[0] == 1:
+                continue  # BatchNorm cannot train on a single image
+            yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+
+
+def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
+    root = data_root(cfg)
+    if cfg.dataset == "fashion-mnist":
+        from .fashion_mnist import MEAN, STD, load_fashion_mnist
+
+        train, test = load_fashion_mnist(root, cfg.download)
+        padding = 2  # 28x28 images: a 2-pixel shift is ~7%, as 4 pixels are for CIFAR's 32x32
+        mean, std = MEAN, STD
+    else:
+        from .cifar import STATS, load_cifar
+
+        train, test = load_cifar(cfg.dataset, root, cfg.download)
+        padding = 4
+        mean, std = STATS[cfg.dataset]
+    if cfg.train_subset is not None:
+        train = train.subset(balanced_subset(train.targets, cfg.train_subset, cfg.subset_seed, "--train-subset"))
+    if cfg.test_subset is not None:
+        test = test.subset(balanced_subset(test.targets, cfg.test_subset, cfg.subset_seed, "--test-subset"))
+    return DataBundle(
+        train=InMemoryLoader(train, cfg.batch_size, mean, std, train=True, padding=padding, flip=True, device=device),
+        test=InMemoryLoader(test, cfg.eval_batch_size, mean, std, train=False, device=device),
+        num_classes=len(train.classes),
+        in_channels=train.images.shape[1],
+        train_targets=train.targets,
+        classes=train.classes,
+    )
+
+
+def _folders(cfg: TrainConfig, device: torch.device) -> DataBundle:
+    from .folders import load_cub, load_dogs
+
+    train, test = (load_dogs if cfg.dataset == "dogs" else load_cub)(data_root(cfg), cfg.image_size)
+    targets = torch.as_tensor(train.targets, dtype=torch.long)
+    if cfg.train_subset is not None:
+        train = torch.utils.data.Subset(train, balanced_subset(targets, cfg.train_subset, cfg.subset_seed).tolist())
+        targets = targets[torch.as_tensor(train.indices)]
+    if cfg.test_subset is not None:
+        test_targets = torch.as_tensor(test.targets, dtype=torch.long)
+        idx = balanced_subset(test_targets, cfg.test_subset, cfg.subset_seed, "--test-subset")
+        test = torch.utils.data.Subset(test, idx.tolist())
+    classes = train.dataset.classes if isinstance(train, torch.utils.data.Subset) else train.classes
+    return DataBundle(
+        train=FolderLoader(train, cfg.batch_size, True, cfg.workers, device),
+        test=FolderLoader(test, cfg.eval_batch_size, False, cfg.workers, device),
+        num_classes=len(classes),
+        in_channels=3,
+        train_targets=targets,
+        classes=list(classes),
+    )
+
+
+def build_data(cfg: TrainConfig, device: torch.device) -> DataBundle:
+    """Load the data set ``cfg`` names and wrap it in batch sources on ``device``.
+
+    Raises ``DataError`` (one line, with how to get the data) when it is missing.
+    """
+    if cfg.dataset in ("dogs", "cub"):
+        return _folders(cfg, device)
+    return _in_memory(cfg, device)
+
+
+__all__ = ["BatchSource", "DataBundle", "FolderLoader", "InMemoryLoader", "TensorImages", "build_data", "data_root"]

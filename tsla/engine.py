@@ -1,0 +1,139 @@
+"""One epoch of training and one evaluation, each returning a dict of averaged metrics.
+
+Sums (of losses and correct counts) are accumulated on the device and divided once at the end of the epoch, so the
+loop never waits on the device except where a non-finite loss must be caught.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import TrainingError
+from .loss import LabelSmoothingCrossEntropy, combine
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class StepContext:
+    """What a training or evaluation step needs, passed as one object."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: LabelSmoothingCrossEntropy
+    device: torch.device
+    amp: str | None = None
+    channels_last: bool = False
+    scaler: torch.amp.GradScaler | None = None
+
+    def autocast(self):
+        """The autocast context for ``amp`` on this device; a no-op when amp is off."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=AMP_DTYPES[self.amp])
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+
+def _correct_topk(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:
+    """Number of rows whose target is among the k largest logits (k capped at the number of classes)."""
+    k = min(k, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    return (top == targets[:, None]).any(dim=1).sum()
+
+
+def train_one_epoch(
+    ctx: StepContext,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    theta: float,
+    epoch: int,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Train for one pass over ``batches`` with smoothing strength ``theta``.
+
+    Returns ``train_loss`` (the smoothed loss that was minimised), ``train_onehot_loss`` (the one-hot cross-entropy
+    of the same forward passes: the paper's objective F), ``train_top1``, ``train_images``, ``train_seconds`` and
+    ``train_images_per_second``, all averaged over images. Raises ``TrainingError`` naming the epoch and step when
+    the loss stops being finite.
+    """
+    ctx.model.train()
+    check_every = 1 if ctx.device.type == "cpu" else 25  # a finiteness check syncs a GPU: not on every step there
+    zero = torch.zeros((), device=ctx.device, dtype=torch.float64)
+    loss_sum, onehot_sum, correct, seen = zero.clone(), zero.clone(), zero.clone(), 0
+    start = time.perf_counter()
+    step = -1
+    for step, (images, targets) in enumerate(batches):
+        with ctx.autocast():
+            logits = ctx.model(ctx.prepare(images))
+        parts = ctx.loss_fn.parts(logits, targets)
+        loss = combine(parts, theta)
+        ctx.optimizer.zero_grad(set_to_none=True)
+        if ctx.scaler is not None:
+            ctx.scaler.scale(loss).backward()
+            ctx.scaler.step(ctx.optimizer)
+            ctx.scaler.update()
+        else:
+            loss.backward()
+            ctx.optimizer.step()
+        n = targets.shape[0]
+        seen += n
+        loss_sum += loss.detach().double() * n
+        onehot_sum += parts.onehot.detach().double() * n
+        correct += (logits.detach().argmax(dim=1) == targets).sum()
+        if step % check_every == 0 and not torch.isfinite(loss_sum):
+            _raise_nonfinite(epoch, step)
+        if on_step is not None:
+            on_step(n)
+    if not torch.isfinite(loss_sum):
+        _raise_nonfinite(epoch, step)
+    seconds = time.perf_counter() - start
+    seen = max(seen, 1)
+    return {
+        "train_loss": float(loss_sum) / seen,
+        "train_onehot_loss": float(onehot_sum) / seen,
+        "train_top1": float(correct) / seen,
+        "train_images": seen,
+        "train_seconds": seconds,
+        "train_images_per_second": seen / seconds if seconds > 0 else 0.0,
+    }
+
+
+def _raise_nonfinite(epoch: int, step: int) -> None:
+    raise TrainingError(
+        f"the training loss became non-finite in epoch {epoch} by step {step}: lower --lr or turn off --amp fp16; "
+        f"the last good checkpoint is kept"
+    )
+
+
+@torch.no_grad()
+def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Plain (unsmoothed) cross-entropy and top-1/top-5 accuracy over ``batches``, with the model in eval mode.
+
+    Returns ``test_loss``, ``test_top1``, ``test_top5`` (fractions in [0, 1]) and ``test_images``.
+    """
+    ctx.model.eval()
+    zero = torch.zeros((), device=ctx.device, dtype=torch.float64)
+    loss_sum, top1, top5, seen = zero.clone(), zero.clone(), zero.clone(), 0
+    for images, targets in batches:
+        with ctx.autocast():
+            logits = ctx.model(ctx.prepare(images))
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
+        top1 += _correct_topk(logits, targets, 1)
+        top5 += _correct_topk(logits, targets, 5)
+        seen += targets.shape[0]
+    seen = max(seen, 1)
+    return {
+        "test_loss": float(loss_sum) / seen,
+        "test_top1": float(top1) / seen,
+        "test_top5": float(top5) / seen,
+        "test_images": seen,
+    }

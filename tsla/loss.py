@@ -1,0 +1,210 @@
+"""Cross-entropy against the smoothed label y_LS = (1 - theta) * y + theta * prior.
+
+Cross-entropy is linear in the label, so the loss splits exactly into a one-hot term and a prior term:
+
+    CE(y_LS, f) = (1 - theta) * CE(y, f) + theta * CE(prior, f)
+
+`label_smoothing_cross_entropy_parts` returns both terms from one ``log_softmax``; the training engine uses them to log
+the one-hot training loss (the paper's objective F) at no extra cost. With the uniform prior the result equals
+``torch.nn.functional.cross_entropy(logits, target, label_smoothing=theta)`` (the true class gets 1 - theta + theta/K).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+class LossParts(NamedTuple):
+    """The two label terms of the smoothed cross-entropy, each already reduced."""
+
+    onehot: torch.Tensor
+    """CE(y, f): cross-entropy against the (unsmoothed) target."""
+    prior: torch.Tensor
+    """CE(prior, f): cross-entropy against the smoothing distribution."""
+
+
+def check_theta(theta: float) -> float:
+    """Return ``theta`` as a float; raise ``ValueError`` unless it is a number in [0, 1]."""
+    value = float(theta)
+    if not (0.0 <= value <= 1.0):  # also rejects NaN
+        raise ValueError(f"theta={theta!r} is outside [0, 1]: pass a smoothing strength between 0 and 1")
+    return value
+
+
+def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Return ``prior`` as a 1-D tensor after checking it is a distribution over ``num_classes`` classes.
+
+    Raises ``ValueError`` if its length differs from ``num_classes``, an entry is negative or not finite, or the
+    entries do not sum to 1 within 1e-6.
+    """
+    prior = torch.as_tensor(prior)
+    if prior.dim() != 1 or prior.numel() != num_classes:
+        raise ValueError(
+            f"prior has shape {tuple(prior.shape)} but the model has {num_classes} classes: "
+            f"give one probability per class"
+        )
+    if not torch.isfinite(prior).all() or (prior < 0).any():
+        raise ValueError("prior has a negative or non-finite entry: every class probability must be >= 0")
+    total = float(prior.double().sum())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"prior sums to {total:.8g}, not 1 (tolerance 1e-6): normalise it first")
+    return prior
+
+
+def _check_target(target: torch.Tensor, num_classes: int, batch: int) -> None:
+    if target.dim() == 1:
+        if target.dtype.is_floating_point or target.dtype == torch.bool:
+            raise ValueError(f"class-index target must be an integer tensor, got {target.dtype}")
+        if target.shape[0] != batch:
+            raise ValueError(f"target has {target.shape[0]} entries but logits have {batch} rows")
+        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+            bad = target[(target < 0) | (target >= num_classes)][0].item()
+            raise ValueError(f"target contains class {bad}, outside [0, {num_classes}): labels must index the logits")
+    elif target.dim() == 2:
+        if not target.dtype.is_floating_point:
+            raise ValueError(f"probability target must be floating point, got {target.dtype}")
+        if tuple(target.shape) != (batch, num_classes):
+            raise ValueError(
+                f"probability target has shape {tuple(target.shape)}, expected {(batch, num_classes)} like the logits"
+            )
+        if (target < 0).any():
+            raise ValueError("probability target has a negative entry: each row must be a distribution")
+        tol = max(1e-6, num_classes * torch.finfo(target.dtype).eps)
+        sums = target.sum(dim=1)
+        worst = float((sums - 1).abs().max()) if batch else 0.0
+        if worst > tol:
+            raise ValueError(f"probability target rows must sum to 1; a row is off by {worst:.3g} (tolerance {tol:.1g})")
+    else:
+        raise ValueError(f"target must be class indices (N,) or probabilities (N, K), got shape {tuple(target.shape)}")
+
+
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+def label_smoothing_cross_entropy_parts(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    prior: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> LossParts:
+    """Return ``LossParts(onehot, prior)``: CE(target, logits) and CE(prior, logits), reduced.
+
+    ``logits`` is (N, K); ``target`` is class indices (N,) or probabilities (N, K); ``prior`` is None for the
+    uniform distribution or a length-K tensor. The log-softmax and the reduction run in float32 (or float64 if the
+    logits are float64), so bf16/fp16 logits under autocast lose no precision in the loss.
+
+    Raises ``ValueError`` for a bad target, prior or reduction.
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r}: choose one of {', '.join(_REDUCTIONS)}")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
+    batch, num_classes = logits.shape
+    _check_target(target, num_classes, batch)
+    if logits.dtype != torch.float64:
+        logits = logits.float()
+    log_probs = F.log_softmax(logits, dim=1)
+    if target.dim() == 1:
+        onehot = -log_probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    else:
+        onehot = -(target.to(log_probs.dtype) * log_probs).sum(dim=1)
+    if prior is None:
+        prior_term = -log_probs.mean(dim=1)
+    else:
+        prior = check_prior(prior, num_classes).to(device=log_probs.device, dtype=log_probs.dtype)
+        prior_term = -(log_probs @ prior)
+    return LossParts(_reduce(onehot, reduction), _reduce(prior_term, reduction))
+
+
+def combine(parts: LossParts, theta: float) -> torch.Tensor:
+    """(1 - theta) * onehot + theta * prior: the smoothed loss from its two terms (theta checked)."""
+    theta = check_theta(theta)
+    if theta == 0.0:
+        return parts.onehot
+    return (1.0 - theta) * parts.onehot + theta * parts.prior
+
+
+def label_smoothing_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    theta: float,
+    prior: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Cross-entropy of ``logits`` against y_LS = (1 - theta) * onehot(target) + theta * prior.
+
+    Args:
+        logits: (N, K) unnormalised scores.
+        target: class indices (N,) in [0, K), or probabilities (N, K) whose rows sum to 1.
+        theta: smoothing strength in [0, 1]; 0 gives plain cross-entropy.
+        prior: None for the uniform distribution 1/K, or a length-K probability tensor.
+        reduction: "mean", "sum" or "none".
+
+    Raises:
+        ValueError: theta outside [0, 1]; a prior of the wrong length, negative, or not summing to 1;
+            a target outside [0, K); probability targets whose rows do not sum to 1.
+    """
+    theta = check_theta(theta)
+    return combine(label_smoothing_cross_entropy_parts(logits, target, prior, reduction), theta)
+
+
+class LabelSmoothingCrossEntropy(nn.Module):
+    """Module form of :func:`label_smoothing_cross_entropy`; theta is passed on every call.
+
+    Nothing derived from theta is stored, so a schedule that changes theta between calls can never be served a stale
+    value. ``forward(logits, target, theta)`` returns the loss; ``parts(logits, target)`` returns ``LossParts``.
+    """
+
+    prior: torch.Tensor | None
+
+    def __init__(self, prior: torch.Tensor | None = None, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction={reduction!r}: choose one of {', '.join(_REDUCTIONS)}")
+        if prior is not None:
+            prior = torch.as_tensor(prior)
+            if not prior.dtype.is_floating_point:
+                prior = prior.float()
+            check_prior(prior, prior.numel())
+        self.register_buffer("prior", prior, persistent=False)
+        self.reduction = reduction
+
+    def parts(self, logits: torch.Tensor, target: torch.Tensor) -> LossParts:
+        return label_smoothing_cross_entropy_parts(logits, target, self.prior, self.reduction)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, theta: float) -> torch.Tensor:
+        return combine(self.parts(logits, target), theta)
+
+    def extra_repr(self) -> str:
+        kind = "uniform" if self.prior is None else f"custom({self.prior.numel()} classes)"
+        return f"prior={kind}, reduction={self.reduction!r}"
+
+
+def uniform_prior(num_classes: int) -> torch.Tensor:
+    """The uniform distribution over ``num_classes`` classes (float64)."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes={num_classes} must be >= 1")
+    return torch.full((num_classes,), 1.0 / num_classes, dtype=torch.float64)
+
+
+__all__ = [
+    "LossParts",
+    "LabelSmoothingCrossEntropy",
+    "check_prior",
+    "check_theta",
+    "combine",
+    "label_smoothing_cross_entropy",
+    "label_smoothing_cross_entropy_parts",
+    "uniform_prior",
+]

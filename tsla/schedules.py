@@ -1,0 +1,188 @@
+"""Smoothing schedules: pure functions ``epoch -> theta``.
+
+Epochs count from 0. ``two_stage(0.4, 30)`` gives 0.4 for epochs 0..29 and 0.0 from epoch 30 on, so TSLA(30) trains
+with label smoothing for exactly 30 epochs. Each schedule is a frozen dataclass: calling it has no side effects and
+its value depends on the epoch alone, so a resumed run sees the same theta as an uninterrupted one.
+
+On the command line, methods are named compactly (see :func:`parse_method`):
+
+    baseline     theta = 0 throughout (one-hot labels)
+    lsr          theta constant throughout
+    tsla@S       theta for epochs 0..S-1, then 0 (TSLA(S))
+    linear@E     theta decays linearly to 0 at epoch E
+    cosine@E     theta decays along a half cosine to 0 at epoch E
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from .errors import ConfigError
+from .loss import check_theta
+
+Schedule = Callable[[int], float]
+
+
+def _check_epoch(epoch: int) -> int:
+    if epoch < 0:
+        raise ValueError(f"epoch={epoch} is negative: epochs count from 0")
+    return epoch
+
+
+@dataclass(frozen=True)
+class Constant:
+    """theta for every epoch (theta = 0 is the one-hot baseline)."""
+
+    theta: float
+
+    def __post_init__(self) -> None:
+        check_theta(self.theta)
+
+    def __call__(self, epoch: int) -> float:
+        _check_epoch(epoch)
+        return float(self.theta)
+
+
+@dataclass(frozen=True)
+class TwoStage:
+    """TSLA: theta for epochs 0..drop_epoch-1, then 0."""
+
+    theta: float
+    drop_epoch: int
+
+    def __post_init__(self) -> None:
+        check_theta(self.theta)
+        if self.drop_epoch < 0:
+            raise ValueError(f"drop_epoch={self.drop_epoch} is negative: give the first epoch without smoothing")
+
+    def __call__(self, epoch: int) -> float:
+        return float(self.theta) if _check_epoch(epoch) < self.drop_epoch else 0.0
+
+
+@dataclass(frozen=True)
+class Linear:
+    """theta * (1 - epoch / end_epoch) before end_epoch, 0 from end_epoch on."""
+
+    theta: float
+    end_epoch: int
+
+    def __post_init__(self) -> None:
+        check_theta(self.theta)
+        if self.end_epoch < 1:
+            raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
+
+    def __call__(self, epoch: int) -> float:
+        epoch = _check_epoch(epoch)
+        return 0.0 if epoch >= self.end_epoch else float(self.theta) * (1.0 - epoch / self.end_epoch)
+
+
+@dataclass(frozen=True)
+class Cosine:
+    """theta * (1 + cos(pi * epoch / end_epoch)) / 2 before end_epoch, 0 from end_epoch on."""
+
+    theta: float
+    end_epoch: int
+
+    def __post_init__(self) -> None:
+        check_theta(self.theta)
+        if self.end_epoch < 1:
+            raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
+
+    def __call__(self, epoch: int) -> float:
+        epoch = _check_epoch(epoch)
+        if epoch >= self.end_epoch:
+            return 0.0
+        return float(self.theta) * 0.5 * (1.0 + math.cos(math.pi * epoch / self.end_epoch))
+
+
+AnySchedule = Union[Constant, TwoStage, Linear, Cosine]
+
+
+def none() -> Constant:
+    """The one-hot baseline: theta = 0 at every epoch."""
+    return Constant(0.0)
+
+
+def constant(theta: float) -> Constant:
+    """LSR: the same theta at every epoch."""
+    return Constant(theta)
+
+
+def two_stage(theta: float, drop_epoch: int) -> TwoStage:
+    """TSLA(drop_epoch): theta for epochs 0..drop_epoch-1 (exactly drop_epoch epochs of LSR), then 0."""
+    return TwoStage(theta, drop_epoch)
+
+
+def linear(theta: float, end_epoch: int) -> Linear:
+    """theta decaying linearly from epoch 0 to 0 at end_epoch."""
+    return Linear(theta, end_epoch)
+
+
+def cosine(theta: float, end_epoch: int) -> Cosine:
+    """theta decaying along a half cosine from epoch 0 to 0 at end_epoch."""
+    return Cosine(theta, end_epoch)
+
+
+METHOD_HELP = "baseline | lsr | tsla@S | linear@E | cosine@E (S, E: epochs counted from 0)"
+
+
+def parse_method(method: str, theta: float, epochs: int | None = None) -> AnySchedule:
+    """Build the schedule a ``--method`` string names, with smoothing strength ``theta``.
+
+    ``epochs`` (the run length), when given, bounds S and E: 0 <= S <= epochs and 1 <= E <= epochs.
+    Raises ``ConfigError`` naming the method and the accepted forms.
+    """
+    name, _, arg = method.strip().partition("@")
+    try:
+        check_theta(theta)
+    except ValueError as exc:
+        raise ConfigError(f"--theta: {exc}") from None
+    if name in ("baseline", "lsr"):
+        if arg:
+            raise ConfigError(f"--method {method!r}: {name} takes no @epoch; choose one of {METHOD_HELP}")
+        return none() if name == "baseline" else constant(theta)
+    if name not in ("tsla", "linear", "cosine"):
+        raise ConfigError(f"--method {method!r} is unknown: choose one of {METHOD_HELP}")
+    try:
+        at = int(arg)
+    except ValueError:
+        raise ConfigError(f"--method {method!r}: {name} needs an integer epoch, e.g. {name}@30") from None
+    lowest = 0 if name == "tsla" else 1
+    if at < lowest or (epochs is not None and at > epochs):
+        upper = f"the epoch count ({epochs})" if epochs is not None else "the epoch count"
+        raise ConfigError(f"--method {method!r}: the epoch must lie between {lowest} and {upper}")
+    factory = {"tsla": two_stage, "linear": linear, "cosine": cosine}[name]
+    return factory(theta, at)
+
+
+def switch_epoch(schedule: AnySchedule) -> int | None:
+    """The epoch where a two-stage schedule drops smoothing (for plots), else None."""
+    return schedule.drop_epoch if isinstance(schedule, TwoStage) else None
+
+
+def format_table(schedule: Schedule, epochs: int, lr_at: Callable[[int], float] | None = None) -> str:
+    """A short text table of theta (and the learning rate) per epoch, runs of equal values collapsed."""
+    rows: list[tuple[int, int, float, float | None]] = []
+    for epoch in range(epochs):
+        value = (schedule(epoch), lr_at(epoch) if lr_at else None)
+        if rows and (rows[-1][2], rows[-1][3]) == value:
+            rows[-1] = (rows[-1][0], epoch, *value)
+        else:
+            rows.append((epoch, epoch, *value))
+    header = "epochs      theta" + ("   lr" if lr_at else "")
+    lines = [header]
+    if len(rows) > 16:  # a smooth decay changes every epoch: show its ends
+        rows = rows[:8] + [None] + rows[-7:]
+    for row in rows:
+        if row is None:
+            lines.append("...")
+            continue
+        first, last, theta, lr = row
+        span = f"{first}" if first == last else f"{first}-{last}"
+        line = f"{span:<10}  {theta:.4f}"
+        if lr is not None:
+            line += f"  {lr:.4g}"
+        lines.append(line)
+    return "\n".join(lines)
