@@ -34,3 +34,19 @@ def test_resnet50_head_and_channels():
     assert m(torch.randn(1, 3, 64, 64)).shape == (1, 120)
     grey = build_model("resnet50", num_classes=5, in_channels=1)
     assert grey.conv1.in_channels == 1
+
+
+def test_pretrained_weights_unavailable_is_a_clear_error(monkeypatch):
+    import urllib.error
+
+    import pytest
+    from torchvision.models import ResNet50_Weights
+
+    from tsla.errors import ConfigError
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(type(ResNet50_Weights.IMAGENET1K_V2), "get_state_dict", offline)
+    with pytest.raises(ConfigError, match="--pretrained: torchvision's ImageNet ResNet-50 weights could not be loaded"):
+        build_model("resnet50", num_classes=10, in_channels=3, pretrained=True)

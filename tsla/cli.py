@@ -57,7 +57,9 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) 
         kind = types[f.name]
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"{f.metadata['help']} (default: {default})"
+        help_text = f.metadata["help"]
+        if "default" not in help_text:
+            help_text += f" (default: {default})"
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         optional = typing.get_origin(kind) is typing.Union
         base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind

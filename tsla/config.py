@@ -61,7 +61,7 @@ class TrainConfig:
     milestones: list = _f([], "epochs at which the step schedule multiplies the lr by --lr-gamma, e.g. 100,150")
     lr_gamma: float = _f(0.1, "factor applied to the lr at each milestone")
     # execution
-    seed: int = _f(0, "random seed (model initialisation, data order, augmentation, subsets)")
+    seed: int = _f(0, "random seed (model initialisation, data order, augmentation)")
     device: str = _f("auto", "device: auto (CUDA when present), cpu, cuda, cuda:N")
     amp: Optional[str] = _f(None, "mixed precision: bf16 or fp16 (default: off, float32)")
     channels_last: bool = _f(False, "use the channels-last memory format (faster convolutions on many CPUs and GPUs)")

@@ -1,0 +1,62 @@
+"""Checkpoint files: atomic replacement, clear errors, and the progress display a user sees."""
+
+import io
+
+import pytest
+import torch
+
+import tsla.checkpoint as ckpt
+from tsla.errors import RunDirError
+from tsla.progress import EpochProgress
+
+
+def test_failed_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    ckpt.save_checkpoint(path, {"next_epoch": 3, "w": torch.ones(4)})
+
+    def disk_full(obj, f):
+        f.write(b"partial bytes")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError):
+        ckpt.save_checkpoint(path, {"next_epoch": 4, "w": torch.zeros(4)})
+    monkeypatch.undo()
+    state = ckpt.load_checkpoint(path)
+    assert state["next_epoch"] == 3 and torch.equal(state["w"], torch.ones(4))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    ckpt.save_checkpoint(path, {"w": torch.ones(1000)})
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(RunDirError, match="checkpoint.pt is truncated or corrupt"):
+        ckpt.load_checkpoint(path)
+
+
+def test_metrics_truncation_keeps_epochs_before_resume_point(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    for epoch in range(4):
+        ckpt.append_jsonl(path, {"epoch": epoch})
+    with open(path, "a") as f:
+        f.write('{"epoch": 4, "cut')  # a line cut by a crash
+    assert [r["epoch"] for r in ckpt.truncate_metrics(path, 2)] == [0, 1]
+    assert path.read_text() == '{"epoch": 0}\n{"epoch": 1}\n'
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal():
+    term = _Terminal()
+    bar = EpochProgress(True, term)
+    update = bar.start(0, 3, 100)
+    update(50)
+    update(50)
+    bar.close()
+    assert "epoch 1/3" in term.getvalue() and "/100 " in term.getvalue()  # tqdm redraws at most every 0.1 s
+    pipe = io.StringIO()
+    assert EpochProgress(True, pipe).start(0, 3, 100) is None and pipe.getvalue() == ""

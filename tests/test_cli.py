@@ -1,0 +1,114 @@
+"""The command line as a user meets it: precedence, dry runs, and one-line errors for bad input."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tsla.cli import main
+from tsla.config import TrainConfig
+from tsla.errors import ConfigError
+
+
+def _dry(capsys, *argv):
+    assert main(["train", "--out", "unused", "--dry-run", *argv]) == 0
+    text = capsys.readouterr().out
+    config_part, table = text.split("\n\n", 1)
+    return yaml.safe_load(config_part), table
+
+
+def test_precedence_defaults_preset_yaml_flags(capsys, tmp_path):
+    defaults, _ = _dry(capsys)
+    assert defaults["epochs"] == TrainConfig().epochs
+    preset, _ = _dry(capsys, "--preset", "cifar100-resnet18")
+    assert preset["epochs"] == 200 and preset["milestones"] == [100, 150] and preset["model"] == "resnet18"
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("epochs: 50\nlr: 0.05\nmilestones: [25]\nmethod: tsla@40\n")
+    layered, _ = _dry(capsys, "--preset", "cifar100-resnet18", "--config", str(cfg_file))
+    assert layered["epochs"] == 50 and layered["lr"] == 0.05 and layered["batch_size"] == 128
+    flags, table = _dry(capsys, "--preset", "cifar100-resnet18", "--config", str(cfg_file), "--epochs", "40",
+                        "--method", "tsla@30", "--theta", "0.4")
+    assert flags["epochs"] == 40 and flags["lr"] == 0.05 and flags["theta"] == 0.4
+    # the theta schedule: 0.4 for epochs 0..29, 0 from 30; the lr drops at 25
+    assert table.splitlines()[1:] == [
+        "0-24        0.4000  0.05", "25-29       0.4000  0.005", "30-39       0.0000  0.005"]
+
+
+def test_dry_run_touches_no_data(capsys, tmp_path):
+    cfg, _ = _dry(capsys, "--dataset", "cifar100", "--data-root", str(tmp_path / "absent"))
+    assert cfg["dataset"] == "cifar100"
+    assert not (tmp_path / "absent").exists() and not (tmp_path / "unused").exists()
+
+
+def test_every_preset_dry_runs(capsys):
+    for name in ("fashion-mnist", "cifar100-resnet18", "dogs-resnet50", "cub-resnet50"):
+        cfg, _ = _dry(capsys, "--preset", name)
+        assert cfg["epochs"] >= 1
+
+
+BAD = [
+    (["--theta", "1.5"], "--theta 1.5 is outside [0, 1]"),
+    (["--theta", "abc"], "argument --theta: invalid float value"),
+    (["--method", "tsla@99"], "--method 'tsla@99'"),
+    (["--method", "tsla@-1"], "--method 'tsla@-1'"),
+    (["--method", "magic"], "--method 'magic' is unknown"),
+    (["--preset", "imagenet"], "--preset 'imagenet' is unknown"),
+    (["--model", "vgg"], "--model 'vgg' is unknown"),
+    (["--dataset", "mnist"], "--dataset 'mnist' is unknown"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--batch-size", "x"], "argument --batch-size: invalid int value"),
+    (["--milestones", "5,500"], "--milestones: 500"),
+    (["--amp", "fp8"], "--amp 'fp8' is unknown"),
+    (["--pretrained"], "--pretrained is available for resnet50 only"),
+    (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD)
+def test_bad_input_gives_one_line_and_exit_2(capsys, argv, message):
+    assert main(["train", "--out", "unused", "--dry-run", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tsla: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_yaml_errors_name_the_file(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1,\n")
+    assert main(["train", "--out", "x", "--dry-run", "--config", str(bad)]) == 2
+    assert "bad.yaml is not valid YAML" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("epochz: 3\n")
+    assert main(["train", "--out", "x", "--dry-run", "--config", str(unknown)]) == 2
+    assert "unknown key 'epochz'" in capsys.readouterr().err
+    typed = tmp_path / "typed.yaml"
+    typed.write_text("epochs: ten\n")
+    assert main(["train", "--out", "x", "--dry-run", "--config", str(typed)]) == 2
+    assert "epochs = 'ten' has the wrong type" in capsys.readouterr().err
+
+
+def test_missing_data_is_one_line_and_nothing_written(capsys, tmp_path):
+    out = tmp_path / "run"
+    code = main(["train", "--out", str(out), "--data-root", str(tmp_path / "empty"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Fashion-MNIST not found" in err and err.count("\n") == 1
+    assert not (out / "metrics.jsonl").exists()
+
+
+def test_resume_without_checkpoint(capsys, tmp_path):
+    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_config_error_names_flag():
+    with pytest.raises(ConfigError, match="--train-subset must be >= 1"):
+        TrainConfig(train_subset=0)
+
+
+def test_python_dash_m_and_console_script_agree():
+    a = subprocess.run([sys.executable, "-m", "tsla", "presets"], capture_output=True, text=True, timeout=120)
+    assert a.returncode == 0 and "cifar100-resnet18" in a.stdout and "fashion-mnist" in a.stdout
+    b = subprocess.run([sys.executable, "-m", "tsla", "train", "--out", "x", "--dry-run", "--theta", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert b.returncode == 2 and b.stderr.strip().startswith("tsla: error: --theta 2.0 is outside")
