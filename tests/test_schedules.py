@@ -63,3 +63,13 @@ def test_parse_method_rejects(method):
 def test_table_shows_switch():
     table = schedules.format_table(schedules.two_stage(0.1, 2), 4)
     assert table.splitlines()[1:] == ["0-1         0.1000", "2-3         0.0000"]
+
+
+def test_lr_schedules_against_formulas():
+    from tsla.lr_schedule import make_lr_schedule
+
+    step = make_lr_schedule("step", 0.1, 200, (100, 150), 0.1)
+    assert [step(e) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    cos = make_lr_schedule("cosine", 0.2, 10, (), 0.1)
+    assert cos(0) == pytest.approx(0.2) and cos(5) == pytest.approx(0.1)
+    assert cos(9) == pytest.approx(0.2 * 0.5 * (1 + math.cos(math.pi * 0.9)))

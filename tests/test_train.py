@@ -100,3 +100,28 @@ def test_resume_with_a_different_config_is_refused(fashion_root, tmp_path):
 def test_nonfinite_loss_stops_with_epoch_and_step(fashion_root, tmp_path):
     with pytest.raises(TrainingError, match="epoch 0 by step"):
         train(_cfg(fashion_root, epochs=1, milestones=[], lr=1e12), tmp_path / "run", progress_bar=False)
+
+
+def test_cub_tree_trains_end_to_end(tmp_path):
+    """The image-folder path (DataLoader + torchvision transforms) through the whole trainer, on a fake CUB tree."""
+    from .test_folder_datasets import make_cub
+
+    root = make_cub(tmp_path / "CUB_200_2011")
+    cfg = TrainConfig(dataset="cub", data_root=str(tmp_path), model="resnet8", image_size=32, epochs=1,
+                      method="lsr", batch_size=2, workers=0, device="cpu")
+    summary = train(cfg, tmp_path / "run", progress_bar=False)
+    assert summary["final"]["train_images"] == 4  # the 4 training images of the official split
+    assert summary["final"]["test_images"] == 2
+    assert root.exists()
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_on_cpu_trains_and_logs_float32_losses(tiny_fashion, tmp_path, amp):
+    cfg = TrainConfig(dataset="fashion-mnist", data_root=str(tiny_fashion), model="resnet8", epochs=1, method="lsr",
+                      batch_size=20, device="cpu", amp=amp, channels_last=True)
+    summary = train(cfg, tmp_path / "run", progress_bar=False)
+    final = summary["final"]
+    assert final["train_images"] == 40 and final["test_images"] == 20
+    # the losses are reduced in float32: finite, and near ln(10) = 2.30 for a barely trained 10-class model
+    for key in ("train_loss", "train_onehot_loss", "test_loss"):
+        assert 0.5 < final[key] < 20

@@ -219,9 +219,12 @@ def summarize(runs: Sequence[RunRecord]) -> dict[str, Any]:
 
 
 def _cell(stats: dict[str, Any], scale: float, digits: int) -> str:
-    """``"mean ± std"`` scaled and rounded, or an em dash when there is no value."""
+    """``"mean ± std"`` scaled and rounded; the mean alone for a single value (no spread to show); an em dash when
+    there is no value."""
     if stats.get("mean") is None:
         return "—"
+    if stats.get("n") == 1:
+        return f"{stats['mean'] * scale:.{digits}f}"
     return f"{stats['mean'] * scale:.{digits}f} ± {stats['std'] * scale:.{digits}f}"
 
 
@@ -249,7 +252,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
                      f"| {_cell(final['test_loss'], 1, 4)} | {epochs} |")
     lines.append("")
     target = summary.get("baseline_final_test_top1")
-    lines.append("std is the sample standard deviation over seeds (ddof=1; 0.00 when n=1); n = seeds, per row.")
+    lines.append("mean ± std: the sample standard deviation over seeds (ddof=1); a single seed shows its value alone.")
     if target is not None:
         lines[-1] += (f" Epochs to baseline acc: epochs trained until test top-1 first reaches the baseline's mean "
                       f"final top-1 ({target * 100:.2f}%), averaged over the seeds that reach it.")
