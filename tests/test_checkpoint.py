@@ -35,16 +35,6 @@ def test_corrupt_checkpoint_names_the_file(tmp_path):
         ckpt.load_checkpoint(path)
 
 
-def test_metrics_truncation_keeps_epochs_before_resume_point(tmp_path):
-    path = tmp_path / "metrics.jsonl"
-    for epoch in range(4):
-        ckpt.append_jsonl(path, {"epoch": epoch})
-    with open(path, "a") as f:
-        f.write('{"epoch": 4, "cut')  # a line cut by a crash
-    assert [r["epoch"] for r in ckpt.truncate_metrics(path, 2)] == [0, 1]
-    assert path.read_text() == '{"epoch": 0}\n{"epoch": 1}\n'
-
-
 class _Terminal(io.StringIO):
     def isatty(self):
         return True

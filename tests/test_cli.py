@@ -61,6 +61,8 @@ BAD = [
     (["--milestones", "5,500"], "--milestones: 500"),
     (["--amp", "fp8"], "--amp 'fp8' is unknown"),
     (["--pretrained"], "--pretrained is available for resnet50 only"),
+    (["--lr-schedule", "cosine", "--milestones", "3"], "--milestones applies to --lr-schedule step only"),
+    (["--device", "tpu"], "--device 'tpu' is not supported"),
     (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
 ]
 
@@ -85,7 +87,12 @@ def test_yaml_errors_name_the_file(capsys, tmp_path):
     typed = tmp_path / "typed.yaml"
     typed.write_text("epochs: ten\n")
     assert main(["train", "--out", "x", "--dry-run", "--config", str(typed)]) == 2
-    assert "epochs = 'ten' has the wrong type" in capsys.readouterr().err
+    assert "--epochs (epochs: 'ten') has the wrong type" in capsys.readouterr().err
+    exponent = tmp_path / "exponent.yaml"
+    exponent.write_text("lr: 1e-3\nweight_decay: 5e-4\n")  # YAML 1.1 reads these as strings
+    assert main(["train", "--out", "x", "--dry-run", "--config", str(exponent)]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out.split("\n\n")[0])
+    assert printed["lr"] == 0.001 and printed["weight_decay"] == 0.0005
 
 
 def test_missing_data_is_one_line_and_nothing_written(capsys, tmp_path):
@@ -93,7 +100,17 @@ def test_missing_data_is_one_line_and_nothing_written(capsys, tmp_path):
     code = main(["train", "--out", str(out), "--data-root", str(tmp_path / "empty"), "--epochs", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "Fashion-MNIST not found" in err and err.count("\n") == 1
-    assert not (out / "metrics.jsonl").exists()
+    assert not out.exists()
+
+
+def test_a_users_config_file_in_out_is_not_overwritten(capsys, tiny_fashion, tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    mine = out / "config.yaml"
+    mine.write_text("epochs: 1\nmethod: lsr\nmodel: resnet8\n")
+    code = main(["train", "--config", str(mine), "--data-root", str(tiny_fashion), "--out", str(out)])
+    assert code == 2 and "already holds a run or a config.yaml" in capsys.readouterr().err
+    assert mine.read_text() == "epochs: 1\nmethod: lsr\nmodel: resnet8\n"
 
 
 def test_resume_without_checkpoint(capsys, tmp_path):

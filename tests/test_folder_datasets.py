@@ -14,18 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
-scipy_io = pytest.importorskip("scipy.io")
+import scipy.io as scipy_io
 
-from tsla.data.folders import (  # noqa: E402
-    CUB_HOWTO,
-    DOGS_HOWTO,
+from tsla.data.folders import (
     ImageListDataset,
     eval_transform,
     load_cub,
     load_dogs,
     train_transform,
 )
-from tsla.errors import DataError  # noqa: E402
+from tsla.errors import DataError
 
 # --- Stanford Dogs --------------------------------------------------------------------------------------------
 
@@ -260,7 +258,11 @@ def test_transforms_output_shape() -> None:
     assert eval_transform(224).transforms[0].size in (256, [256], (256,))
 
 
-def test_howto_strings_name_official_sources() -> None:
-    assert "http://vision.stanford.edu/aditya86/ImageNetDogs/" in DOGS_HOWTO
-    assert "images.tar" in DOGS_HOWTO and "lists.tar" in DOGS_HOWTO
-    assert "https://data.caltech.edu/records/65de6-vhk20" in CUB_HOWTO and "CUB_200_2011.tgz" in CUB_HOWTO
+def test_missing_data_messages_say_where_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as dogs:
+        load_dogs(tmp_path / "nothing")
+    assert "http://vision.stanford.edu/aditya86/ImageNetDogs/" in str(dogs.value)
+    assert "images.tar" in str(dogs.value) and "lists.tar" in str(dogs.value)
+    with pytest.raises(DataError) as cub:
+        load_cub(tmp_path / "nothing")
+    assert "https://data.caltech.edu/records/65de6-vhk20" in str(cub.value) and "CUB_200_2011.tgz" in str(cub.value)

@@ -77,11 +77,20 @@ def test_bf16_logits_reduce_in_float32():
     assert got.dtype == torch.float32
     ref = F.cross_entropy(low.float(), target, label_smoothing=0.1)
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-6)
+    prior = torch.linspace(1, 2, 10)
+    prior = prior / prior.sum()
+    lin = torch.nn.Linear(10, 10)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        lin = torch.nn.Linear(10, 10)
         out = lin(logits)
         assert out.dtype == torch.bfloat16
-        assert label_smoothing_cross_entropy(out, target, 0.1).dtype == torch.float32
+        inside = label_smoothing_cross_entropy(out, target, 0.3, prior=prior)
+        module = LabelSmoothingCrossEntropy(prior)(out, target, 0.3)
+    # the same bf16 logits, smoothed label built by hand, cross-entropy in float32 outside autocast
+    label = 0.7 * F.one_hot(target, 10).float() + 0.3 * prior
+    reference = -(label * torch.log_softmax(out.float(), dim=1)).sum(dim=1).mean()
+    for value in (inside, module):
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, reference, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,8 @@ def test_resume_after_one_epoch_equals_uninterrupted(fashion_root, tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", progress_bar=False)
     assert not (tmp_path / "cut" / "summary.json").exists()
+    # as if the crash also hit between the checkpoint and the metrics line of epoch 0: the checkpoint restores it
+    (tmp_path / "cut" / "metrics.jsonl").write_text("")
     monkeypatch.setattr(tsla.trainer, "train_one_epoch", real)
     resumed = train(cfg, tmp_path / "cut", resume=True, progress_bar=False)
     for key in ("train_loss", "train_onehot_loss", "train_top1", "test_loss", "test_top1", "test_top5"):
@@ -125,3 +127,31 @@ def test_amp_on_cpu_trains_and_logs_float32_losses(tiny_fashion, tmp_path, amp):
     # the losses are reduced in float32: finite, and near ln(10) = 2.30 for a barely trained 10-class model
     for key in ("train_loss", "train_onehot_loss", "test_loss"):
         assert 0.5 < final[key] < 20
+
+
+def test_worker_process_data_error_is_one_line(tmp_path, capsys):
+    """A corrupt image met by a DataLoader worker process reaches the user as one line naming the file."""
+    from tsla.cli import main
+
+    from .test_folder_datasets import CUB_IMAGES, make_cub
+
+    root = make_cub(tmp_path / "CUB_200_2011")
+    broken = root / "images" / CUB_IMAGES[0][1]
+    broken.write_bytes(b"not a jpeg")
+    code = main(["train", "--dataset", "cub", "--data-root", str(tmp_path), "--model", "resnet8", "--image-size", "32",
+                 "--epochs", "1", "--batch-size", "2", "--workers", "1", "--device", "cpu", "--out",
+                 str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("tsla: error: cannot read image") and str(broken) in err
+
+
+def test_compare_refuses_to_reuse_a_finished_run_with_other_settings(tiny_fashion, tmp_path, capsys):
+    from tsla.cli import main
+
+    argv = ["compare", "--data-root", str(tiny_fashion), "--methods", "lsr", "--seeds", "0", "--epochs", "1",
+            "--batch-size", "20", "--device", "cpu", "--out", str(tmp_path / "cmp"), "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "2"]) == 2
+    assert "is a finished run with epochs=1, not 2" in capsys.readouterr().err

@@ -60,21 +60,6 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut by a crash: everything before it is good
-    return records
-
-
-def truncate_metrics(path: Path, first_epoch: int) -> list[dict[str, Any]]:
-    """Keep only the metric lines of epochs before ``first_epoch`` (those a checkpoint covers); return them."""
-    kept = [r for r in read_jsonl(path) if r.get("epoch", -1) < first_epoch]
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
-    return kept
+def write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace the metrics file with ``records``, one JSON line each (atomically)."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))

@@ -181,12 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(exc: TslaError) -> str:
+    """The error's message on one line. An error raised in a DataLoader worker comes back wrapped in the worker's
+    traceback (torch re-raises it as the same class with the traceback text as message): keep its last line."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(exc).__name__
+    last = lines[-1]
+    qualified = f"{type(exc).__module__}.{type(exc).__name__}: "
+    return last[len(qualified):] if last.startswith(qualified) else " ".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except TslaError as exc:
-        print(f"tsla: error: {exc}", file=sys.stderr)
+        print(f"tsla: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("tsla: interrupted; the last finished epoch's checkpoint is kept (rerun with --resume)", file=sys.stderr)

@@ -6,12 +6,26 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
+from .checkpoint import CHECKPOINT
 from .config import TrainConfig, build_config
-from .trainer import has_run, is_finished, resolve_device, train
+from .errors import RunDirError
+from .trainer import RESUME_FREE_FIELDS, is_finished, load_run_config, resolve_device, train
 
 
 def run_dir_name(method: str, seed: int) -> str:
     return f"{method}-seed{seed}"
+
+
+def _check_same_config(run: Path, cfg: TrainConfig) -> None:
+    """A finished run is reused only if it was trained with this comparison's settings."""
+    saved = load_run_config(run).to_dict()
+    differ = [k for k, v in cfg.to_dict().items() if k not in RESUME_FREE_FIELDS and saved.get(k) != v]
+    if differ:
+        k = differ[0]
+        raise RunDirError(
+            f"{run} is a finished run with {k}={saved[k]!r}, not {getattr(cfg, k)!r} as asked now: "
+            f"use another --out for different settings"
+        )
 
 
 def plan(layers: list, methods: Sequence[str], seeds: Sequence[int]) -> list[TrainConfig]:
@@ -42,12 +56,13 @@ def run_compare(
     for i, cfg in enumerate(configs, 1):
         run = out / run_dir_name(cfg.method, cfg.seed)
         if is_finished(run):
+            _check_same_config(run, cfg)
             print(f"[{i}/{len(configs)}] {run}: finished, skipped", file=log)
             continue
         print(f"[{i}/{len(configs)}] {run}", file=log, flush=True)
         if data is None:  # every run shares the data settings: load it once
             data = build_data(cfg, resolve_device(cfg.device))
-        train(cfg, run, resume=has_run(run), data=data, log=log, progress_bar=progress_bar)
+        train(cfg, run, resume=(run / CHECKPOINT).is_file(), data=data, log=log, progress_bar=progress_bar)
     summary = write_report([out])
     print(format_markdown(summary), file=log)
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'} and {out / 'curves.png'}", file=log)

@@ -8,6 +8,7 @@ command-line flag (``batch_size`` -> ``--batch-size``) and a YAML key; the resol
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +95,16 @@ class TrainConfig:
             raise ConfigError("--nesterov needs --momentum > 0")
         if self.lr_schedule not in ("step", "cosine"):
             raise ConfigError(f"--lr-schedule {self.lr_schedule!r} is unknown: choose step or cosine")
+        if self.lr_schedule == "cosine" and self.milestones:
+            raise ConfigError("--milestones applies to --lr-schedule step only: pass --milestones '' with cosine")
         self.milestones = sorted(int(m) for m in self.milestones)
         for m in self.milestones:
             if not (0 < m < self.epochs):
                 raise ConfigError(f"--milestones: {m} is not between 1 and epochs-1 ({self.epochs - 1})")
         if not (0 < self.lr_gamma <= 1):
             raise ConfigError(f"--lr-gamma must be in (0, 1] (got {self.lr_gamma})")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"--device {self.device!r} is not supported: use auto, cpu, cuda or cuda:N")
         if self.amp is not None and self.amp not in AMP_CHOICES:
             raise ConfigError(f"--amp {self.amp!r} is unknown: choose bf16 or fp16, or leave it out for float32")
 
@@ -117,12 +122,19 @@ def field_types() -> dict[str, Any]:
 
 
 def _check_types(cfg: TrainConfig) -> None:
+    """Check (and normalise) every field's type; errors name the flag. YAML 1.1 reads ``1e-3`` as a string, so
+    numeric strings are accepted for float fields."""
     for name, kind in field_types().items():
         value = getattr(cfg, name)
         optional = typing.get_origin(kind) is typing.Union and type(None) in typing.get_args(kind)
         base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
         if value is None and optional:
             continue
+        if base is float and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         ok = {
             bool: isinstance(value, bool),
             int: isinstance(value, int) and not isinstance(value, bool),
@@ -132,7 +144,7 @@ def _check_types(cfg: TrainConfig) -> None:
         }[base]
         if not ok:
             expected = {list: "a list of integers"}.get(base, base.__name__)
-            raise ConfigError(f"{name} = {value!r} has the wrong type: expected {expected}")
+            raise ConfigError(f"--{_flag(name)} ({name}: {value!r}) has the wrong type: expected {expected}")
         if base is float:
             setattr(cfg, name, float(value))
         if base is list:
@@ -181,8 +193,9 @@ def build_config(*layers: tuple[str, dict[str, Any]]) -> TrainConfig:
     return TrainConfig(**merged)
 
 
-def save_config(cfg: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+def config_text(cfg: TrainConfig) -> str:
+    """The YAML text of a resolved config, as saved in RUN/config.yaml."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def load_saved_config(path: Path) -> TrainConfig:

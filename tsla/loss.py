@@ -49,8 +49,10 @@ def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
             f"prior has shape {tuple(prior.shape)} but the model has {num_classes} classes: "
             f"give one probability per class"
         )
-    if not torch.isfinite(prior).all() or (prior < 0).any():
-        raise ValueError("prior has a negative or non-finite entry: every class probability must be >= 0")
+    bad = torch.nonzero(~torch.isfinite(prior) | (prior < 0)).flatten()
+    if bad.numel():
+        i = int(bad[0])
+        raise ValueError(f"prior[{i}] = {float(prior[i]):g} is negative or not finite: every class probability must be >= 0")
     total = float(prior.double().sum())
     if abs(total - 1.0) > 1e-6:
         raise ValueError(f"prior sums to {total:.8g}, not 1 (tolerance 1e-6): normalise it first")
@@ -73,8 +75,8 @@ def _check_target(target: torch.Tensor, num_classes: int, batch: int) -> None:
             raise ValueError(
                 f"probability target has shape {tuple(target.shape)}, expected {(batch, num_classes)} like the logits"
             )
-        if (target < 0).any():
-            raise ValueError("probability target has a negative entry: each row must be a distribution")
+        if not torch.isfinite(target).all() or (target < 0).any():
+            raise ValueError("probability target has a negative or non-finite entry: each row must be a distribution")
         tol = max(1e-6, num_classes * torch.finfo(target.dtype).eps)
         sums = target.sum(dim=1)
         worst = float((sums - 1).abs().max()) if batch else 0.0
@@ -102,7 +104,7 @@ def label_smoothing_cross_entropy_parts(
 
     ``logits`` is (N, K); ``target`` is class indices (N,) or probabilities (N, K); ``prior`` is None for the
     uniform distribution or a length-K tensor. The log-softmax and the reduction run in float32 (or float64 if the
-    logits are float64), so bf16/fp16 logits under autocast lose no precision in the loss.
+    logits are float64), also inside an autocast region, so bf16/fp16 logits lose no precision in the loss.
 
     Raises ``ValueError`` for a bad target, prior or reduction.
     """
@@ -110,21 +112,28 @@ def label_smoothing_cross_entropy_parts(
         raise ValueError(f"reduction={reduction!r}: choose one of {', '.join(_REDUCTIONS)}")
     if logits.dim() != 2:
         raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
-    batch, num_classes = logits.shape
-    _check_target(target, num_classes, batch)
-    if logits.dtype != torch.float64:
-        logits = logits.float()
-    log_probs = F.log_softmax(logits, dim=1)
-    if target.dim() == 1:
-        onehot = -log_probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
-    else:
-        onehot = -(target.to(log_probs.dtype) * log_probs).sum(dim=1)
-    if prior is None:
-        prior_term = -log_probs.mean(dim=1)
-    else:
-        prior = check_prior(prior, num_classes).to(device=log_probs.device, dtype=log_probs.dtype)
-        prior_term = -(log_probs @ prior)
-    return LossParts(_reduce(onehot, reduction), _reduce(prior_term, reduction))
+    _check_target(target, logits.shape[1], logits.shape[0])
+    if prior is not None:
+        prior = check_prior(prior, logits.shape[1])
+    return _parts(logits, target, prior, reduction)
+
+
+def _parts(logits: torch.Tensor, target: torch.Tensor, prior: torch.Tensor | None, reduction: str) -> LossParts:
+    """The computation behind :func:`label_smoothing_cross_entropy_parts`, with its inputs already checked."""
+    # autocast would run the matmul-like ops below in bf16/fp16: keep the whole loss in full precision
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        if logits.dtype != torch.float64:
+            logits = logits.float()
+        log_probs = F.log_softmax(logits, dim=1)
+        if target.dim() == 1:
+            onehot = -log_probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
+        else:
+            onehot = -(target.to(log_probs.dtype) * log_probs).sum(dim=1)
+        if prior is None:
+            prior_term = -log_probs.mean(dim=1)
+        else:
+            prior_term = -(log_probs * prior.to(device=log_probs.device, dtype=log_probs.dtype)).sum(dim=1)
+        return LossParts(_reduce(onehot, reduction), _reduce(prior_term, reduction))
 
 
 def combine(parts: LossParts, theta: float) -> torch.Tensor:
@@ -164,11 +173,14 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
     Nothing derived from theta is stored, so a schedule that changes theta between calls can never be served a stale
     value. ``forward(logits, target, theta)`` returns the loss; ``parts(logits, target)`` returns ``LossParts``.
+
+    The prior is checked once, here. ``check_targets=False`` skips the per-call range check of the targets, which
+    costs a device synchronisation on a GPU; the trainer uses it there, its labels having been checked at load time.
     """
 
     prior: torch.Tensor | None
 
-    def __init__(self, prior: torch.Tensor | None = None, reduction: str = "mean") -> None:
+    def __init__(self, prior: torch.Tensor | None = None, reduction: str = "mean", check_targets: bool = True) -> None:
         super().__init__()
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction={reduction!r}: choose one of {', '.join(_REDUCTIONS)}")
@@ -179,9 +191,16 @@ class LabelSmoothingCrossEntropy(nn.Module):
             check_prior(prior, prior.numel())
         self.register_buffer("prior", prior, persistent=False)
         self.reduction = reduction
+        self.check_targets = check_targets
 
     def parts(self, logits: torch.Tensor, target: torch.Tensor) -> LossParts:
-        return label_smoothing_cross_entropy_parts(logits, target, self.prior, self.reduction)
+        if logits.dim() != 2:
+            raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
+        if self.prior is not None and self.prior.numel() != logits.shape[1]:
+            raise ValueError(f"the prior has {self.prior.numel()} classes but the logits have {logits.shape[1]}")
+        if self.check_targets:
+            _check_target(target, logits.shape[1], logits.shape[0])
+        return _parts(logits, target, self.prior, self.reduction)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, theta: float) -> torch.Tensor:
         return combine(self.parts(logits, target), theta)

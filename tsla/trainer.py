@@ -30,11 +30,10 @@ from .checkpoint import (
     append_jsonl,
     atomic_write_text,
     load_checkpoint,
-    read_jsonl,
     save_checkpoint,
-    truncate_metrics,
+    write_metrics,
 )
-from .config import TrainConfig, build_config, read_yaml, save_config
+from .config import TrainConfig, build_config, config_text, read_yaml
 from .data import DataBundle, build_data
 from .engine import StepContext, evaluate, train_one_epoch
 from .env_info import git_commit, versions
@@ -48,7 +47,7 @@ from .schedules import format_table, parse_method, switch_epoch
 
 CHECKPOINT_FORMAT = 1
 # fields that may differ between a checkpoint and a --resume: they change where and how fast, not what is computed
-RESUME_FREE_FIELDS = ("device", "workers", "eval_batch_size", "data_root", "download")
+RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,9 +57,15 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"--device {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
     return device
 
 
@@ -70,8 +75,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def has_run(out: Path) -> bool:
-    return any((out / name).exists() for name in (CHECKPOINT, METRICS, SUMMARY))
+def has_run(out: Path, cfg: TrainConfig | None = None) -> bool:
+    """Whether ``out`` holds something a fresh run would overwrite: a checkpoint, metrics, a summary, or a
+    config.yaml other than the one this run would write (a user's own file, or another run's)."""
+    if any((out / name).exists() for name in (CHECKPOINT, METRICS, SUMMARY)):
+        return True
+    config = out / CONFIG
+    if not config.exists():
+        return False
+    return cfg is None or config.read_text() != config_text(cfg)
 
 
 def is_finished(out: Path) -> bool:
@@ -106,8 +118,8 @@ def train(
     """Train as ``cfg`` says, writing the run directory ``out``; return the summary (also in RUN/summary.json).
 
     ``resume`` continues from RUN/checkpoint.pt (its config must match ``cfg`` except for the fields in
-    ``RESUME_FREE_FIELDS``); without it, a directory that already holds a run is refused, so no result is ever
-    overwritten. ``data`` lets a caller that trains several runs on the same data load it once.
+    ``RESUME_FREE_FIELDS``); without it, a directory that already holds a run (or a config.yaml of another) is
+    refused, so no result is ever overwritten. Nothing is written before the data and the model are ready. ``data`` lets a caller that trains several runs on the same data load it once.
 
     Raises ``RunDirError`` for an unusable run directory, ``DataError`` for missing data, ``ConfigError`` for a
     bad setting, ``TrainingError`` when the loss becomes non-finite.
@@ -122,13 +134,8 @@ def train(
     if resume:
         state = load_checkpoint(out / CHECKPOINT)
         _check_resume_config(state["config"], cfg, out / CHECKPOINT)
-    elif has_run(out):
-        raise RunDirError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / CONFIG)
-    except OSError as exc:
-        raise RunDirError(f"cannot write to {out} ({exc.strerror}): choose a writable --out") from None
+    elif has_run(out, cfg):
+        raise RunDirError(f"{out} already holds a run or a config.yaml: add --resume to continue it, or choose another --out")
 
     seed_everything(cfg.seed)
     if data is None:
@@ -144,14 +151,20 @@ def train(
     ctx = StepContext(
         model=model,
         optimizer=optimizer,
-        loss_fn=LabelSmoothingCrossEntropy(prior).to(device),
+        # labels were range-checked when the data was loaded: skip the per-step check that would sync a GPU
+        loss_fn=LabelSmoothingCrossEntropy(prior, check_targets=device.type == "cpu").to(device),
         device=device,
         amp=cfg.amp,
         channels_last=cfg.channels_last,
         scaler=scaler,
     )
+    try:  # only now, with data and model in hand, does the run directory get written
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / CONFIG, config_text(cfg))
+    except OSError as exc:
+        raise RunDirError(f"cannot write to {out} ({exc.strerror}): choose a writable --out") from None
 
-    start_epoch, best, wall_before = 0, _Best(), 0.0
+    start_epoch, best, wall_before, history = 0, _Best(), 0.0, []
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -160,7 +173,8 @@ def train(
         start_epoch = int(state["next_epoch"])
         best = _Best(**state["best"])
         wall_before = float(state["wall_seconds"])
-        truncate_metrics(out / METRICS, start_epoch)
+        history = list(state["history"])
+        write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
         print(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}", file=log)
 
     print(f"tsla: {cfg.method} (theta={cfg.theta}) on {cfg.dataset}, {cfg.model}, seed {cfg.seed}, device {device}", file=log)
@@ -183,7 +197,7 @@ def train(
         record["epoch_seconds"] = time.perf_counter() - epoch_start
         if record["test_top1"] > best.test_top1:
             best = _Best(record["test_top1"], epoch)
-        append_jsonl(out / METRICS, record)
+        history.append(record)
         save_checkpoint(
             out / CHECKPOINT,
             {
@@ -195,11 +209,13 @@ def train(
                 "best": {"test_top1": best.test_top1, "epoch": best.epoch},
                 "wall_seconds": wall_before + time.perf_counter() - started,
                 "config": cfg.to_dict(),
+                "history": history,
             },
         )
+        append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
         print(format_epoch(record, cfg.epochs), file=log, flush=True)
 
-    records = read_jsonl(out / METRICS)
+    records = history
     summary = {
         "status": "finished",
         "method": cfg.method,

@@ -14,6 +14,7 @@ from typing import Iterator, Protocol
 import torch
 
 from ..config import TrainConfig
+from ..errors import DataError
 from .fashion_mnist import DEBIAN_ROOT
 from .in_memory import InMemoryLoader, TensorImages, epoch_generator
 from .subset import balanced_subset
@@ -74,10 +75,19 @@ class FolderLoader:
             pin_memory=self.device.type == "cuda",
             drop_last=False,
         )
-        for images, targets in loader:
-            if self.train and images.shape[0] == 1:
-                continue  # BatchNorm cannot train on a single image
+        for b, (images, targets) in enumerate(loader):
+            if b == len(self):
+                break  # the last training batch of a single image: BatchNorm cannot train on it
             yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+
+
+def _check_labels(data: TensorImages, name: str) -> None:
+    """Labels must index the classes (the loss skips this check per step on a GPU)."""
+    k = len(data.classes)
+    bad = (data.targets < 0) | (data.targets >= k)
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0])
+        raise DataError(f"{name}: label {int(data.targets[i])} of image {i} is outside [0, {k}): the data set is corrupt")
 
 
 def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
@@ -94,6 +104,8 @@ def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
         train, test = load_cifar(cfg.dataset, root, cfg.download)
         padding = 4
         mean, std = STATS[cfg.dataset]
+    _check_labels(train, f"{cfg.dataset} training set")
+    _check_labels(test, f"{cfg.dataset} test set")
     if cfg.train_subset is not None:
         train = train.subset(balanced_subset(train.targets, cfg.train_subset, cfg.subset_seed, "--train-subset"))
     if cfg.test_subset is not None:

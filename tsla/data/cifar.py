@@ -26,12 +26,14 @@ def load_cifar(name: str, root: str | Path, download: bool = False) -> tuple[Ten
     for train in (True, False):
         try:
             ds = cls(str(root), train=train, download=download)
-        except RuntimeError:
+        except RuntimeError:  # torchvision: "Dataset not found or corrupted"
             raise DataError(
-                f"{name} not found under {root} (expected {cls.base_folder}/): pass --download, or --data-root "
-                f"pointing at the folder that holds {cls.base_folder}"
+                f"{name} not found or corrupt under {root} (expected {cls.base_folder}/ with its original files): "
+                f"pass --download, or --data-root pointing at the folder that holds {cls.base_folder}"
             ) from None
         except Exception as exc:  # network errors come in many types
+            if not download:
+                raise DataError(f"{name} under {root} is unreadable ({type(exc).__name__}): re-download it") from None
             raise DataError(f"{name} download into {root} failed ({type(exc).__name__}): check the network") from None
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
         splits.append(TensorImages(images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes)))

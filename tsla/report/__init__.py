@@ -1,0 +1,61 @@
+"""Reports over finished runs: collect run directories, summarise over seeds, write a table and learning curves.
+
+A run directory RUN/ holds ``metrics.jsonl`` (one JSON object per epoch, epochs from 0), ``config.yaml`` and, once
+the run has finished, ``summary.json``. A comparison directory holds runs one level down (``DIR/tsla@6-seed0/``).
+:func:`write_report` writes ``summary.json``, ``summary.md`` and ``curves.png`` into an output directory.
+
+Spreads are sample standard deviations over seeds (ddof=1); with a single seed the std is recorded as 0.0 beside
+the seed count ``n``, and the table shows the value alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import RunDirError
+from .collect import RunRecord, _is_run_dir, collect_runs, run_labels
+from .plots import plot_curves
+from .summary import format_markdown, summarize
+
+__all__ = ["RunRecord", "collect_runs", "format_markdown", "plot_curves", "run_labels", "summarize", "write_report"]
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def write_report(dirs: Sequence[Path], out: Path | None = None) -> dict[str, Any]:
+    """Collect the finished runs in ``dirs`` and write ``summary.json``, ``summary.md`` and ``curves.png`` into ``out``.
+
+    ``out`` defaults to the first directory (its ``report/`` subdirectory when that is itself a run). Returns the
+    summary (``summarize``'s dict plus ``run_paths`` and ``notes``). Raises ``RunDirError`` when a directory does not
+    exist or no finished run is found.
+    """
+    dirs = [Path(d) for d in dirs]
+    if not dirs:
+        raise RunDirError("no run directory given: run `tsla compare` first and pass its output directory")
+    notes: list[str] = []
+    runs = collect_runs(dirs, notes)
+    if not runs:
+        raise RunDirError(f"no finished runs in {', '.join(map(str, dirs))}: run `tsla compare` first")
+    summary = summarize(runs)
+    summary["run_paths"] = [str(r.path) for r in runs]
+    summary["notes"] = notes
+    if out is None:  # never overwrite a run's own summary.json
+        out = dirs[0] / "report" if _is_run_dir(dirs[0]) else dirs[0]
+    out = Path(out)
+    if _is_run_dir(out):
+        raise RunDirError(f"--out {out} is a run directory: its summary.json would be overwritten; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2, ensure_ascii=False) + "\n")
+    (out / "summary.md").write_text(format_markdown(summary))
+    plot_curves(runs, out / "curves.png")
+    return summary

@@ -1,0 +1,138 @@
+"""Finding finished runs in comparison directories, and grouping them into labelled methods."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from ..errors import RunDirError
+
+RUN_FILES = ("metrics.jsonl", "config.yaml")
+FINAL_KEYS = ("test_top1", "test_top5", "train_onehot_loss", "test_loss")
+
+
+@dataclass
+class RunRecord:
+    """One finished run: where it is, what it trained, its ``summary.json`` and its per-epoch metrics (by epoch)."""
+
+    path: Path
+    method: str
+    theta: float
+    seed: int
+    switch_epoch: int | None
+    summary: dict[str, Any]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _is_run_dir(path: Path) -> bool:
+    return any((path / name).is_file() for name in RUN_FILES)
+
+
+def _read_metrics(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """Per-epoch rows sorted by epoch; a repeated epoch (after a resume) keeps its last row; bad lines are noted."""
+    rows: dict[int, dict[str, Any]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows[int(row["epoch"])] = row
+        except (ValueError, KeyError, TypeError):
+            notes.append(f"{path}:{number}: unreadable metrics line skipped")
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def _load_run(path: Path, notes: list[str]) -> RunRecord | None:
+    """The run at ``path`` if it finished and is readable, else None with a note saying why it was skipped."""
+    if not (path / "summary.json").is_file():
+        notes.append(f"skipped {path}: no summary.json (unfinished run)")
+        return None
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+        config = yaml.safe_load((path / "config.yaml").read_text()) if (path / "config.yaml").is_file() else {}
+    except (ValueError, yaml.YAMLError) as exc:
+        notes.append(f"skipped {path}: unreadable summary.json or config.yaml ({exc})")
+        return None
+    if not isinstance(summary, dict) or summary.get("status") != "finished" or not (path / "metrics.jsonl").is_file():
+        notes.append(f"skipped {path}: summary.json does not say 'finished', or metrics.jsonl is missing")
+        return None
+    config = {**(config if isinstance(config, dict) else {}), **(summary.get("config") or {})}
+
+    def pick(key: str, default: Any) -> Any:
+        return next((v for v in (summary.get(key), config.get(key)) if v is not None), default)
+
+    method = str(pick("method", "?"))
+    switch = summary.get("switch_epoch")
+    if switch is None and method.startswith("tsla@") and method[5:].isdigit():
+        switch = int(method[5:])
+    return RunRecord(path=path, method=method, theta=float(pick("theta", 0.0)), seed=int(pick("seed", 0)),
+                     switch_epoch=switch, summary=summary, metrics=_read_metrics(path / "metrics.jsonl", notes))
+
+
+def collect_runs(dirs: Sequence[Path], notes: list[str] | None = None) -> list[RunRecord]:
+    """Finished runs in ``dirs``, each a run directory itself or a directory of run directories one level down.
+
+    Unfinished or unreadable runs are skipped; a repeated (method, theta, seed) keeps the first one found. Each such
+    event is appended to ``notes`` when given, else issued with ``warnings.warn``. Raises ``RunDirError`` naming a
+    directory that does not exist. Returns runs in directory order (sorted names within a directory).
+    """
+    found: list[str] = []
+    runs: list[RunRecord] = []
+    seen: dict[tuple[str, float | None, int], Path] = {}
+    for directory in map(Path, dirs):
+        if not directory.is_dir():
+            raise RunDirError(f"{directory} is not a directory: give a run directory or a directory of runs")
+        candidates = [directory] if _is_run_dir(directory) else sorted(
+            p for p in directory.iterdir() if p.is_dir() and _is_run_dir(p))
+        for path in candidates:
+            run = _load_run(path, found)
+            if run is None:
+                continue
+            key = (run.method, None if run.method == "baseline" else run.theta, run.seed)
+            if key in seen:
+                found.append(f"skipped {path}: duplicate of {seen[key]} ({run.method}, seed {run.seed})")
+                continue
+            seen[key] = path
+            runs.append(run)
+    if notes is not None:
+        notes.extend(found)
+    else:
+        for note in found:
+            warnings.warn(note, stacklevel=2)
+    return runs
+
+
+def _method_key(method: str) -> tuple[int, int, list[Any]]:
+    """Sort key: baseline, lsr, tsla@S by S, then other methods by name with numbers compared as numbers."""
+    name, _, arg = method.partition("@")
+    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", method)]
+    if name in ("baseline", "lsr"):
+        return (0 if name == "baseline" else 1, 0, [])
+    if name == "tsla" and arg.isdigit():
+        return (2, int(arg), [])
+    return (3, 0, natural)
+
+
+def run_labels(runs: Sequence[RunRecord]) -> list[str]:
+    """The group label of each run: its method, or ``"method (θ=...)"`` where that method ran with several thetas."""
+    thetas: dict[str, set[float]] = {}
+    for run in runs:
+        thetas.setdefault(run.method, set()).add(run.theta)
+    return [f"{r.method} (θ={r.theta:g})" if r.method != "baseline" and len(thetas[r.method]) > 1 else r.method
+            for r in runs]
+
+
+def _grouped(runs: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
+    """Runs by label, labels in the natural method order (baseline, lsr, tsla@S by S, others by name), then theta."""
+    groups: dict[str, list[RunRecord]] = {}
+    order: dict[str, tuple[Any, ...]] = {}
+    for run, label in zip(runs, run_labels(runs)):
+        groups.setdefault(label, []).append(run)
+        order[label] = (_method_key(run.method), run.theta)
+    return {label: sorted(groups[label], key=lambda r: r.seed) for label in sorted(groups, key=order.__getitem__)}
