@@ -129,3 +129,18 @@ def test_python_dash_m_and_console_script_agree():
     b = subprocess.run([sys.executable, "-m", "tsla", "train", "--out", "x", "--dry-run", "--theta", "2"],
                        capture_output=True, text=True, timeout=120)
     assert b.returncode == 2 and b.stderr.strip().startswith("tsla: error: --theta 2.0 is outside")
+
+
+def test_preset_values_as_documented(capsys):
+    cifar, table = _dry(capsys, "--preset", "cifar100-resnet18")
+    assert (cifar["epochs"], cifar["batch_size"], cifar["lr"], cifar["momentum"], cifar["weight_decay"]) == (
+        200, 128, 0.1, 0.9, 5e-4)
+    assert cifar["milestones"] == [100, 150] and cifar["dataset"] == "cifar100" and cifar["model"] == "resnet18"
+    for name in ("dogs-resnet50", "cub-resnet50"):
+        cfg, _ = _dry(capsys, "--preset", name)
+        assert (cfg["model"], cfg["image_size"], cfg["epochs"], cfg["batch_size"]) == ("resnet50", 224, 90, 64)
+        assert cfg["lr"] == 0.1 and cfg["milestones"] == [40, 80] and cfg["weight_decay"] == 1e-4
+        tuned, _ = _dry(capsys, "--preset", name, "--pretrained")
+        assert tuned["lr"] == 0.01 and tuned["pretrained"] is True
+        explicit, _ = _dry(capsys, "--preset", name, "--pretrained", "--lr", "0.003")
+        assert explicit["lr"] == 0.003

@@ -35,6 +35,13 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
 def _str_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -115,7 +122,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import run_compare
+    from .compare import parse_shard, run_compare
 
     layers, grid = _layers(args)
     methods = args.methods or grid
@@ -123,7 +130,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError("--methods is required (this preset has no method grid), e.g. --methods baseline,lsr,tsla@30")
     if not args.seeds:
         raise ConfigError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
-    run_compare(layers, methods, args.seeds, Path(args.out), progress_bar=not args.no_progress, dry_run=args.dry_run)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
+    if args.thetas is not None and hasattr(args, "theta"):
+        raise ConfigError("give either --theta or --thetas, not both")
+    run_compare(layers, methods, args.seeds, Path(args.out), thetas=args.thetas, shard=parse_shard(args.shard),
+                jobs=args.jobs, progress_bar=not args.no_progress, dry_run=args.dry_run)
     return 0
 
 
@@ -162,12 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.set_defaults(func=_cmd_train)
 
     p_cmp = sub.add_parser("compare", help="train methods x seeds and tabulate", description="Train every method x seed "
-                           "with everything else identical, in DIR/<method>-seed<k>/, then write DIR/summary.json, "
-                           "summary.md and curves.png. Finished runs are skipped, interrupted ones resumed.")
+                           "(x theta) with everything else identical, in DIR/<method>-seed<k>/, then write "
+                           "DIR/summary.json, summary.md, curves.png and reliability.png. Finished runs are skipped, "
+                           "interrupted ones resumed.")
     common(p_cmp)
     p_cmp.add_argument("--methods", type=_str_list, help="comma-separated methods, e.g. baseline,lsr,tsla@30 "
                        "(default: the preset's grid)")
     p_cmp.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds (default: 0)")
+    p_cmp.add_argument("--thetas", type=_float_list, help="comma-separated smoothing strengths: a theta grid, e.g. "
+                       "0.1,0.2,0.4 (baseline runs once); run folders are then <method>-theta<θ>-seed<k>")
+    p_cmp.add_argument("--shard", default="0/1", help="run only shard i of n of the grid (i counts from 0), e.g. for "
+                       "a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; merge with 'tsla report'")
+    p_cmp.add_argument("--jobs", type=int, default=1, help="train this many runs at once, each in its own process "
+                       "pinned to its share of the CPU cores (default: 1, in this process)")
     add_config_flags(p_cmp, skip=("method", "seed"))
     p_cmp.set_defaults(func=_cmd_compare)
 

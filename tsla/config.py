@@ -54,7 +54,8 @@ class TrainConfig:
     epochs: int = _f(12, "number of epochs (counted from 0)")
     batch_size: int = _f(128, "training batch size (images per SGD step)")
     eval_batch_size: int = _f(512, "evaluation batch size")
-    lr: float = _f(0.1, "initial learning rate (for the whole batch of --batch-size images)")
+    lr: Optional[float] = _f(None, "initial learning rate for the whole batch of --batch-size images "
+                             "(default: 0.1, or 0.01 with --pretrained, as fine-tuning wants a smaller step)")
     momentum: float = _f(0.9, "SGD momentum")
     nesterov: bool = _f(False, "use Nesterov momentum")
     weight_decay: float = _f(5e-4, "L2 weight decay")
@@ -87,6 +88,8 @@ class TrainConfig:
         if not (0.0 <= self.theta <= 1.0):
             raise ConfigError(f"--theta {self.theta} is outside [0, 1]: pass a smoothing strength between 0 and 1")
         parse_method(self.method, self.theta, self.epochs)
+        if self.lr is None:  # resolved here, so config.yaml and --dry-run always show the number used
+            self.lr = 0.01 if self.pretrained else 0.1
         if self.lr <= 0:
             raise ConfigError(f"--lr must be > 0 (got {self.lr})")
         if self.momentum < 0 or self.weight_decay < 0:

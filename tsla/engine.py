@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .calibration import calibration_sums, expected_calibration_error
 from .errors import TrainingError
 from .loss import LabelSmoothingCrossEntropy, combine
 
@@ -114,14 +115,18 @@ def _raise_nonfinite(epoch: int, step: int) -> None:
 
 
 @torch.no_grad()
-def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-    """Plain (unsmoothed) cross-entropy and top-1/top-5 accuracy over ``batches``, with the model in eval mode.
+def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    """Plain (unsmoothed) cross-entropy, accuracy and calibration over ``batches``, with the model in eval mode.
 
-    Returns ``test_loss``, ``test_top1``, ``test_top5`` (fractions in [0, 1]) and ``test_images``.
+    Returns ``test_loss`` (= ``test_nll``, the mean negative log-likelihood), ``test_top1``, ``test_top5``
+    (fractions in [0, 1]), ``test_ece`` (15 equal-width bins), ``test_brier`` (mean over images of
+    sum_k (p_k - y_k)^2), ``test_images``, and ``test_calibration``: the per-bin sums behind the ECE (lists),
+    for reliability diagrams.
     """
     ctx.model.eval()
     zero = torch.zeros((), device=ctx.device, dtype=torch.float64)
     loss_sum, top1, top5, seen = zero.clone(), zero.clone(), zero.clone(), 0
+    calib: dict[str, torch.Tensor] = {}
     for images, targets in batches:
         with ctx.autocast():
             logits = ctx.model(ctx.prepare(images))
@@ -129,11 +134,19 @@ def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
         top1 += _correct_topk(logits, targets, 1)
         top5 += _correct_topk(logits, targets, 5)
+        for key, value in calibration_sums(logits, targets).items():
+            calib[key] = calib[key] + value if key in calib else value
         seen += targets.shape[0]
     seen = max(seen, 1)
+    bins = {k: calib[k].tolist() for k in ("bin_count", "bin_confidence", "bin_correct")} if calib else {}
+    nll = float(loss_sum) / seen
     return {
-        "test_loss": float(loss_sum) / seen,
+        "test_loss": nll,
+        "test_nll": nll,
         "test_top1": float(top1) / seen,
         "test_top5": float(top5) / seen,
+        "test_ece": expected_calibration_error(**bins) if bins else 0.0,
+        "test_brier": float(calib["brier"]) / seen if calib else 0.0,
         "test_images": seen,
+        "test_calibration": bins,
     }

@@ -164,7 +164,7 @@ def train(
     except OSError as exc:
         raise RunDirError(f"cannot write to {out} ({exc.strerror}): choose a writable --out") from None
 
-    start_epoch, best, wall_before, history = 0, _Best(), 0.0, []
+    start_epoch, best, wall_before, history, calibration = 0, _Best(), 0.0, [], {}
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -174,6 +174,7 @@ def train(
         best = _Best(**state["best"])
         wall_before = float(state["wall_seconds"])
         history = list(state["history"])
+        calibration = state.get("calibration", {})
         write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
         print(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}", file=log)
 
@@ -193,6 +194,7 @@ def train(
         finally:
             progress.close()
         test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch))
+        calibration = test_metrics.pop("test_calibration")  # per-bin lists: kept for the summary, not every line
         record = {"epoch": epoch, "lr": lr, "theta": theta, **train_metrics, **test_metrics}
         record["epoch_seconds"] = time.perf_counter() - epoch_start
         if record["test_top1"] > best.test_top1:
@@ -210,6 +212,7 @@ def train(
                 "wall_seconds": wall_before + time.perf_counter() - started,
                 "config": cfg.to_dict(),
                 "history": history,
+                "calibration": calibration,
             },
         )
         append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
@@ -225,6 +228,7 @@ def train(
         "switch_epoch": switch_epoch(schedule),
         "final": records[-1] if records else {},
         "best": {"test_top1": best.test_top1, "epoch": best.epoch},
+        "final_calibration": calibration,
         "wall_seconds": wall_before + time.perf_counter() - started,
         "git_commit": git_commit(),
         "versions": versions(),

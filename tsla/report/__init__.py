@@ -2,7 +2,8 @@
 
 A run directory RUN/ holds ``metrics.jsonl`` (one JSON object per epoch, epochs from 0), ``config.yaml`` and, once
 the run has finished, ``summary.json``. A comparison directory holds runs one level down (``DIR/tsla@6-seed0/``).
-:func:`write_report` writes ``summary.json``, ``summary.md`` and ``curves.png`` into an output directory.
+:func:`write_report` writes ``summary.json``, ``summary.md``, ``curves.png`` and ``reliability.png`` into an output
+directory.
 
 Spreads are sample standard deviations over seeds (ddof=1); with a single seed the std is recorded as 0.0 beside
 the seed count ``n``, and the table shows the value alone.
@@ -17,10 +18,10 @@ from typing import Any, Sequence
 
 from ..errors import RunDirError
 from .collect import RunRecord, _is_run_dir, collect_runs, run_labels
-from .plots import plot_curves
+from .plots import plot_curves, plot_reliability
 from .summary import format_markdown, summarize
 
-__all__ = ["RunRecord", "collect_runs", "format_markdown", "plot_curves", "run_labels", "summarize", "write_report"]
+__all__ = ["RunRecord", "collect_runs", "format_markdown", "plot_curves", "plot_reliability", "run_labels", "summarize", "write_report"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -58,4 +59,5 @@ def write_report(dirs: Sequence[Path], out: Path | None = None) -> dict[str, Any
     (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2, ensure_ascii=False) + "\n")
     (out / "summary.md").write_text(format_markdown(summary))
     plot_curves(runs, out / "curves.png")
+    plot_reliability(runs, out / "reliability.png")
     return summary

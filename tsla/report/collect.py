@@ -14,7 +14,7 @@ import yaml
 from ..errors import RunDirError
 
 RUN_FILES = ("metrics.jsonl", "config.yaml")
-FINAL_KEYS = ("test_top1", "test_top5", "train_onehot_loss", "test_loss")
+FINAL_KEYS = ("test_top1", "test_top5", "train_onehot_loss", "test_loss", "test_ece", "test_brier")
 
 
 @dataclass

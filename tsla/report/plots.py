@@ -57,3 +57,56 @@ def plot_curves(runs: Sequence[RunRecord], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+
+
+def pooled_calibration(group: Sequence[RunRecord]) -> dict[str, list[float]] | None:
+    """Per-bin sums of the final evaluation, added over the seeds of a label (None when no run has them)."""
+    pooled: dict[str, list[float]] | None = None
+    for run in group:
+        bins = run.summary.get("final_calibration") or {}
+        if not bins.get("bin_count"):
+            continue
+        if pooled is None:
+            pooled = {k: [0.0] * len(bins["bin_count"]) for k in ("bin_count", "bin_confidence", "bin_correct")}
+        for key in pooled:
+            pooled[key] = [a + b for a, b in zip(pooled[key], bins[key])]
+    return pooled
+
+
+def plot_reliability(runs: Sequence[RunRecord], path: Path) -> bool:
+    """Save reliability diagrams (one panel per label, seeds pooled) at ``path``; False when no run has the bins.
+
+    Bars: accuracy per equal-width confidence bin; the diagonal is perfect calibration; each panel gives the pooled
+    ECE and the share of test images per bin as a thin grey bar.
+    """
+    from matplotlib.figure import Figure
+
+    from ..calibration import expected_calibration_error
+
+    panels = [(label, pooled_calibration(group)) for label, group in _grouped(runs).items()]
+    panels = [(label, bins) for label, bins in panels if bins is not None]
+    if not panels:
+        return False
+    cols = min(4, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig = Figure(figsize=(3.6 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (label, bins) in zip(axes.flat, panels):
+        m = len(bins["bin_count"])
+        edges = [i / m for i in range(m)]
+        total = sum(bins["bin_count"]) or 1.0
+        acc = [c / n if n else 0.0 for c, n in zip(bins["bin_correct"], bins["bin_count"])]
+        ax.bar(edges, acc, width=1 / m, align="edge", color="C0", edgecolor="white", label="accuracy")
+        ax.bar(edges, [n / total for n in bins["bin_count"]], width=1 / m, align="edge", color="grey", alpha=0.35,
+               label="share of images")
+        ax.plot([0, 1], [0, 1], color="C3", linestyle="--", linewidth=1, label="perfect calibration")
+        ece = expected_calibration_error(bins["bin_count"], bins["bin_confidence"], bins["bin_correct"])
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
+               title=f"{label}: ECE {100 * ece:.2f}%")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    axes.flat[0].legend(fontsize="x-small", loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return True

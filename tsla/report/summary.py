@@ -94,7 +94,7 @@ def format_markdown(summary: dict[str, Any]) -> str:
     Accuracies are in percent with 2 decimals, losses with 4. Notes in ``summary["notes"]`` are listed at the end.
     """
     lines = ["| method | seeds | final top-1 (%) | final top-5 (%) | best top-1 (%) | final one-hot train loss "
-             "| test loss | epochs to baseline acc |", "|---|---|---|---|---|---|---|---|"]
+             "| test NLL | test ECE (%) | test Brier | epochs to baseline acc |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label in summary["labels"]:
         m = summary["methods"][label]
         final = m["final"]
@@ -109,7 +109,8 @@ def format_markdown(summary: dict[str, Any]) -> str:
         seeds = f"{m['n_seeds']} ({', '.join(map(str, m['seeds']))})"
         lines.append(f"| {label} | {seeds} | {_cell(final['test_top1'], 100, 2)} | {_cell(final['test_top5'], 100, 2)} "
                      f"| {_cell(m['best_test_top1'], 100, 2)} | {_cell(final['train_onehot_loss'], 1, 4)} "
-                     f"| {_cell(final['test_loss'], 1, 4)} | {epochs} |")
+                     f"| {_cell(final['test_loss'], 1, 4)} | {_cell(final['test_ece'], 100, 2)} "
+                     f"| {_cell(final['test_brier'], 1, 4)} | {epochs} |")
     lines.append("")
     target = summary.get("baseline_final_test_top1")
     lines.append("mean ± std: the sample standard deviation over seeds (ddof=1); a single seed shows its value alone.")

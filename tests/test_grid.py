@@ -1,0 +1,75 @@
+"""The comparison grid: theta grids, shards that cover it exactly once, parallel jobs, preset grids."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from tsla.cli import main
+from tsla.compare import parse_shard, plan
+from tsla.errors import ConfigError
+
+
+def _layers(**values):
+    return [("test", {"epochs": 10, **values})]
+
+
+def test_theta_grid_runs_baseline_once():
+    grid = plan(_layers(), ["baseline", "lsr", "tsla@5"], [0, 1], thetas=[0.1, 0.2, 0.4])
+    names = [g.name for g in grid]
+    assert len(names) == 2 + 2 * 3 * 2 and len(set(names)) == len(names)
+    assert "baseline-seed0" in names and "lsr-theta0.2-seed1" in names and "tsla@5-theta0.4-seed0" in names
+    assert {(g.cfg.method, g.cfg.theta) for g in grid if g.cfg.method == "lsr"} == {("lsr", 0.1), ("lsr", 0.2), ("lsr", 0.4)}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 20])
+def test_shards_cover_the_grid_exactly_once(n):
+    grid = plan(_layers(), ["baseline", "lsr", "tsla@3", "tsla@6"], [0, 1, 2], thetas=[0.1, 0.3])
+    covered = Counter(g.name for i in range(n) for g in grid[i::n])
+    assert covered == Counter(g.name for g in grid) and set(covered.values()) == {1}
+
+
+def test_shards_through_the_command_line(capsys, tmp_path):
+    listed = []
+    for i in range(3):
+        argv = ["compare", "--methods", "baseline,lsr,tsla@5", "--seeds", "0,1", "--epochs", "10", "--out",
+                str(tmp_path), "--dry-run", "--shard", f"{i}/3"]
+        assert main(argv) == 0
+        listed += [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert sorted(listed) == sorted(str(tmp_path / f"{m}-seed{s}") for m in ("baseline", "lsr", "tsla@5") for s in (0, 1))
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/2", "1", "a/b", "0/0"])
+def test_bad_shards(text):
+    with pytest.raises(ConfigError, match="--shard"):
+        parse_shard(text)
+
+
+def test_two_jobs_train_in_parallel_processes(tiny_fashion, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data-root", str(tiny_fashion), "--methods", "baseline,lsr", "--seeds", "0", "--epochs", "1",
+            "--batch-size", "20", "--device", "cpu", "--out", str(out), "--jobs", "2", "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    cores = [set(json.loads(line.split(" on cores ")[1])) for line in printed.splitlines() if line.startswith("started ")]
+    assert len(cores) == 2 and cores[0] and cores[1] and not cores[0] & cores[1]  # disjoint core sets
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == ["baseline", "lsr"]
+    # each run trained in its own process, logged to its own train.log, on all 40 training images
+    for name in ("baseline-seed0", "lsr-seed0"):
+        assert "done: final test top-1" in (out / name / "train.log").read_text()
+        assert json.loads((out / name / "summary.json").read_text())["final"]["train_images"] == 40
+    assert (out / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_jobs_beyond_the_cores_is_refused(tiny_fashion, tmp_path, capsys):
+    argv = ["compare", "--data-root", str(tiny_fashion), "--methods", "lsr", "--epochs", "1", "--out",
+            str(tmp_path / "x"), "--jobs", "4096"]
+    assert main(argv) == 2
+    assert "--jobs 4096 is more than the" in capsys.readouterr().err
+
+
+def test_preset_grid_is_the_default(capsys, tmp_path):
+    assert main(["compare", "--preset", "cifar100-resnet18", "--out", str(tmp_path), "--dry-run"]) == 0
+    methods = [line.split(": ")[1].split(",")[0] for line in capsys.readouterr().out.splitlines()]
+    assert methods == ["baseline", "lsr", "tsla@100", "tsla@120", "tsla@140", "tsla@160", "tsla@180"]
