@@ -97,7 +97,8 @@ def test_summary_statistics_match_hand_computation(compare_dir: Path) -> None:
 def test_markdown_cells_and_order(compare_dir: Path) -> None:
     md = format_markdown(summarize(collect_runs([compare_dir], [])))
     lines = [line for line in md.splitlines() if line.startswith("| ")]
-    assert lines[0].startswith("| method | seeds | final top-1 (%)")
+    assert lines[0].startswith("| method | seeds | θ off from epoch | final top-1 (%)")
+    assert "| 2 (0, 1) | 2 |" in lines[3]  # tsla@2: smoothing off from epoch 2
     assert [line.split("|")[1].strip() for line in lines[1:]] == ["baseline", "lsr", "tsla@2"]
     std_pct = 100 * math.sqrt(2 * 0.02**2)  # 2.828...
     assert f"| 82.00 ± {std_pct:.2f} |" in lines[1] and f"| 84.00 ± {std_pct:.2f} |" in lines[2] and "| 86.00 ± 1.41 |" in lines[3]

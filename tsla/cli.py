@@ -147,6 +147,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    import json
+
+    from .diagnose_run import diagnose_run, format_diagnosis
+
+    if args.examples is not None and args.examples < 2:
+        raise ConfigError(f"--examples must be >= 2 (got {args.examples})")
+    result = diagnose_run(Path(args.run), args.epoch, args.examples)
+    print(json.dumps(result, indent=2) if args.json else format_diagnosis(result))
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     for name in preset_names():
         values, grid = load_preset(name)
@@ -194,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("dirs", nargs="+", help="comparison directories (or run directories)")
     p_rep.add_argument("--out", help="where to write summary.json/.md and curves.png (default: the first DIR)")
     p_rep.set_defaults(func=_cmd_report)
+
+    p_dia = sub.add_parser("diagnose", help="measure sigma^2, delta, theta* and the LSR floor for a saved run",
+                           description="Measure the paper's quantities for a run's saved model on CPU, on the run's "
+                           "fixed diagnostic subset of training images (no augmentation, BatchNorm in eval mode).")
+    p_dia.add_argument("run", help="a run directory")
+    p_dia.add_argument("--epoch", type=int, help="the model after this epoch (needs --keep-checkpoints when training; "
+                       "default: the latest checkpoint)")
+    p_dia.add_argument("--examples", type=int, help="number of training images (default: the run's --diagnose-examples)")
+    p_dia.add_argument("--json", action="store_true", help="print JSON")
+    p_dia.set_defaults(func=_cmd_diagnose)
 
     p_pre = sub.add_parser("presets", help="list the presets")
     p_pre.set_defaults(func=_cmd_presets)

@@ -50,6 +50,18 @@ class TrainConfig:
     method: str = _f("lsr", f"smoothing method: {METHOD_HELP}")
     theta: float = _f(0.1, "smoothing strength theta in [0, 1] (the label is (1-theta)*onehot + theta*prior)")
     prior: str = _f("uniform", "smoothing prior: uniform, class-frequency, or a text file with one probability per class")
+    # theory diagnostics and the automatic switch
+    diagnose_every: int = _f(0, "every K epochs, measure sigma^2, delta, theta* and the LSR floor on a fixed training "
+                             "subset and log them as diag_* (0: never)")
+    diagnose_examples: int = _f(256, "number of training images (fixed, class-balanced) the diagnostics use")
+    auto_rule: str = _f("plateau", "tsla-auto's rule: plateau (the one-hot train loss stopped improving) or floor "
+                        "(||grad F||^2 reached the measured LSR floor; needs --diagnose-every)")
+    auto_window: int = _f(3, "tsla-auto plateau rule: compare the one-hot train loss with its value this many epochs ago")
+    auto_tolerance: float = _f(0.01, "tsla-auto plateau rule: drop smoothing when the loss fell by less than this "
+                               "fraction over the window")
+    auto_factor: float = _f(1.0, "tsla-auto floor rule: drop smoothing when ||grad F||^2 <= factor x LSR floor")
+    keep_checkpoints: int = _f(0, "also keep RUN/checkpoints/epoch-<E>.pt every K epochs, for 'tsla diagnose --epoch' "
+                               "(0: only the latest checkpoint)")
     # optimisation
     epochs: int = _f(12, "number of epochs (counted from 0)")
     batch_size: int = _f(128, "training batch size (images per SGD step)")
@@ -108,6 +120,17 @@ class TrainConfig:
             raise ConfigError(f"--lr-gamma must be in (0, 1] (got {self.lr_gamma})")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"--device {self.device!r} is not supported: use auto, cpu, cuda or cuda:N")
+        for name in ("diagnose_every", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be >= 0 (got {getattr(self, name)})")
+        if self.diagnose_examples < 2:
+            raise ConfigError(f"--diagnose-examples must be >= 2 (got {self.diagnose_examples})")
+        if self.auto_rule not in ("plateau", "floor"):
+            raise ConfigError(f"--auto-rule {self.auto_rule!r} is unknown: choose plateau or floor")
+        if self.method == "tsla-auto" and self.auto_rule == "floor" and self.diagnose_every != 1:
+            raise ConfigError("--auto-rule floor measures every epoch: pass --diagnose-every 1")
+        if self.auto_window < 1 or not (0 <= self.auto_tolerance < 1) or self.auto_factor <= 0:
+            raise ConfigError("--auto-window must be >= 1, --auto-tolerance in [0, 1), --auto-factor > 0")
         if self.amp is not None and self.amp not in AMP_CHOICES:
             raise ConfigError(f"--amp {self.amp!r} is unknown: choose bf16 or fp16, or leave it out for float32")
 

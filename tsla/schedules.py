@@ -9,6 +9,7 @@ On the command line, methods are named compactly (see :func:`parse_method`):
     baseline     theta = 0 throughout (one-hot labels)
     lsr          theta constant throughout
     tsla@S       theta for epochs 0..S-1, then 0 (TSLA(S))
+    tsla-auto    theta until the one-hot objective stops improving, then 0 (see tsla.auto_switch)
     linear@E     theta decays linearly to 0 at epoch E
     cosine@E     theta decays along a half cosine to 0 at epoch E
 """
@@ -97,7 +98,27 @@ class Cosine:
         return float(self.theta) * 0.5 * (1.0 + math.cos(math.pi * epoch / self.end_epoch))
 
 
-AnySchedule = Union[Constant, TwoStage, Linear, Cosine]
+@dataclass(frozen=True)
+class AutoTwoStage:
+    """tsla-auto: theta until the trainer decides to drop smoothing (see :mod:`tsla.auto_switch`), then 0.
+
+    The decision is data: ``switch_epoch`` is None until it is made, and the trainer then replaces the schedule by
+    one with the epoch set (and saves it in the checkpoint). Given ``switch_epoch``, theta is a pure function of the
+    epoch, exactly as for :class:`TwoStage`.
+    """
+
+    theta: float
+    switch_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        check_theta(self.theta)
+
+    def __call__(self, epoch: int) -> float:
+        _check_epoch(epoch)
+        return float(self.theta) if self.switch_epoch is None or epoch < self.switch_epoch else 0.0
+
+
+AnySchedule = Union[Constant, TwoStage, Linear, Cosine, AutoTwoStage]
 
 
 def none() -> Constant:
@@ -125,7 +146,7 @@ def cosine(theta: float, end_epoch: int) -> Cosine:
     return Cosine(theta, end_epoch)
 
 
-METHOD_HELP = "baseline | lsr | tsla@S | linear@E | cosine@E (S, E: epochs counted from 0)"
+METHOD_HELP = "baseline | lsr | tsla@S | tsla-auto | linear@E | cosine@E (S, E: epochs counted from 0)"
 
 
 def parse_method(method: str, theta: float, epochs: int | None = None) -> AnySchedule:
@@ -139,6 +160,10 @@ def parse_method(method: str, theta: float, epochs: int | None = None) -> AnySch
         check_theta(theta)
     except ValueError as exc:
         raise ConfigError(f"--theta: {exc}") from None
+    if name == "tsla-auto":
+        if arg:
+            raise ConfigError(f"--method {method!r}: tsla-auto chooses its own switch epoch; write tsla-auto")
+        return AutoTwoStage(theta)
     if name in ("baseline", "lsr"):
         if arg:
             raise ConfigError(f"--method {method!r}: {name} takes no @epoch; choose one of {METHOD_HELP}")
@@ -158,8 +183,12 @@ def parse_method(method: str, theta: float, epochs: int | None = None) -> AnySch
 
 
 def switch_epoch(schedule: AnySchedule) -> int | None:
-    """The epoch where a two-stage schedule drops smoothing (for plots), else None."""
-    return schedule.drop_epoch if isinstance(schedule, TwoStage) else None
+    """The epoch where a two-stage schedule drops smoothing (for plots), else None (also before tsla-auto decides)."""
+    if isinstance(schedule, TwoStage):
+        return schedule.drop_epoch
+    if isinstance(schedule, AutoTwoStage):
+        return schedule.switch_epoch
+    return None
 
 
 def format_table(schedule: Schedule, epochs: int, lr_at: Callable[[int], float] | None = None) -> str:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,7 +35,9 @@ from .checkpoint import (
     write_metrics,
 )
 from .config import TrainConfig, build_config, config_text, read_yaml
+from .auto_switch import should_switch, unbiased_grad_norm2
 from .data import DataBundle, build_data
+from .diagnostics import gradient_noise
 from .engine import StepContext, evaluate, train_one_epoch
 from .env_info import git_commit, versions
 from .errors import ConfigError, RunDirError
@@ -43,7 +46,7 @@ from .lr_schedule import make_lr_schedule
 from .models import build_model
 from .priors import resolve_prior
 from .progress import EpochProgress, format_epoch
-from .schedules import format_table, parse_method, switch_epoch
+from .schedules import AutoTwoStage, format_table, parse_method, switch_epoch
 
 CHECKPOINT_FORMAT = 1
 # fields that may differ between a checkpoint and a --resume: they change where and how fast, not what is computed
@@ -175,11 +178,18 @@ def train(
         wall_before = float(state["wall_seconds"])
         history = list(state["history"])
         calibration = state.get("calibration", {})
+        if isinstance(schedule, AutoTwoStage):  # a decision already taken is kept
+            schedule = replace(schedule, switch_epoch=state.get("auto_switch_epoch"))
         write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
         print(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}", file=log)
 
     print(f"tsla: {cfg.method} (theta={cfg.theta}) on {cfg.dataset}, {cfg.model}, seed {cfg.seed}, device {device}", file=log)
     print(format_table(schedule, cfg.epochs, lr_at), file=log)
+    diag_set = None
+    if cfg.diagnose_every:
+        n = min(cfg.diagnose_examples, len(data.train_targets))
+        diag_x, diag_y = data.diagnostic_examples(n, cfg.subset_seed + 1)
+        diag_set = (ctx.prepare(diag_x), diag_y)
     progress = EpochProgress(progress_bar)
     started = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -196,6 +206,19 @@ def train(
         test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch))
         calibration = test_metrics.pop("test_calibration")  # per-bin lists: kept for the summary, not every line
         record = {"epoch": epoch, "lr": lr, "theta": theta, **train_metrics, **test_metrics}
+        if diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:
+            diag = gradient_noise(model, *diag_set, prior=prior, theta=cfg.theta, batch_size=32)
+            record.update({f"diag_{k}": v for k, v in diag.items()})
+            record["diag_grad_norm2_unbiased"] = unbiased_grad_norm2(diag)
+        if isinstance(schedule, AutoTwoStage):
+            if schedule.switch_epoch is None:
+                switch, reason = should_switch(
+                    [*history, record], cfg.auto_rule, cfg.auto_window, cfg.auto_tolerance, cfg.auto_factor
+                )
+                if switch:
+                    schedule = replace(schedule, switch_epoch=epoch + 1)
+                    print(f"tsla-auto: smoothing off from epoch {epoch + 1}: {reason}", file=log)
+            record["switch_epoch"] = schedule.switch_epoch
         record["epoch_seconds"] = time.perf_counter() - epoch_start
         if record["test_top1"] > best.test_top1:
             best = _Best(record["test_top1"], epoch)
@@ -213,8 +236,12 @@ def train(
                 "config": cfg.to_dict(),
                 "history": history,
                 "calibration": calibration,
+                "auto_switch_epoch": switch_epoch(schedule) if isinstance(schedule, AutoTwoStage) else None,
             },
         )
+        if cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0:
+            (out / "checkpoints").mkdir(exist_ok=True)
+            shutil.copyfile(out / CHECKPOINT, out / "checkpoints" / f"epoch-{epoch}.pt")
         append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
         print(format_epoch(record, cfg.epochs), file=log, flush=True)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import torch
 
 from ..config import TrainConfig
 from ..errors import DataError
 from .fashion_mnist import DEBIAN_ROOT
+from .augment import normalize
 from .in_memory import InMemoryLoader, TensorImages, epoch_generator
 from .subset import balanced_subset
 
@@ -36,6 +37,9 @@ class DataBundle:
     in_channels: int
     train_targets: torch.Tensor
     classes: list[str]
+    diagnostic_examples: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]
+    """``(n, seed) -> (images, labels)``: a fixed, class-balanced set of n training images on the device,
+    normalised like the training data but not augmented (for the theory diagnostics)."""
 
 
 def data_root(cfg: TrainConfig) -> Path:
@@ -110,6 +114,11 @@ def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
         train = train.subset(balanced_subset(train.targets, cfg.train_subset, cfg.subset_seed, "--train-subset"))
     if cfg.test_subset is not None:
         test = test.subset(balanced_subset(test.targets, cfg.test_subset, cfg.subset_seed, "--test-subset"))
+    def diagnostic_examples(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = balanced_subset(train.targets, n, seed, "--diagnose-examples")
+        stats = torch.tensor(mean), torch.tensor(std)
+        return normalize(train.images[idx], *stats).to(device), train.targets[idx].to(device)
+
     return DataBundle(
         train=InMemoryLoader(train, cfg.batch_size, mean, std, train=True, padding=padding, flip=True, device=device),
         test=InMemoryLoader(test, cfg.eval_batch_size, mean, std, train=False, device=device),
@@ -117,11 +126,12 @@ def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
         in_channels=train.images.shape[1],
         train_targets=train.targets,
         classes=train.classes,
+        diagnostic_examples=diagnostic_examples,
     )
 
 
 def _folders(cfg: TrainConfig, device: torch.device) -> DataBundle:
-    from .folders import load_cub, load_dogs
+    from .folders import ImageListDataset, eval_transform, load_cub, load_dogs
 
     train, test = (load_dogs if cfg.dataset == "dogs" else load_cub)(data_root(cfg), cfg.image_size)
     targets = torch.as_tensor(train.targets, dtype=torch.long)
@@ -132,7 +142,17 @@ def _folders(cfg: TrainConfig, device: torch.device) -> DataBundle:
         test_targets = torch.as_tensor(test.targets, dtype=torch.long)
         idx = balanced_subset(test_targets, cfg.test_subset, cfg.subset_seed, "--test-subset")
         test = torch.utils.data.Subset(test, idx.tolist())
-    classes = train.dataset.classes if isinstance(train, torch.utils.data.Subset) else train.classes
+    base = train.dataset if isinstance(train, torch.utils.data.Subset) else train
+    classes = base.classes
+
+    def diagnostic_examples(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = balanced_subset(targets, n, seed, "--diagnose-examples").tolist()
+        if isinstance(train, torch.utils.data.Subset):
+            idx = [train.indices[i] for i in idx]
+        plain = ImageListDataset([base.samples[i] for i in idx], base.classes, eval_transform(cfg.image_size))
+        images, labels = zip(*(plain[i] for i in range(len(plain))))
+        return torch.stack(images).to(device), torch.tensor(labels, dtype=torch.long).to(device)
+
     return DataBundle(
         train=FolderLoader(train, cfg.batch_size, True, cfg.workers, device),
         test=FolderLoader(test, cfg.eval_batch_size, False, cfg.workers, device),
@@ -140,6 +160,7 @@ def _folders(cfg: TrainConfig, device: torch.device) -> DataBundle:
         in_channels=3,
         train_targets=targets,
         classes=list(classes),
+        diagnostic_examples=diagnostic_examples,
     )
 
 

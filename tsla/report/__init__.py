@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 from ..errors import RunDirError
 from .collect import RunRecord, _is_run_dir, collect_runs, run_labels
-from .plots import plot_curves, plot_reliability
+from .plots import plot_curves, plot_diagnostics, plot_reliability
 from .summary import format_markdown, summarize
 
-__all__ = ["RunRecord", "collect_runs", "format_markdown", "plot_curves", "plot_reliability", "run_labels", "summarize", "write_report"]
+__all__ = ["RunRecord", "collect_runs", "format_markdown", "plot_curves", "plot_diagnostics", "plot_reliability", "run_labels", "summarize", "write_report"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -60,4 +60,5 @@ def write_report(dirs: Sequence[Path], out: Path | None = None) -> dict[str, Any
     (out / "summary.md").write_text(format_markdown(summary))
     plot_curves(runs, out / "curves.png")
     plot_reliability(runs, out / "reliability.png")
+    plot_diagnostics(runs, out / "diagnostics.png")
     return summary

@@ -34,7 +34,7 @@ def plot_curves(runs: Sequence[RunRecord], path: Path) -> None:
     panels = (("test_top1", 100.0, "test top-1 (%)"), ("train_onehot_loss", 1.0, "one-hot train loss (log scale)"))
     for index, (label, group) in enumerate(_grouped(runs).items()):
         color = f"C{index % 10}"
-        switch = group[0].switch_epoch
+        switches = sorted({r.switch_epoch for r in group if r.switch_epoch is not None})  # tsla-auto: one per seed
         for ax, (key, scale, _) in zip(axes, panels):
             epochs, mean, std = _curve(group, key)
             if not epochs:
@@ -43,9 +43,9 @@ def plot_curves(runs: Sequence[RunRecord], path: Path) -> None:
             if len(group) >= 2:
                 low = [(m - s) * scale if key == "test_top1" else max(m - s, m / 10) for m, s in zip(mean, std)]
                 ax.fill_between(epochs, low, [(m + s) * scale for m, s in zip(mean, std)], color=color, alpha=0.2)
-            if switch is not None:
-                ax.axvline(switch, color=color, linestyle="--", linewidth=1.2,
-                           label=f"{label}: θ→0 from epoch {switch}" if key == "test_top1" else None)
+            for i, switch in enumerate(switches):
+                text = f"{label}: θ→0 from epoch {', '.join(map(str, switches))}" if i == 0 and key == "test_top1" else None
+                ax.axvline(switch, color=color, linestyle="--", linewidth=1.2, label=text)
     for ax, (key, _, ylabel) in zip(axes, panels):
         ax.set(xlabel="epoch (from 0)", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -106,6 +106,43 @@ def plot_reliability(runs: Sequence[RunRecord], path: Path) -> bool:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_axis_off()
     axes.flat[0].legend(fontsize="x-small", loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def plot_diagnostics(runs: Sequence[RunRecord], path: Path) -> bool:
+    """Save the theory diagnostics against epoch at ``path`` (False when no run logged ``diag_*`` keys).
+
+    Panels: delta (log scale); theta* = 1/(1+delta); ||grad F||^2 (noise-corrected, solid) with the LSR floor
+    2 delta sigma^2 / (1+delta) (dashed), log scale. Mean over seeds per label; switch epochs dotted.
+    """
+    from matplotlib.figure import Figure
+
+    groups = {label: g for label, g in _grouped(runs).items() if any("diag_delta" in row for r in g for row in r.metrics)}
+    if not groups:
+        return False
+    fig = Figure(figsize=(17, 4.8))
+    axes = fig.subplots(1, 3)
+    for index, (label, group) in enumerate(groups.items()):
+        color = f"C{index % 10}"
+        for ax, key in zip(axes, ("diag_delta", "diag_theta_star", "diag_grad_norm2_unbiased")):
+            epochs, mean, _ = _curve(group, key)
+            ax.plot(epochs, mean, color=color, marker=".", label=label)
+        epochs, floor, _ = _curve(group, "diag_lsr_floor")
+        axes[2].plot(epochs, floor, color=color, linestyle="--", label=f"{label}: LSR floor")
+        for switch in sorted({r.switch_epoch for r in group if r.switch_epoch is not None}):
+            for ax in axes:
+                ax.axvline(switch, color=color, linestyle=":", linewidth=1)
+    axes[0].set(yscale="log", ylabel="δ = E||∇ℓ(ŷ) − ∇F||² / σ²", title="δ (how far the prior's gradient strays)")
+    axes[1].set(ylabel="θ* = 1 / (1 + δ)", title="θ*, the variance-minimising smoothing")
+    axes[2].set(yscale="symlog", ylabel="||∇F||² (noise-corrected) and floor",
+                title="||∇F||² on the diagnostic set vs the LSR floor")
+    for ax in axes:
+        ax.set_xlabel("epoch (from 0)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -64,6 +64,7 @@ def summarize(runs: Sequence[RunRecord]) -> dict[str, Any]:
         methods[label] = {
             "method": group[0].method, "theta": group[0].theta, "n_seeds": len(group), "seeds": [r.seed for r in group],
             "switch_epoch": group[0].switch_epoch,
+            "switch_epochs": [r.switch_epoch for r in group],
             "final": {k: _stats([_final(r).get(k) for r in group]) for k in (*FINAL_KEYS, *keys)},
             "best_test_top1": _stats([_best_top1(r) for r in group]),
             "epochs_to_reach_baseline": {**_stats(per_seed), "per_seed": per_seed},
@@ -93,8 +94,9 @@ def format_markdown(summary: dict[str, Any]) -> str:
 
     Accuracies are in percent with 2 decimals, losses with 4. Notes in ``summary["notes"]`` are listed at the end.
     """
-    lines = ["| method | seeds | final top-1 (%) | final top-5 (%) | best top-1 (%) | final one-hot train loss "
-             "| test NLL | test ECE (%) | test Brier | epochs to baseline acc |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | seeds | θ off from epoch | final top-1 (%) | final top-5 (%) | best top-1 (%) "
+             "| final one-hot train loss | test NLL | test ECE (%) | test Brier | epochs to baseline acc |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label in summary["labels"]:
         m = summary["methods"][label]
         final = m["final"]
@@ -107,7 +109,9 @@ def format_markdown(summary: dict[str, Any]) -> str:
             partial = "" if reach["n"] == m["n_seeds"] else f" ({reach['n']}/{m['n_seeds']} seeds)"
             epochs = _cell(reach, 1.0, 1) + partial
         seeds = f"{m['n_seeds']} ({', '.join(map(str, m['seeds']))})"
-        lines.append(f"| {label} | {seeds} | {_cell(final['test_top1'], 100, 2)} | {_cell(final['test_top5'], 100, 2)} "
+        switches = sorted({e for e in m.get("switch_epochs", []) if e is not None})
+        off = ", ".join(map(str, switches)) or "—"
+        lines.append(f"| {label} | {seeds} | {off} | {_cell(final['test_top1'], 100, 2)} | {_cell(final['test_top5'], 100, 2)} "
                      f"| {_cell(m['best_test_top1'], 100, 2)} | {_cell(final['train_onehot_loss'], 1, 4)} "
                      f"| {_cell(final['test_loss'], 1, 4)} | {_cell(final['test_ece'], 100, 2)} "
                      f"| {_cell(final['test_brier'], 1, 4)} | {epochs} |")
