@@ -11,7 +11,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 FASHION_ROOT = Path(os.environ.get("TSLA_DATA") or "/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fashion_root() -> Path:
     """The real Fashion-MNIST ($TSLA_DATA or Debian's folder). Missing, the tests that need it are skipped on a
     developer's machine and fail in CI, where scripts/setup.sh must have installed it."""

@@ -93,6 +93,9 @@ def test_loader_epochs_are_deterministic_and_cover_the_data():
     assert sorted(seen.tolist()) == list(range(50)) and len(loader) == 4
     other = torch.cat([y for _, y in loader.epoch(seed=0, epoch=4)])
     assert not torch.equal(seen, other)
+    # starting at batch 2 gives exactly the batches an uninterrupted epoch gives from batch 2 on
+    tail = list(loader.epoch(seed=0, epoch=3, start_batch=2))
+    assert len(tail) == 2 and all(torch.equal(a[0], b[0]) for a, b in zip(first[2:], tail))
     # a last training batch of one image is dropped (BatchNorm cannot train on it); evaluation keeps everything
     odd = TensorImages(data.images[:33], data.targets[:33], data.classes)
     assert len(InMemoryLoader(odd, 16, (0.5,), (0.5,), train=True)) == 2

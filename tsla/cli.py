@@ -111,7 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(_show_plan(cfg))
         return 0
-    summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress)
+    summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, overwrite=args.overwrite)
     final = summary["final"]
     print(
         f"done: final test top-1 {100 * final['test_top1']:.2f}%, top-5 {100 * final['test_top5']:.2f}%, "
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "config.yaml, checkpoint.pt and summary.json.")
     common(p_train)
     p_train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p_train.add_argument("--overwrite", action="store_true", help="delete the run already in --out (its checkpoint, "
+                         "metrics, summary, config) and start afresh")
     add_config_flags(p_train)
     p_train.set_defaults(func=_cmd_train)
 

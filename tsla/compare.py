@@ -18,7 +18,9 @@ from typing import Any, Sequence, TextIO
 from .checkpoint import CHECKPOINT, CONFIG, atomic_write_text
 from .config import TrainConfig, build_config, config_text
 from .errors import ConfigError, RunDirError, TrainingError
-from .trainer import RESUME_FREE_FIELDS, is_finished, load_run_config, resolve_device, train
+from .rundir import is_finished
+from .runtime import resolve_device
+from .trainer import RESUME_FREE_FIELDS, load_run_config, train
 
 
 @dataclass(frozen=True)

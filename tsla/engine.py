@@ -51,27 +51,44 @@ def _correct_topk(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.
     return (top == targets[:, None]).any(dim=1).sum()
 
 
+@dataclass
+class EpochProgressState:
+    """Where a stopped epoch stands: the next step to run and the sums so far (plain floats, for a checkpoint)."""
+
+    step: int = 0
+    loss_sum: float = 0.0
+    onehot_sum: float = 0.0
+    correct: float = 0.0
+    seen: int = 0
+    seconds: float = 0.0
+
+
 def train_one_epoch(
     ctx: StepContext,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     theta: float,
     epoch: int,
     on_step: Callable[[int], None] | None = None,
-) -> dict[str, float]:
+    should_stop: Callable[[], bool] | None = None,
+    carry: EpochProgressState | None = None,
+) -> dict[str, Any]:
     """Train for one pass over ``batches`` with smoothing strength ``theta``.
 
     Returns ``train_loss`` (the smoothed loss that was minimised), ``train_onehot_loss`` (the one-hot cross-entropy
     of the same forward passes: the paper's objective F), ``train_top1``, ``train_images``, ``train_seconds`` and
-    ``train_images_per_second``, all averaged over images. Raises ``TrainingError`` naming the epoch and step when
+    ``train_images_per_second``, all averaged over images. ``carry`` continues an epoch stopped earlier (``batches``
+    then starts at ``carry.step``). When ``should_stop()`` turns true after a step, the epoch stops there and the
+    result is ``{"stopped": EpochProgressState}`` instead. Raises ``TrainingError`` naming the epoch and step when
     the loss stops being finite.
     """
     ctx.model.train()
+    carry = carry or EpochProgressState()
     check_every = 1 if ctx.device.type == "cpu" else 25  # a finiteness check syncs a GPU: not on every step there
-    zero = torch.zeros((), device=ctx.device, dtype=torch.float64)
-    loss_sum, onehot_sum, correct, seen = zero.clone(), zero.clone(), zero.clone(), 0
+    sums = torch.tensor([carry.loss_sum, carry.onehot_sum, carry.correct], device=ctx.device, dtype=torch.float64)
+    seen = carry.seen
     start = time.perf_counter()
-    step = -1
-    for step, (images, targets) in enumerate(batches):
+    step = carry.step - 1
+    for step, (images, targets) in enumerate(batches, carry.step):
         with ctx.autocast():
             logits = ctx.model(ctx.prepare(images))
         parts = ctx.loss_fn.parts(logits, targets)
@@ -86,21 +103,25 @@ def train_one_epoch(
             ctx.optimizer.step()
         n = targets.shape[0]
         seen += n
-        loss_sum += loss.detach().double() * n
-        onehot_sum += parts.onehot.detach().double() * n
-        correct += (logits.detach().argmax(dim=1) == targets).sum()
-        if step % check_every == 0 and not torch.isfinite(loss_sum):
+        correct = (logits.detach().argmax(dim=1) == targets).sum()
+        sums += torch.stack([loss.detach().double() * n, parts.onehot.detach().double() * n, correct.double()])
+        if step % check_every == 0 and not torch.isfinite(sums[0]):
             _raise_nonfinite(epoch, step)
         if on_step is not None:
             on_step(n)
-    if not torch.isfinite(loss_sum):
+        if should_stop is not None and should_stop():
+            loss_sum, onehot_sum, n_correct = sums.tolist()
+            seconds = carry.seconds + time.perf_counter() - start
+            return {"stopped": EpochProgressState(step + 1, loss_sum, onehot_sum, n_correct, seen, seconds)}
+    if not torch.isfinite(sums[0]):
         _raise_nonfinite(epoch, step)
-    seconds = time.perf_counter() - start
+    seconds = carry.seconds + time.perf_counter() - start
+    loss_sum, onehot_sum, n_correct = sums.tolist()
     seen = max(seen, 1)
     return {
-        "train_loss": float(loss_sum) / seen,
-        "train_onehot_loss": float(onehot_sum) / seen,
-        "train_top1": float(correct) / seen,
+        "train_loss": loss_sum / seen,
+        "train_onehot_loss": onehot_sum / seen,
+        "train_top1": n_correct / seen,
         "train_images": seen,
         "train_seconds": seconds,
         "train_images_per_second": seen / seconds if seconds > 0 else 0.0,

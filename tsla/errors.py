@@ -23,3 +23,11 @@ class TrainingError(TslaError):
     """Training itself failed (for example a non-finite loss)."""
 
     exit_code = 1
+
+
+class Interrupted(TslaError):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; ``--resume`` continues it."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM

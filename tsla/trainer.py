@@ -1,96 +1,46 @@
 """``train(cfg, out)``: wires data, model, loss, schedules and the epoch loop, and writes the run directory.
 
 RUN/config.yaml      the fully resolved config
-RUN/metrics.jsonl    one JSON line per epoch (train_*, test_* metrics, lr, theta, timings)
-RUN/checkpoint.pt    model, optimizer and scaler state after the last finished epoch (atomic)
+RUN/metrics.jsonl    one JSON line per epoch (train_*, test_*, diag_* metrics, lr, theta, timings)
+RUN/checkpoint.pt    everything needed to continue: model, optimizer, scaler, the metrics so far, the tsla-auto
+                     decision, and, after a SIGINT/SIGTERM, the position inside the interrupted epoch (atomic)
 RUN/summary.json     final and best metrics, wall time, git commit, library versions (when finished)
 
-Every random draw of an epoch (data order, augmentation) is seeded by (seed, epoch), so resuming from a checkpoint
-gives the same result as an uninterrupted run.
+Every random draw of an epoch (data order, augmentation) is seeded by (seed, epoch) rather than carried over in RNG
+state, so a run resumed from any checkpoint, even one written in mid-epoch, ends exactly like an uninterrupted run
+(on CPU; GPU kernels may not be bit-reproducible).
 """
 
 from __future__ import annotations
 
 import json
-import random
+import math
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-import torch
-
-from .checkpoint import (
-    CHECKPOINT,
-    CONFIG,
-    METRICS,
-    SUMMARY,
-    append_jsonl,
-    atomic_write_text,
-    load_checkpoint,
-    save_checkpoint,
-    write_metrics,
-)
-from .config import TrainConfig, build_config, config_text, read_yaml
 from .auto_switch import should_switch, unbiased_grad_norm2
+from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
+from .checkpoint import save_checkpoint, write_metrics
+from .config import TrainConfig, build_config, config_text, read_yaml
 from .data import DataBundle, build_data
 from .diagnostics import gradient_noise
-from .engine import StepContext, evaluate, train_one_epoch
+from .engine import EpochProgressState, evaluate, train_one_epoch
 from .env_info import git_commit, versions
-from .errors import ConfigError, RunDirError
-from .loss import LabelSmoothingCrossEntropy
+from .errors import Interrupted, RunDirError, TrainingError
 from .lr_schedule import make_lr_schedule
-from .models import build_model
-from .priors import resolve_prior
 from .progress import EpochProgress, format_epoch
+from .rundir import RunLock, clear_run, has_run
+from .runtime import build_context, resolve_device, seed_everything
 from .schedules import AutoTwoStage, format_table, parse_method, switch_epoch
+from .signals import StopRequest
 
 CHECKPOINT_FORMAT = 1
 # fields that may differ between a checkpoint and a --resume: they change where and how fast, not what is computed
 RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download")
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU. Raises ``ConfigError`` for a device that is not there."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"--device {name}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def has_run(out: Path, cfg: TrainConfig | None = None) -> bool:
-    """Whether ``out`` holds something a fresh run would overwrite: a checkpoint, metrics, a summary, or a
-    config.yaml other than the one this run would write (a user's own file, or another run's)."""
-    if any((out / name).exists() for name in (CHECKPOINT, METRICS, SUMMARY)):
-        return True
-    config = out / CONFIG
-    if not config.exists():
-        return False
-    return cfg is None or config.read_text() != config_text(cfg)
-
-
-def is_finished(out: Path) -> bool:
-    return (out / SUMMARY).is_file()
 
 
 @dataclass
@@ -110,6 +60,16 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
         )
 
 
+def _save(out: Path, state: dict[str, Any]) -> None:
+    try:
+        save_checkpoint(out / CHECKPOINT, state)
+    except OSError as exc:
+        raise TrainingError(
+            f"cannot write the checkpoint in {out} ({exc.strerror or exc}): free some disk space and resume; "
+            f"the previous checkpoint is kept"
+        ) from None
+
+
 def train(
     cfg: TrainConfig,
     out: str | Path,
@@ -117,135 +77,144 @@ def train(
     data: DataBundle | None = None,
     log: TextIO | None = None,
     progress_bar: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says, writing the run directory ``out``; return the summary (also in RUN/summary.json).
 
     ``resume`` continues from RUN/checkpoint.pt (its config must match ``cfg`` except for the fields in
-    ``RESUME_FREE_FIELDS``); without it, a directory that already holds a run (or a config.yaml of another) is
-    refused, so no result is ever overwritten. Nothing is written before the data and the model are ready. ``data`` lets a caller that trains several runs on the same data load it once.
+    ``RESUME_FREE_FIELDS``); ``overwrite`` deletes an earlier run's files first; with neither, a directory that
+    already holds a run (or a config.yaml of another) is refused, so no result is ever lost. Nothing is written
+    before the data and the model are ready. ``data`` lets a caller that trains several runs load it once.
 
-    Raises ``RunDirError`` for an unusable run directory, ``DataError`` for missing data, ``ConfigError`` for a
-    bad setting, ``TrainingError`` when the loss becomes non-finite.
+    Raises ``RunDirError`` (unusable or locked run directory), ``DataError``, ``ConfigError``, ``TrainingError``
+    (non-finite loss, checkpoint not writable) and ``Interrupted`` (SIGINT/SIGTERM, after saving a checkpoint).
     """
     log = log or sys.stdout
     out = Path(out)
     device = resolve_device(cfg.device)
-    schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
-    lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
-
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite contradict each other: choose one")
     state = None
     if resume:
         state = load_checkpoint(out / CHECKPOINT)
         _check_resume_config(state["config"], cfg, out / CHECKPOINT)
-    elif has_run(out, cfg):
-        raise RunDirError(f"{out} already holds a run or a config.yaml: add --resume to continue it, or choose another --out")
-
-    seed_everything(cfg.seed)
+    elif has_run(out, cfg) and not overwrite:
+        raise RunDirError(
+            f"{out} already holds a run or a config.yaml: add --resume to continue it, --overwrite to replace it, "
+            f"or choose another --out"
+        )
     if data is None:
         data = build_data(cfg, device)
-    prior = resolve_prior(cfg.prior, data.train_targets, data.num_classes)
-    model = build_model(cfg.model, data.num_classes, data.in_channels, cfg.pretrained).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
-    )
-    scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
-    ctx = StepContext(
-        model=model,
-        optimizer=optimizer,
-        # labels were range-checked when the data was loaded: skip the per-step check that would sync a GPU
-        loss_fn=LabelSmoothingCrossEntropy(prior, check_targets=device.type == "cpu").to(device),
-        device=device,
-        amp=cfg.amp,
-        channels_last=cfg.channels_last,
-        scaler=scaler,
-    )
+    ctx, prior = build_context(cfg, data, device)
     try:  # only now, with data and model in hand, does the run directory get written
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / CONFIG, config_text(cfg))
+        lock = RunLock(out).__enter__()
     except OSError as exc:
         raise RunDirError(f"cannot write to {out} ({exc.strerror}): choose a writable --out") from None
+    try:
+        if overwrite:
+            clear_run(out)
+        atomic_write_text(out / CONFIG, config_text(cfg))
+        return _run(cfg, out, ctx, prior, data, state, log, progress_bar)
+    finally:
+        lock.__exit__()
 
-    start_epoch, best, wall_before, history, calibration = 0, _Best(), 0.0, [], {}
+
+def _run(cfg, out, ctx, prior, data, state, log, progress_bar) -> dict[str, Any]:
+    """The epoch loop of :func:`train`, once the run directory is ours."""
+    schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
+    lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
+    model, optimizer, scaler = ctx.model, ctx.optimizer, ctx.scaler
+    start_epoch, best, wall_before, history, calibration, carry = 0, _Best(), 0.0, [], {}, None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        start_epoch = int(state["next_epoch"])
-        best = _Best(**state["best"])
-        wall_before = float(state["wall_seconds"])
-        history = list(state["history"])
+        start_epoch, best = int(state["next_epoch"]), _Best(**state["best"])
+        wall_before, history = float(state["wall_seconds"]), list(state["history"])
         calibration = state.get("calibration", {})
+        if state.get("mid_epoch"):
+            carry = EpochProgressState(**state["mid_epoch"])
         if isinstance(schedule, AutoTwoStage):  # a decision already taken is kept
             schedule = replace(schedule, switch_epoch=state.get("auto_switch_epoch"))
         write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
-        print(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}", file=log)
+        where = f" step {carry.step}" if carry else ""
+        print(f"resuming {out} at epoch {start_epoch}{where} of {cfg.epochs}", file=log)
 
-    print(f"tsla: {cfg.method} (theta={cfg.theta}) on {cfg.dataset}, {cfg.model}, seed {cfg.seed}, device {device}", file=log)
+    def checkpoint_state(next_epoch: int, mid_epoch: EpochProgressState | None) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "next_epoch": next_epoch,
+            "mid_epoch": asdict(mid_epoch) if mid_epoch else None,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "best": {"test_top1": best.test_top1, "epoch": best.epoch},
+            "wall_seconds": wall_before + time.perf_counter() - started,
+            "config": cfg.to_dict(),
+            "history": history,
+            "calibration": calibration,
+            "auto_switch_epoch": switch_epoch(schedule) if isinstance(schedule, AutoTwoStage) else None,
+        }
+
+    print(f"tsla: {cfg.method} (theta={cfg.theta}) on {cfg.dataset}, {cfg.model}, seed {cfg.seed}, "
+          f"device {ctx.device}", file=log)
     print(format_table(schedule, cfg.epochs, lr_at), file=log)
     diag_set = None
     if cfg.diagnose_every:
-        n = min(cfg.diagnose_examples, len(data.train_targets))
-        diag_x, diag_y = data.diagnostic_examples(n, cfg.subset_seed + 1)
+        diag_x, diag_y = data.diagnostic_examples(min(cfg.diagnose_examples, len(data.train_targets)), cfg.subset_seed + 1)
         diag_set = (ctx.prepare(diag_x), diag_y)
     progress = EpochProgress(progress_bar)
     started = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
-        epoch_start = time.perf_counter()
-        lr, theta = lr_at(epoch), schedule(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        seed_everything(cfg.seed * 1_000_003 + epoch)  # any global-RNG draw (data workers) depends on the epoch only
-        on_step = progress.start(epoch, cfg.epochs, data.train.num_images)
-        try:
-            train_metrics = train_one_epoch(ctx, data.train.epoch(cfg.seed, epoch), theta, epoch, on_step)
-        finally:
-            progress.close()
-        test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch))
-        calibration = test_metrics.pop("test_calibration")  # per-bin lists: kept for the summary, not every line
-        record = {"epoch": epoch, "lr": lr, "theta": theta, **train_metrics, **test_metrics}
-        if diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:
-            diag = gradient_noise(model, *diag_set, prior=prior, theta=cfg.theta, batch_size=32)
-            record.update({f"diag_{k}": v for k, v in diag.items()})
-            record["diag_grad_norm2_unbiased"] = unbiased_grad_norm2(diag)
-        if isinstance(schedule, AutoTwoStage):
-            if schedule.switch_epoch is None:
-                switch, reason = should_switch(
-                    [*history, record], cfg.auto_rule, cfg.auto_window, cfg.auto_tolerance, cfg.auto_factor
-                )
-                if switch:
-                    schedule = replace(schedule, switch_epoch=epoch + 1)
-                    print(f"tsla-auto: smoothing off from epoch {epoch + 1}: {reason}", file=log)
-            record["switch_epoch"] = schedule.switch_epoch
-        record["epoch_seconds"] = time.perf_counter() - epoch_start
-        if record["test_top1"] > best.test_top1:
-            best = _Best(record["test_top1"], epoch)
-        history.append(record)
-        save_checkpoint(
-            out / CHECKPOINT,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "next_epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else {},
-                "best": {"test_top1": best.test_top1, "epoch": best.epoch},
-                "wall_seconds": wall_before + time.perf_counter() - started,
-                "config": cfg.to_dict(),
-                "history": history,
-                "calibration": calibration,
-                "auto_switch_epoch": switch_epoch(schedule) if isinstance(schedule, AutoTwoStage) else None,
-            },
-        )
-        if cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0:
-            (out / "checkpoints").mkdir(exist_ok=True)
-            shutil.copyfile(out / CHECKPOINT, out / "checkpoints" / f"epoch-{epoch}.pt")
-        append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
-        print(format_epoch(record, cfg.epochs), file=log, flush=True)
+    with StopRequest() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            epoch_start = time.perf_counter()
+            lr, theta = lr_at(epoch), schedule(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            seed_everything(cfg.seed * 1_000_003 + epoch)  # any global-RNG draw (data workers) depends on the epoch
+            on_step = progress.start(epoch, cfg.epochs, data.train.num_images)
+            try:
+                batches = data.train.epoch(cfg.seed, epoch, start_batch=carry.step if carry else 0)
+                train_metrics = train_one_epoch(ctx, batches, theta, epoch, on_step, should_stop=stop, carry=carry)
+            finally:
+                progress.close()
+            carry = None
+            if "stopped" in train_metrics:
+                at = train_metrics["stopped"]
+                _save(out, checkpoint_state(epoch, at))
+                raise Interrupted(f"stopped by {stop.name} in epoch {epoch} after step {at.step - 1}; checkpoint "
+                                  f"saved: continue with 'tsla train --out {out} --resume'", stop.signum)
+            test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch))
+            if not math.isfinite(test_metrics["test_loss"]):
+                raise TrainingError(f"the test loss became non-finite after epoch {epoch}: lower --lr or turn off "
+                                    f"--amp fp16; the last good checkpoint is kept")
+            calibration = test_metrics.pop("test_calibration")  # per-bin lists: for the summary, not every line
+            record = {"epoch": epoch, "lr": lr, "theta": theta, **train_metrics, **test_metrics}
+            if diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:
+                diag = gradient_noise(model, *diag_set, prior=prior, theta=cfg.theta, batch_size=32)
+                record.update({f"diag_{k}": v for k, v in diag.items()})
+                record["diag_grad_norm2_unbiased"] = unbiased_grad_norm2(diag)
+            if isinstance(schedule, AutoTwoStage):
+                if schedule.switch_epoch is None:
+                    rule = (cfg.auto_rule, cfg.auto_window, cfg.auto_tolerance, cfg.auto_factor)
+                    switch, reason = should_switch([*history, record], *rule)
+                    if switch:
+                        schedule = replace(schedule, switch_epoch=epoch + 1)
+                        print(f"tsla-auto: smoothing off from epoch {epoch + 1}: {reason}", file=log)
+                record["switch_epoch"] = schedule.switch_epoch
+            record["epoch_seconds"] = time.perf_counter() - epoch_start
+            if record["test_top1"] > best.test_top1:
+                best = _Best(record["test_top1"], epoch)
+            history.append(record)
+            _save(out, checkpoint_state(epoch + 1, None))
+            if cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0:
+                (out / "checkpoints").mkdir(exist_ok=True)
+                shutil.copyfile(out / CHECKPOINT, out / "checkpoints" / f"epoch-{epoch}.pt")
+            append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
+            print(format_epoch(record, cfg.epochs), file=log, flush=True)
 
-    records = history
     summary = {
         "status": "finished",
         "method": cfg.method,
@@ -253,13 +222,13 @@ def train(
         "seed": cfg.seed,
         "epochs": cfg.epochs,
         "switch_epoch": switch_epoch(schedule),
-        "final": records[-1] if records else {},
+        "final": history[-1] if history else {},
         "best": {"test_top1": best.test_top1, "epoch": best.epoch},
         "final_calibration": calibration,
         "wall_seconds": wall_before + time.perf_counter() - started,
         "git_commit": git_commit(),
         "versions": versions(),
-        "device": str(device),
+        "device": str(ctx.device),
         "config": cfg.to_dict(),
     }
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")

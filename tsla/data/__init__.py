@@ -26,7 +26,7 @@ class BatchSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def epoch(self, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def epoch(self, seed: int, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 @dataclass
@@ -68,8 +68,13 @@ class FolderLoader:
         full, rest = divmod(self.num_images, self.batch_size)
         return full + (1 if rest and not (self.train and rest == 1) else 0)
 
-    def epoch(self, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, seed: int, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one epoch. With ``start_batch`` (a resume in mid-epoch) the same images follow in the
+        same order, but their random augmentation differs from an uninterrupted epoch's (the workers' streams
+        restart): exact mid-epoch resume holds for the in-memory data sets only."""
         order = torch.randperm(self.num_images, generator=epoch_generator(seed, epoch)).tolist() if self.train else None
+        if order is not None:
+            order = order[start_batch * self.batch_size :]
         loader = torch.utils.data.DataLoader(
             self.dataset,
             batch_size=self.batch_size,
@@ -79,7 +84,7 @@ class FolderLoader:
             pin_memory=self.device.type == "cuda",
             drop_last=False,
         )
-        for b, (images, targets) in enumerate(loader):
+        for b, (images, targets) in enumerate(loader, start_batch):
             if b == len(self):
                 break  # the last training batch of a single image: BatchNorm cannot train on it
             yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)

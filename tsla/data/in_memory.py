@@ -68,8 +68,9 @@ class InMemoryLoader:
         full, rest = divmod(self.num_images, self.batch_size)
         return full + (1 if rest > 1 or (rest == 1 and not self.train) else 0)
 
-    def epoch(self, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of one epoch; deterministic in (seed, epoch)."""
+    def epoch(self, seed: int, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of one epoch; deterministic in (seed, epoch). ``start_batch`` skips the first batches (a
+        resume in mid-epoch) and yields exactly the batches an uninterrupted epoch would have yielded after them."""
         n = self.num_images
         if self.train:
             gen = epoch_generator(seed, epoch)
@@ -79,6 +80,14 @@ class InMemoryLoader:
         for b in range(len(self)):
             start = b * self.batch_size
             stop = min(start + self.batch_size, n)
+            if b < start_batch:
+                if gen is not None:  # draw and discard the skipped batch's augmentation, to stay in step
+                    if self.padding:  # the same draws as random_crop: two of (batch,)
+                        torch.randint(0, 2 * self.padding + 1, (stop - start,), generator=gen)
+                        torch.randint(0, 2 * self.padding + 1, (stop - start,), generator=gen)
+                    if self.flip:
+                        torch.rand(stop - start, generator=gen)
+                continue
             if order is None:
                 images, targets = self.images[start:stop], self.targets[start:stop]
             else:
