@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tsla.cli import main
-from tsla.errors import RunDirError, TrainingError
+from tsla.errors import RunDirError
 from tsla.rundir import RunLock
 
 KEYS = ("train_loss", "train_onehot_loss", "train_top1", "test_loss", "test_top1", "test_ece")
