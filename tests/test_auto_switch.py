@@ -57,10 +57,10 @@ def test_auto_switch_is_recorded_and_survives_resume(tiny_fashion, tmp_path, mon
 
     real = tsla.trainer.train_one_epoch
 
-    def crash_at_epoch_3(ctx, batches, theta, epoch, on_step=None, **kw):
+    def crash_at_epoch_3(ctx, batches, theta, epoch, *args, **kw):
         if epoch == 3:
             raise KeyboardInterrupt
-        return real(ctx, batches, theta, epoch, on_step, **kw)
+        return real(ctx, batches, theta, epoch, *args, **kw)
 
     monkeypatch.setattr(tsla.trainer, "train_one_epoch", crash_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):

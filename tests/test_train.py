@@ -64,10 +64,10 @@ def test_resume_after_one_epoch_equals_uninterrupted(fashion_root, tmp_path, mon
 
     real = tsla.trainer.train_one_epoch
 
-    def crash_in_second_epoch(ctx, batches, theta, epoch, on_step=None, **kw):
+    def crash_in_second_epoch(ctx, batches, theta, epoch, *args, **kw):
         if epoch == 1:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C during epoch 1
-        return real(ctx, batches, theta, epoch, on_step, **kw)
+        return real(ctx, batches, theta, epoch, *args, **kw)
 
     monkeypatch.setattr(tsla.trainer, "train_one_epoch", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from pathlib import Path
@@ -111,7 +112,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(_show_plan(cfg))
         return 0
-    summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, overwrite=args.overwrite)
+    from .distributed import shutdown
+
+    try:
+        summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, overwrite=args.overwrite)
+    finally:
+        shutdown()  # leave the torchrun process group cleanly (a no-op in a single process)
+    if os.environ.get("RANK", "0") != "0":
+        return 0
     final = summary["final"]
     print(
         f"done: final test top-1 {100 * final['test_top1']:.2f}%, top-5 {100 * final['test_top5']:.2f}%, "
@@ -240,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except TslaError as exc:
-        print(f"tsla: error: {one_line(exc)}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, one report, from rank 0
+            print(f"tsla: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("tsla: interrupted; the last finished epoch's checkpoint is kept (rerun with --resume)", file=sys.stderr)

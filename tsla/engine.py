@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .calibration import calibration_sums, expected_calibration_error
+from .calibration import ECE_BINS, calibration_sums, expected_calibration_error
+from .distributed import all_reduce_sum
 from .errors import TrainingError
 from .loss import LabelSmoothingCrossEntropy, combine
 
@@ -33,6 +34,12 @@ class StepContext:
     amp: str | None = None
     channels_last: bool = False
     scaler: torch.amp.GradScaler | None = None
+    raw_model: nn.Module | None = None
+    """The model without its DistributedDataParallel wrapper (for state dicts and diagnostics); None: ``model``."""
+
+    @property
+    def module(self) -> nn.Module:
+        return self.raw_model if self.raw_model is not None else self.model
 
     def autocast(self):
         """The autocast context for ``amp`` on this device; a no-op when amp is off."""
@@ -110,14 +117,14 @@ def train_one_epoch(
         if on_step is not None:
             on_step(n)
         if should_stop is not None and should_stop():
-            loss_sum, onehot_sum, n_correct = sums.tolist()
+            loss_sum, onehot_sum, n_correct, seen = _reduced(sums, seen)
             seconds = carry.seconds + time.perf_counter() - start
-            return {"stopped": EpochProgressState(step + 1, loss_sum, onehot_sum, n_correct, seen, seconds)}
+            return {"stopped": EpochProgressState(step + 1, loss_sum, onehot_sum, n_correct, int(seen), seconds)}
     if not torch.isfinite(sums[0]):
         _raise_nonfinite(epoch, step)
     seconds = carry.seconds + time.perf_counter() - start
-    loss_sum, onehot_sum, n_correct = sums.tolist()
-    seen = max(seen, 1)
+    loss_sum, onehot_sum, n_correct, seen = _reduced(sums, seen)
+    seen = max(int(seen), 1)
     return {
         "train_loss": loss_sum / seen,
         "train_onehot_loss": onehot_sum / seen,
@@ -126,6 +133,11 @@ def train_one_epoch(
         "train_seconds": seconds,
         "train_images_per_second": seen / seconds if seconds > 0 else 0.0,
     }
+
+
+def _reduced(sums: torch.Tensor, seen: int) -> list[float]:
+    """[loss, onehot, correct, images] summed over all ranks (as they are, in a single process)."""
+    return all_reduce_sum(torch.cat([sums, sums.new_tensor([float(seen)])])).tolist()
 
 
 def _raise_nonfinite(epoch: int, step: int) -> None:
@@ -144,30 +156,36 @@ def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     sum_k (p_k - y_k)^2), ``test_images``, and ``test_calibration``: the per-bin sums behind the ECE (lists),
     for reliability diagrams.
     """
-    ctx.model.eval()
+    model = ctx.module  # not the DDP wrapper: ranks evaluate different numbers of batches, with no collectives
+    model.eval()
     zero = torch.zeros((), device=ctx.device, dtype=torch.float64)
     loss_sum, top1, top5, seen = zero.clone(), zero.clone(), zero.clone(), 0
-    calib: dict[str, torch.Tensor] = {}
+    calib = {k: torch.zeros(ECE_BINS, device=ctx.device, dtype=torch.float64)
+             for k in ("bin_count", "bin_confidence", "bin_correct")}
+    calib["brier"] = zero.clone()
     for images, targets in batches:
         with ctx.autocast():
-            logits = ctx.model(ctx.prepare(images))
+            logits = model(ctx.prepare(images))
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
         top1 += _correct_topk(logits, targets, 1)
         top5 += _correct_topk(logits, targets, 5)
         for key, value in calibration_sums(logits, targets).items():
-            calib[key] = calib[key] + value if key in calib else value
+            calib[key] += value
         seen += targets.shape[0]
-    seen = max(seen, 1)
-    bins = {k: calib[k].tolist() for k in ("bin_count", "bin_confidence", "bin_correct")} if calib else {}
+    totals = all_reduce_sum(torch.stack([loss_sum, top1.double(), top5.double(), loss_sum.new_tensor(float(seen))]))
+    loss_sum, top1, top5, seen = totals[0], totals[1], totals[2], max(int(totals[3]), 1)
+    for key in calib:
+        all_reduce_sum(calib[key])
+    bins = {k: calib[k].tolist() for k in ("bin_count", "bin_confidence", "bin_correct")}
     nll = float(loss_sum) / seen
     return {
         "test_loss": nll,
         "test_nll": nll,
         "test_top1": float(top1) / seen,
         "test_top5": float(top5) / seen,
-        "test_ece": expected_calibration_error(**bins) if bins else 0.0,
-        "test_brier": float(calib["brier"]) / seen if calib else 0.0,
+        "test_ece": expected_calibration_error(**bins),
+        "test_brier": float(calib["brier"]) / seen,
         "test_images": seen,
         "test_calibration": bins,
     }

@@ -41,15 +41,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_context(cfg: TrainConfig, data: DataBundle, device: torch.device) -> tuple[StepContext, torch.Tensor | None]:
-    """The model (seeded by ``cfg.seed``), SGD optimizer, loss and AMP scaler; returns (context, prior)."""
+def build_context(
+    cfg: TrainConfig, data: DataBundle, device: torch.device, distributed: bool = False
+) -> tuple[StepContext, torch.Tensor | None]:
+    """The model (seeded by ``cfg.seed``, the same on every rank), SGD optimizer, loss and AMP scaler; returns
+    (context, prior). ``distributed`` wraps the model in DistributedDataParallel (after SyncBatchNorm if asked)."""
     seed_everything(cfg.seed)
     prior = resolve_prior(cfg.prior, data.train_targets, data.num_classes)
-    model = build_model(cfg.model, data.num_classes, data.in_channels, cfg.pretrained).to(device)
+    raw = build_model(cfg.model, data.num_classes, data.in_channels, cfg.pretrained)
+    if distributed and cfg.sync_bn:
+        if device.type != "cuda":
+            raise ConfigError("--sync-bn needs GPUs (torch's SyncBatchNorm runs on CUDA only): drop it on CPU, where "
+                              "each rank normalises over its own slice of the batch")
+        raw = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw)
+    raw = raw.to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        raw = raw.to(memory_format=torch.channels_last)
+    model = raw
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=ids)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        raw.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
     )
     ctx = StepContext(
         model=model,
@@ -60,5 +73,6 @@ def build_context(cfg: TrainConfig, data: DataBundle, device: torch.device) -> t
         amp=cfg.amp,
         channels_last=cfg.channels_last,
         scaler=torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None,
+        raw_model=raw,
     )
     return ctx, prior

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,6 +30,7 @@ from .checkpoint import save_checkpoint, write_metrics
 from .config import TrainConfig, build_config, config_text, read_yaml
 from .data import DataBundle, build_data
 from .diagnostics import gradient_noise
+from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, check_batch, init_distributed
 from .engine import EpochProgressState, evaluate, train_one_epoch
 from .env_info import git_commit, versions
 from .errors import Interrupted, RunDirError, TrainingError
@@ -91,7 +94,12 @@ def train(
     """
     log = log or sys.stdout
     out = Path(out)
-    device = resolve_device(cfg.device)
+    info, device_name = init_distributed(cfg.device)  # a no-op outside torchrun
+    device = resolve_device(device_name)
+    if info.enabled:
+        check_batch(cfg.batch_size, info)
+        if not info.is_primary:  # only rank 0 prints and writes
+            log, progress_bar = open(os.devnull, "w"), False
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite contradict each other: choose one")
     state = None
@@ -104,27 +112,32 @@ def train(
             f"or choose another --out"
         )
     if data is None:
-        data = build_data(cfg, device)
-    ctx, prior = build_context(cfg, data, device)
-    try:  # only now, with data and model in hand, does the run directory get written
-        out.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(out).__enter__()
-    except OSError as exc:
-        raise RunDirError(f"cannot write to {out} ({exc.strerror}): choose a writable --out") from None
+        data = build_data(cfg, device, info.rank, info.world_size)
+    ctx, prior = build_context(cfg, data, device, info.enabled)
+    lock = RunLock(out)
+    if info.is_primary:
+        try:  # only now, with data and model in hand, does the run directory get written
+            out.mkdir(parents=True, exist_ok=True)
+            lock.__enter__()
+        except OSError as exc:
+            raise RunDirError(f"cannot write to {out} ({exc.strerror}): choose a writable --out") from None
     try:
-        if overwrite:
-            clear_run(out)
-        atomic_write_text(out / CONFIG, config_text(cfg))
-        return _run(cfg, out, ctx, prior, data, state, log, progress_bar)
+        if info.is_primary:
+            if overwrite:
+                clear_run(out)
+            atomic_write_text(out / CONFIG, config_text(cfg))
+        barrier()
+        return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info)
     finally:
         lock.__exit__()
 
 
-def _run(cfg, out, ctx, prior, data, state, log, progress_bar) -> dict[str, Any]:
-    """The epoch loop of :func:`train`, once the run directory is ours."""
+def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -> dict[str, Any]:
+    """The epoch loop of :func:`train`, once the run directory is ours. Files are written by the primary rank."""
     schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
     lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
-    model, optimizer, scaler = ctx.model, ctx.optimizer, ctx.scaler
+    model, optimizer, scaler = ctx.module, ctx.optimizer, ctx.scaler
+    primary = info.is_primary
     start_epoch, best, wall_before, history, calibration, carry = 0, _Best(), 0.0, [], {}, None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -134,11 +147,12 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar) -> dict[str, Any]
         start_epoch, best = int(state["next_epoch"]), _Best(**state["best"])
         wall_before, history = float(state["wall_seconds"]), list(state["history"])
         calibration = state.get("calibration", {})
-        if state.get("mid_epoch"):
-            carry = EpochProgressState(**state["mid_epoch"])
+        if state.get("mid_epoch"):  # the sums are global: carried by one rank only, as they are summed again
+            carry = EpochProgressState(**state["mid_epoch"]) if primary else EpochProgressState(state["mid_epoch"]["step"])
         if isinstance(schedule, AutoTwoStage):  # a decision already taken is kept
             schedule = replace(schedule, switch_epoch=state.get("auto_switch_epoch"))
-        write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
+        if primary:
+            write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
         where = f" step {carry.step}" if carry else ""
         print(f"resuming {out} at epoch {start_epoch}{where} of {cfg.epochs}", file=log)
 
@@ -168,6 +182,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar) -> dict[str, Any]
     progress = EpochProgress(progress_bar)
     started = time.perf_counter()
     with StopRequest() as stop:
+        should_stop = (lambda: any_rank(bool(stop), ctx.device)) if info.enabled else stop
         for epoch in range(start_epoch, cfg.epochs):
             epoch_start = time.perf_counter()
             lr, theta = lr_at(epoch), schedule(epoch)
@@ -177,15 +192,19 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar) -> dict[str, Any]
             on_step = progress.start(epoch, cfg.epochs, data.train.num_images)
             try:
                 batches = data.train.epoch(cfg.seed, epoch, start_batch=carry.step if carry else 0)
-                train_metrics = train_one_epoch(ctx, batches, theta, epoch, on_step, should_stop=stop, carry=carry)
+                train_metrics = train_one_epoch(ctx, batches, theta, epoch, on_step, should_stop, carry)
             finally:
                 progress.close()
             carry = None
             if "stopped" in train_metrics:
                 at = train_metrics["stopped"]
-                _save(out, checkpoint_state(epoch, at))
-                raise Interrupted(f"stopped by {stop.name} in epoch {epoch} after step {at.step - 1}; checkpoint "
-                                  f"saved: continue with 'tsla train --out {out} --resume'", stop.signum)
+                if primary:
+                    _save(out, checkpoint_state(epoch, at))
+                barrier()
+                signum = stop.signum or signal.SIGTERM  # a rank stopped because another was signalled
+                raise Interrupted(f"stopped by {signal.Signals(signum).name} in epoch {epoch} after step {at.step - 1}; "
+                                  f"checkpoint saved: continue with 'tsla train --out {out} --resume'", signum)
+            broadcast_buffers(model)  # every rank evaluates rank 0's model, the one the checkpoint holds
             test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch))
             if not math.isfinite(test_metrics["test_loss"]):
                 raise TrainingError(f"the test loss became non-finite after epoch {epoch}: lower --lr or turn off "
@@ -208,11 +227,12 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar) -> dict[str, Any]
             if record["test_top1"] > best.test_top1:
                 best = _Best(record["test_top1"], epoch)
             history.append(record)
-            _save(out, checkpoint_state(epoch + 1, None))
-            if cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0:
-                (out / "checkpoints").mkdir(exist_ok=True)
-                shutil.copyfile(out / CHECKPOINT, out / "checkpoints" / f"epoch-{epoch}.pt")
-            append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
+            if primary:
+                _save(out, checkpoint_state(epoch + 1, None))
+                if cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0:
+                    (out / "checkpoints").mkdir(exist_ok=True)
+                    shutil.copyfile(out / CHECKPOINT, out / "checkpoints" / f"epoch-{epoch}.pt")
+                append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
             print(format_epoch(record, cfg.epochs), file=log, flush=True)
 
     summary = {
@@ -229,9 +249,12 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar) -> dict[str, Any]
         "git_commit": git_commit(),
         "versions": versions(),
         "device": str(ctx.device),
+        "world_size": info.world_size,
         "config": cfg.to_dict(),
     }
-    atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    if primary:
+        atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    barrier()
     return summary
 
 

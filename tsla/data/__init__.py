@@ -59,34 +59,42 @@ class FolderLoader:
     reproducible on its own.
     """
 
-    def __init__(self, dataset, batch_size: int, train: bool, workers: int, device: torch.device) -> None:
+    def __init__(self, dataset, batch_size: int, train: bool, workers: int, device: torch.device,
+                 rank: int = 0, world: int = 1) -> None:
+        if not train and world > 1:  # evaluation: this rank's contiguous shard
+            n = len(dataset)
+            dataset = torch.utils.data.Subset(dataset, range(n * rank // world, n * (rank + 1) // world))
         self.dataset, self.batch_size, self.train = dataset, batch_size, train
-        self.workers, self.device = workers, device
+        self.workers, self.device, self.rank, self.world = workers, device, rank, world
         self.num_images = len(dataset)
 
     def __len__(self) -> int:
         full, rest = divmod(self.num_images, self.batch_size)
-        return full + (1 if rest and not (self.train and rest == 1) else 0)
+        # a short last training batch needs an image per rank, and two in all for BatchNorm
+        return full + (1 if rest >= max(2, self.world) or (rest and not self.train) else 0)
 
     def epoch(self, seed: int, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of one epoch. With ``start_batch`` (a resume in mid-epoch) the same images follow in the
         same order, but their random augmentation differs from an uninterrupted epoch's (the workers' streams
         restart): exact mid-epoch resume holds for the in-memory data sets only."""
         order = torch.randperm(self.num_images, generator=epoch_generator(seed, epoch)).tolist() if self.train else None
+        local_batch = self.batch_size
         if order is not None:
-            order = order[start_batch * self.batch_size :]
+            mine = []  # this rank's slice of every global batch, from start_batch on
+            for start in range(start_batch * self.batch_size, len(self) * self.batch_size, self.batch_size):
+                m = min(self.batch_size, self.num_images - start)
+                mine += order[start + m * self.rank // self.world : start + m * (self.rank + 1) // self.world]
+            order, local_batch = mine, self.batch_size // self.world
         loader = torch.utils.data.DataLoader(
             self.dataset,
-            batch_size=self.batch_size,
+            batch_size=local_batch,
             sampler=order,
             num_workers=self.workers,
             generator=epoch_generator(seed, epoch, stream=1),
             pin_memory=self.device.type == "cuda",
             drop_last=False,
         )
-        for b, (images, targets) in enumerate(loader, start_batch):
-            if b == len(self):
-                break  # the last training batch of a single image: BatchNorm cannot train on it
+        for images, targets in loader:
             yield images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
 
 
@@ -99,7 +107,7 @@ def _check_labels(data: TensorImages, name: str) -> None:
         raise DataError(f"{name}: label {int(data.targets[i])} of image {i} is outside [0, {k}): the data set is corrupt")
 
 
-def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
+def _in_memory(cfg: TrainConfig, device: torch.device, rank: int, world: int) -> DataBundle:
     root = data_root(cfg)
     if cfg.dataset == "fashion-mnist":
         from .fashion_mnist import MEAN, STD, load_fashion_mnist
@@ -125,8 +133,9 @@ def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
         return normalize(train.images[idx], *stats).to(device), train.targets[idx].to(device)
 
     return DataBundle(
-        train=InMemoryLoader(train, cfg.batch_size, mean, std, train=True, padding=padding, flip=True, device=device),
-        test=InMemoryLoader(test, cfg.eval_batch_size, mean, std, train=False, device=device),
+        train=InMemoryLoader(train, cfg.batch_size, mean, std, train=True, padding=padding, flip=True, device=device,
+                             rank=rank, world=world),
+        test=InMemoryLoader(test, cfg.eval_batch_size, mean, std, train=False, device=device, rank=rank, world=world),
         num_classes=len(train.classes),
         in_channels=train.images.shape[1],
         train_targets=train.targets,
@@ -135,7 +144,7 @@ def _in_memory(cfg: TrainConfig, device: torch.device) -> DataBundle:
     )
 
 
-def _folders(cfg: TrainConfig, device: torch.device) -> DataBundle:
+def _folders(cfg: TrainConfig, device: torch.device, rank: int, world: int) -> DataBundle:
     from .folders import ImageListDataset, eval_transform, load_cub, load_dogs
 
     train, test = (load_dogs if cfg.dataset == "dogs" else load_cub)(data_root(cfg), cfg.image_size)
@@ -159,8 +168,8 @@ def _folders(cfg: TrainConfig, device: torch.device) -> DataBundle:
         return torch.stack(images).to(device), torch.tensor(labels, dtype=torch.long).to(device)
 
     return DataBundle(
-        train=FolderLoader(train, cfg.batch_size, True, cfg.workers, device),
-        test=FolderLoader(test, cfg.eval_batch_size, False, cfg.workers, device),
+        train=FolderLoader(train, cfg.batch_size, True, cfg.workers, device, rank, world),
+        test=FolderLoader(test, cfg.eval_batch_size, False, cfg.workers, device, rank, world),
         num_classes=len(classes),
         in_channels=3,
         train_targets=targets,
@@ -169,14 +178,15 @@ def _folders(cfg: TrainConfig, device: torch.device) -> DataBundle:
     )
 
 
-def build_data(cfg: TrainConfig, device: torch.device) -> DataBundle:
-    """Load the data set ``cfg`` names and wrap it in batch sources on ``device``.
+def build_data(cfg: TrainConfig, device: torch.device, rank: int = 0, world: int = 1) -> DataBundle:
+    """Load the data set ``cfg`` names and wrap it in batch sources on ``device`` (for ``rank`` of ``world``
+    distributed processes: its slices of the training batches and its shard of the test set).
 
     Raises ``DataError`` (one line, with how to get the data) when it is missing.
     """
     if cfg.dataset in ("dogs", "cub"):
-        return _folders(cfg, device)
-    return _in_memory(cfg, device)
+        return _folders(cfg, device, rank, world)
+    return _in_memory(cfg, device, rank, world)
 
 
 __all__ = ["BatchSource", "DataBundle", "FolderLoader", "InMemoryLoader", "TensorImages", "build_data", "data_root"]

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import torch
 
-from .augment import normalize, random_crop, random_flip
+from .augment import crop, draw_augmentation, flip as flip_images, normalize
 
 
 @dataclass
@@ -37,6 +37,10 @@ class InMemoryLoader:
     Training loaders shuffle and augment (random crop with ``padding`` and horizontal flip) with a generator seeded
     by (seed, epoch); evaluation loaders keep the order and do not augment. A final training batch of a single image
     is dropped (BatchNorm cannot train on one image).
+
+    Distributed (``world`` > 1): ``batch_size`` is the global batch. Every rank draws the same order and the same
+    augmentation for each global batch and keeps its own contiguous slice of it, so the ranks together see exactly
+    what one process would. An evaluation loader gives each rank a contiguous shard of the data, evaluated once.
     """
 
     def __init__(
@@ -49,8 +53,15 @@ class InMemoryLoader:
         padding: int = 0,
         flip: bool = False,
         device: torch.device | str = "cpu",
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         self.device = torch.device(device)
+        self.rank, self.world = rank, world
+        if not train and world > 1:  # evaluation: this rank's shard only
+            n = data.targets.numel()
+            data = TensorImages(data.images[n * rank // world : n * (rank + 1) // world],
+                                data.targets[n * rank // world : n * (rank + 1) // world], data.classes)
         self.images = data.images.to(self.device)
         self.targets = data.targets.to(self.device)
         self.batch_size = batch_size
@@ -62,15 +73,18 @@ class InMemoryLoader:
 
     @property
     def num_images(self) -> int:
+        """Images in one epoch, all ranks together (training) or in this rank's shard (evaluation)."""
         return self.targets.numel()
 
     def __len__(self) -> int:
         full, rest = divmod(self.num_images, self.batch_size)
-        return full + (1 if rest > 1 or (rest == 1 and not self.train) else 0)
+        # a short last training batch needs an image per rank, and two in all for BatchNorm
+        return full + (1 if rest >= max(2, self.world) or (rest and not self.train) else 0)
 
     def epoch(self, seed: int, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of one epoch; deterministic in (seed, epoch). ``start_batch`` skips the first batches (a
-        resume in mid-epoch) and yields exactly the batches an uninterrupted epoch would have yielded after them."""
+        """The batches of one epoch (this rank's slices of them); deterministic in (seed, epoch). ``start_batch``
+        skips the first batches (a resume in mid-epoch) and yields exactly what an uninterrupted epoch would have
+        yielded after them."""
         n = self.num_images
         if self.train:
             gen = epoch_generator(seed, epoch)
@@ -80,20 +94,19 @@ class InMemoryLoader:
         for b in range(len(self)):
             start = b * self.batch_size
             stop = min(start + self.batch_size, n)
-            if b < start_batch:
-                if gen is not None:  # draw and discard the skipped batch's augmentation, to stay in step
-                    if self.padding:  # the same draws as random_crop: two of (batch,)
-                        torch.randint(0, 2 * self.padding + 1, (stop - start,), generator=gen)
-                        torch.randint(0, 2 * self.padding + 1, (stop - start,), generator=gen)
-                    if self.flip:
-                        torch.rand(stop - start, generator=gen)
-                continue
             if order is None:
-                images, targets = self.images[start:stop], self.targets[start:stop]
-            else:
-                idx = order[start:stop]
-                images, targets = self.images[idx], self.targets[idx]
-                images = random_crop(images, self.padding, gen)
-                if self.flip:
-                    images = random_flip(images, gen)
-            yield normalize(images, self.mean, self.std), targets
+                if b >= start_batch:
+                    yield normalize(self.images[start:stop], self.mean, self.std), self.targets[start:stop]
+                continue
+            dy, dx, mask = draw_augmentation(stop - start, self.padding, self.flip, gen)
+            if b < start_batch:
+                continue  # the draws above keep the generator in step with an uninterrupted epoch
+            m = stop - start
+            lo, hi = m * self.rank // self.world, m * (self.rank + 1) // self.world
+            idx = order[start + lo : start + hi]
+            images = self.images[idx]
+            if dy is not None:
+                images = crop(images, self.padding, dy[lo:hi], dx[lo:hi])
+            if mask is not None:
+                images = flip_images(images, mask[lo:hi])
+            yield normalize(images, self.mean, self.std), self.targets[idx]
