@@ -79,6 +79,7 @@ class TrainConfig:
     device: str = _f("auto", "device: auto (CUDA when present), cpu, cuda, cuda:N")
     amp: Optional[str] = _f(None, "mixed precision: bf16 or fp16 (default: off, float32)")
     channels_last: bool = _f(False, "use the channels-last memory format (faster convolutions on many CPUs and GPUs)")
+    compile: bool = _f(False, "compile the model with torch.compile (slow first epoch; see docs/performance.md)")
     sync_bn: bool = _f(False, "under torchrun, compute BatchNorm statistics over the global batch (SyncBatchNorm)")
 
     def __post_init__(self) -> None:

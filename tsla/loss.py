@@ -11,6 +11,7 @@ the one-hot training loss (the paper's objective F) at no extra cost. With the u
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -49,6 +50,9 @@ def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
             f"prior has shape {tuple(prior.shape)} but the model has {num_classes} classes: "
             f"give one probability per class"
         )
+    lowest, total = torch.stack([prior.min(), prior.double().sum().to(prior.dtype)]).tolist()  # one sync
+    if lowest >= 0 and math.isfinite(total) and abs(total - 1.0) <= 1e-6:
+        return prior
     bad = torch.nonzero(~torch.isfinite(prior) | (prior < 0)).flatten()
     if bad.numel():
         i = int(bad[0])
@@ -59,15 +63,27 @@ def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
     return prior
 
 
-def _check_target(target: torch.Tensor, num_classes: int, batch: int) -> None:
+# ignore_index for torch's losses: a class index no real target holds, so that every out-of-range target raises
+_NEVER = torch.iinfo(torch.int64).min
+
+
+def _bad_class(target: torch.Tensor, num_classes: int) -> ValueError:
+    bad = target[(target < 0) | (target >= num_classes)][0].item()
+    return ValueError(f"target contains class {bad}, outside [0, {num_classes}): labels must index the logits")
+
+
+def _check_target(target: torch.Tensor, num_classes: int, batch: int, range_check: bool = True) -> None:
+    """Check a target's type and shape; with ``range_check``, also that class indices lie in [0, K) (a device
+    synchronisation: on CPU the loss kernels raise for such indices themselves, and that error is translated)."""
     if target.dim() == 1:
         if target.dtype.is_floating_point or target.dtype == torch.bool:
             raise ValueError(f"class-index target must be an integer tensor, got {target.dtype}")
         if target.shape[0] != batch:
             raise ValueError(f"target has {target.shape[0]} entries but logits have {batch} rows")
-        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
-            bad = target[(target < 0) | (target >= num_classes)][0].item()
-            raise ValueError(f"target contains class {bad}, outside [0, {num_classes}): labels must index the logits")
+        if range_check and target.numel():
+            lo, hi = torch.aminmax(target)
+            if int(lo) < 0 or int(hi) >= num_classes:
+                raise _bad_class(target, num_classes)
     elif target.dim() == 2:
         if not target.dtype.is_floating_point:
             raise ValueError(f"probability target must be floating point, got {target.dtype}")
@@ -108,32 +124,45 @@ def label_smoothing_cross_entropy_parts(
 
     Raises ``ValueError`` for a bad target, prior or reduction.
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction={reduction!r}: choose one of {', '.join(_REDUCTIONS)}")
-    if logits.dim() != 2:
-        raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
-    _check_target(target, logits.shape[1], logits.shape[0])
+    _check_logits(logits, reduction)
+    _check_target(target, logits.shape[1], logits.shape[0], range_check=logits.device.type != "cpu")
     if prior is not None:
         prior = check_prior(prior, logits.shape[1])
     return _parts(logits, target, prior, reduction)
 
 
+def _check_logits(logits: torch.Tensor, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction={reduction!r}: choose one of {', '.join(_REDUCTIONS)}")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
+
+
+def _full_precision(logits: torch.Tensor) -> torch.Tensor:
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 def _parts(logits: torch.Tensor, target: torch.Tensor, prior: torch.Tensor | None, reduction: str) -> LossParts:
     """The computation behind :func:`label_smoothing_cross_entropy_parts`, with its inputs already checked."""
-    # autocast would run the matmul-like ops below in bf16/fp16: keep the whole loss in full precision
-    with torch.autocast(device_type=logits.device.type, enabled=False):
-        if logits.dtype != torch.float64:
-            logits = logits.float()
-        log_probs = F.log_softmax(logits, dim=1)
-        if target.dim() == 1:
-            onehot = -log_probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    if torch.is_autocast_enabled(logits.device.type):  # autocast would run the prior's product in bf16/fp16
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            return _parts(logits, target, prior, reduction)
+    log_probs = F.log_softmax(_full_precision(logits), dim=1)
+    if target.dim() == 1:
+        try:
+            onehot = F.nll_loss(log_probs, target, reduction=reduction, ignore_index=_NEVER)
+        except (IndexError, RuntimeError):
+            raise _bad_class(target, logits.shape[1]) from None
+    else:
+        onehot = _reduce(-(target.to(log_probs.dtype) * log_probs).sum(dim=1), reduction)
+    if prior is None:
+        if reduction == "mean":  # the mean over rows of each row's mean = the mean of all entries
+            prior_term = -log_probs.mean()
         else:
-            onehot = -(target.to(log_probs.dtype) * log_probs).sum(dim=1)
-        if prior is None:
-            prior_term = -log_probs.mean(dim=1)
-        else:
-            prior_term = -(log_probs * prior.to(device=log_probs.device, dtype=log_probs.dtype)).sum(dim=1)
-        return LossParts(_reduce(onehot, reduction), _reduce(prior_term, reduction))
+            prior_term = _reduce(-log_probs.mean(dim=1), reduction)
+    else:
+        prior_term = _reduce(-torch.mv(log_probs, prior.to(device=log_probs.device, dtype=log_probs.dtype)), reduction)
+    return LossParts(onehot, prior_term)
 
 
 def combine(parts: LossParts, theta: float) -> torch.Tensor:
@@ -165,7 +194,16 @@ def label_smoothing_cross_entropy(
             a target outside [0, K); probability targets whose rows do not sum to 1.
     """
     theta = check_theta(theta)
-    return combine(label_smoothing_cross_entropy_parts(logits, target, prior, reduction), theta)
+    if prior is not None or target.dim() != 1:
+        return combine(label_smoothing_cross_entropy_parts(logits, target, prior, reduction), theta)
+    # uniform prior, class indices: exactly torch's fused loss (y_LS puts 1 - theta + theta/K on the true class)
+    _check_logits(logits, reduction)
+    _check_target(target, logits.shape[1], logits.shape[0], range_check=logits.device.type != "cpu")
+    try:
+        return F.cross_entropy(_full_precision(logits), target, reduction=reduction, label_smoothing=theta,
+                               ignore_index=_NEVER)
+    except (IndexError, RuntimeError):
+        raise _bad_class(target, logits.shape[1]) from None
 
 
 class LabelSmoothingCrossEntropy(nn.Module):
@@ -194,12 +232,11 @@ class LabelSmoothingCrossEntropy(nn.Module):
         self.check_targets = check_targets
 
     def parts(self, logits: torch.Tensor, target: torch.Tensor) -> LossParts:
-        if logits.dim() != 2:
-            raise ValueError(f"logits must be (N, K), got shape {tuple(logits.shape)}")
+        _check_logits(logits, self.reduction)
         if self.prior is not None and self.prior.numel() != logits.shape[1]:
             raise ValueError(f"the prior has {self.prior.numel()} classes but the logits have {logits.shape[1]}")
         if self.check_targets:
-            _check_target(target, logits.shape[1], logits.shape[0])
+            _check_target(target, logits.shape[1], logits.shape[0], range_check=logits.device.type != "cpu")
         return _parts(logits, target, self.prior, self.reduction)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, theta: float) -> torch.Tensor:

@@ -61,6 +61,8 @@ def build_context(
     if distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(raw, device_ids=ids)
+    if cfg.compile:  # torch's recommended order: compile the DDP-wrapped model; parameters stay raw's
+        model = torch.compile(model)
     optimizer = torch.optim.SGD(
         raw.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
     )
