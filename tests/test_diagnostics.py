@@ -25,6 +25,7 @@ def _by_definition(gy, gp, theta):
         "lsr_floor": 2 * dsig / (1 + dsig / sigma2),
         "lsr_variance": np.mean(np.sum((h - G) ** 2, axis=1)),
         "lsr_bound": 2 * (1 - theta) ** 2 * sigma2 + 2 * theta**2 * dsig,
+        "lsr_variance_ratio": np.mean(np.sum((h - G) ** 2, axis=1)) / sigma2,
     }
 
 

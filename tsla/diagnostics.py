@@ -10,6 +10,7 @@ prior-label loss, and G = (1/n) sum_i g_i(y) (the one-hot gradient of the set, s
     lsr_floor     = 2 delta sigma2 / (1 + delta)           (the bound at theta*: where SGD with LSR stalls on F)
     lsr_variance  = (1/n) sum_i ||(1-theta) g_i(y) + theta g_i(yhat) - G||^2
     lsr_bound     = 2 (1-theta)^2 sigma2 + 2 theta^2 delta_sigma2
+    lsr_variance_ratio = lsr_variance / sigma2             (< 1: smoothing reduced the gradient variance)
 
 The sums are accumulated in float64 in one pass over chunks of examples (||a - G||^2 expanded into
 ||a||^2 - 2 a.G + ||G||^2), so memory stays bounded by the chunk size times the parameter count.
@@ -108,5 +109,6 @@ def gradient_noise(
         sq_h = a * a * sq_y + 2 * a * b * dot + b * b * sq_p
         out["lsr_variance"] = sq_h / n - 2 * float(mean_h @ G) + g2
         out["lsr_bound"] = 2 * a * a * sigma2 + 2 * b * b * delta_sigma2
+        out["lsr_variance_ratio"] = out["lsr_variance"] / sigma2 if sigma2 > 0 else float("nan")
     out["seconds"] = time.perf_counter() - start
     return out

@@ -116,15 +116,19 @@ def plot_diagnostics(runs: Sequence[RunRecord], path: Path) -> bool:
     """Save the theory diagnostics against epoch at ``path`` (False when no run logged ``diag_*`` keys).
 
     Panels: delta (log scale); theta* = 1/(1+delta); ||grad F||^2 (noise-corrected, solid) with the LSR floor
-    2 delta sigma^2 / (1+delta) (dashed), log scale. Mean over seeds per label; switch epochs dotted.
+    2 delta sigma^2 / (1+delta) (dashed), log scale; the LSR gradient variance at the run's theta over sigma^2. Mean over seeds per label; switch epochs dotted.
     """
     from matplotlib.figure import Figure
 
     groups = {label: g for label, g in _grouped(runs).items() if any("diag_delta" in row for r in g for row in r.metrics)}
     if not groups:
         return False
-    fig = Figure(figsize=(17, 4.8))
-    axes = fig.subplots(1, 3)
+    for run in runs:  # runs logged before the ratio was a key of its own
+        for row in run.metrics:
+            if "diag_lsr_variance" in row and "diag_lsr_variance_ratio" not in row and row.get("diag_sigma2"):
+                row["diag_lsr_variance_ratio"] = row["diag_lsr_variance"] / row["diag_sigma2"]
+    fig = Figure(figsize=(22, 4.8))
+    axes = fig.subplots(1, 4)
     for index, (label, group) in enumerate(groups.items()):
         color = f"C{index % 10}"
         for ax, key in zip(axes, ("diag_delta", "diag_theta_star", "diag_grad_norm2_unbiased")):
@@ -132,6 +136,9 @@ def plot_diagnostics(runs: Sequence[RunRecord], path: Path) -> bool:
             ax.plot(epochs, mean, color=color, marker=".", label=label)
         epochs, floor, _ = _curve(group, "diag_lsr_floor")
         axes[2].plot(epochs, floor, color=color, linestyle="--", label=f"{label}: LSR floor")
+        epochs, ratio, _ = _curve(group, "diag_lsr_variance_ratio")
+        if epochs:
+            axes[3].plot(epochs, ratio, color=color, marker=".", label=label)
         for switch in sorted({r.switch_epoch for r in group if r.switch_epoch is not None}):
             for ax in axes:
                 ax.axvline(switch, color=color, linestyle=":", linewidth=1)
@@ -139,6 +146,8 @@ def plot_diagnostics(runs: Sequence[RunRecord], path: Path) -> bool:
     axes[1].set(ylabel="θ* = 1 / (1 + δ)", title="θ*, the variance-minimising smoothing")
     axes[2].set(yscale="symlog", ylabel="||∇F||² (noise-corrected) and floor",
                 title="||∇F||² on the diagnostic set vs the LSR floor")
+    axes[3].axhline(1.0, color="grey", linewidth=1)
+    axes[3].set(ylabel="E||g_LSR − ∇F||² / σ²", title="LSR gradient variance at the run's θ, relative to one-hot")
     for ax in axes:
         ax.set_xlabel("epoch (from 0)")
         ax.grid(True, alpha=0.3)
