@@ -66,7 +66,7 @@ def test_auto_switch_is_recorded_and_survives_resume(tiny_fashion, tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", progress_bar=False)
     monkeypatch.setattr(tsla.trainer, "train_one_epoch", real)
-    # a resumed run must not re-decide: even a rule that can never fire keeps the recorded switch
+    # the resumed run restores the recorded decision instead of deciding again
     resumed = train(cfg, tmp_path / "cut", resume=True, progress_bar=False)
     assert resumed["switch_epoch"] == 2
     again = [json.loads(x) for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]

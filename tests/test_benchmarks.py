@@ -22,3 +22,16 @@ def test_gpu_recipe_runs_on_cpu(fashion_root, tmp_path):
     assert abs(rows[0]["projected_200_epochs_minutes"] - 200 * per_epoch / 60) < 1e-6
     summary = json.loads((tmp_path / "gpu-fashion-summary.json").read_text())
     assert summary["status"] == "finished" and summary["final"]["train_images"] == 512
+
+
+def test_benchmark_command_writes_json_and_table(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--no-compile", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    cases = {(r["benchmark"], r["case"]) for r in results["rows"]}
+    assert ("engine training throughput vs a bare SGD loop", "ResNet-8, 28x28, batch 128") in cases
+    assert sum(1 for b, _ in cases if b.startswith("loss")) == 12  # 3 shapes x 4 loss paths
+    assert all(r["ratio"] > 0 for r in results["rows"]) and results["meta"]["quick"] is True
+    table = (tmp_path / "results.md").read_text()
+    assert table.count("\n| ") == len(results["rows"]) + 1  # header + one row per measurement

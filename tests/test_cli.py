@@ -42,7 +42,11 @@ def test_dry_run_touches_no_data(capsys, tmp_path):
 
 
 def test_every_preset_dry_runs(capsys):
-    for name in ("fashion-mnist", "cifar100-resnet18", "dogs-resnet50", "cub-resnet50"):
+    from tsla.presets import preset_names
+
+    assert {"fashion-mnist", "fashion-mnist-replication", "cifar100-resnet18", "dogs-resnet50",
+            "cub-resnet50"} <= set(preset_names())
+    for name in preset_names():
         cfg, _ = _dry(capsys, "--preset", name)
         assert cfg["epochs"] >= 1
 
@@ -63,6 +67,7 @@ BAD = [
     (["--pretrained"], "--pretrained is available for resnet50 only"),
     (["--lr-schedule", "cosine", "--milestones", "3"], "--milestones applies to --lr-schedule step only"),
     (["--device", "tpu"], "--device 'tpu' is not supported"),
+    (["--lr", "nan"], "--lr is nan: give a finite number"),
     (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
 ]
 

@@ -1,9 +1,9 @@
 """docs/errors.md is executable: every row's command gives its exit code and message, on one line."""
 
-import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,10 +54,13 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
             path = tmp / "run" / "checkpoint.pt"
             path.write_bytes(path.read_bytes()[:200])
     elif kind == "live-lock":
-        sleeper = subprocess.Popen(["sleep", "60"])
-        cleanup.append(sleeper)
         (tmp / "run").mkdir()
-        (tmp / "run" / ".lock").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from pathlib import Path; from tsla.rundir import RunLock; "
+             "RunLock(Path(sys.argv[1])).__enter__(); print('held', flush=True); time.sleep(60)", str(tmp / "run")],
+            stdout=subprocess.PIPE, text=True)
+        cleanup.append(holder)
+        assert holder.stdout.readline().strip() == "held"
     elif kind == "full-disk":
         def no_space(*args, **kwargs):
             raise OSError(28, "No space left on device")

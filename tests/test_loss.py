@@ -31,6 +31,22 @@ def test_uniform_prior_matches_torch_values_and_gradients(dtype, tol, theta, red
     torch.testing.assert_close(a.grad, b.grad, atol=tol, rtol=tol)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("theta", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_engine_path_matches_torch(dtype, tol, theta, reduction):
+    """The trainer's path, two terms from one log-softmax then combined, against torch's own loss."""
+    logits, target = _data(dtype, n=9, k=7)
+    a = logits.clone().requires_grad_(True)
+    b = logits.clone().requires_grad_(True)
+    ours = LabelSmoothingCrossEntropy(reduction=reduction)(a, target, theta)
+    ref = F.cross_entropy(b, target, label_smoothing=theta, reduction=reduction)
+    torch.testing.assert_close(ours, ref, atol=tol, rtol=tol)
+    ours.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, atol=tol, rtol=tol)
+
+
 @pytest.mark.parametrize("theta", [0.0, 0.3])
 def test_probability_targets_match_torch(theta):
     logits, _ = _data(torch.float64)

@@ -65,7 +65,7 @@ def test_sigkill_mid_epoch_then_resume_is_identical(fashion_root, tmp_path, refe
     resumed = _start([*_argv(fashion_root, out), "--resume"])
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
-    assert "removing stale lock" in stderr and "resuming" in stdout
+    assert "taking over the stale lock" in stderr and "resuming" in stdout
     final = json.loads((out / "summary.json").read_text())["final"]
     for key in KEYS:
         assert final[key] == reference[key], key
@@ -93,17 +93,23 @@ def test_sigterm_saves_mid_epoch_and_resume_is_identical(fashion_root, tmp_path,
         assert final[key] == reference[key], key
 
 
-def test_a_live_lock_is_refused_and_a_stale_one_taken_over(tmp_path):
-    sleeper = subprocess.Popen(["sleep", "30"])
+def test_a_live_lock_is_refused_and_a_stale_one_taken_over(tmp_path, capsys):
+    # another process holds the lock: a child that takes it, reports, and sleeps
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tsla.rundir import RunLock; "
+         "lock = RunLock(Path(sys.argv[1])).__enter__(); print('held', flush=True); time.sleep(60)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
     try:
-        (tmp_path / ".lock").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
-        with pytest.raises(RunDirError, match=f"in use by process {sleeper.pid}"):
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunDirError, match=f"in use by process {holder.pid}"):
             RunLock(tmp_path).__enter__()
     finally:
-        sleeper.kill()
-        sleeper.wait()
-    with RunLock(tmp_path):  # that process is gone now: the lock is stale
+        holder.kill()  # SIGKILL: no cleanup, the file stays, but the kernel drops the lock
+        holder.wait()
+    assert (tmp_path / ".lock").exists()
+    with RunLock(tmp_path):
         assert (tmp_path / ".lock").read_text().split()[0] == str(os.getpid())
+        assert f"stale lock {tmp_path / '.lock'} of process {holder.pid}" in capsys.readouterr().err
     assert not (tmp_path / ".lock").exists()
 
 
@@ -155,3 +161,27 @@ def test_nonfinite_loss_exits_1_and_keeps_the_checkpoint(fashion_root, tmp_path,
     assert err.count("\n") == 1
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["next_epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint_starts_it(tiny_fashion, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data-root", str(tiny_fashion), "--epochs", "1", "--batch-size", "20", "--device", "cpu",
+            "--method", "lsr", "--out", str(out), "--no-progress"]
+    assert main([*argv, "--dry-run"]) == 0
+    from tsla.config import TrainConfig, config_text
+
+    out.mkdir()
+    cfg = TrainConfig(data_root=str(tiny_fashion), epochs=1, batch_size=20, device="cpu", method="lsr")
+    (out / "config.yaml").write_text(config_text(cfg))  # what a run killed during epoch 0 leaves
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    assert "has no checkpoint yet" in capsys.readouterr().out
+    assert (out / "summary.json").is_file()
+
+
+def test_a_torch_file_that_is_no_tsla_checkpoint(tiny_fashion, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save({"weights": torch.ones(2)}, out / "checkpoint.pt")
+    assert main(["train", "--data-root", str(tiny_fashion), "--out", str(out), "--resume"]) == 2
+    assert "is not a tsla checkpoint" in capsys.readouterr().err

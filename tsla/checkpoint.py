@@ -48,9 +48,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunDirError(f"no checkpoint at {path}: --resume needs a run started with the same --out")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, OSError, ValueError) as exc:
         raise RunDirError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}): start the run afresh") from None
+    needed = ("format", "next_epoch", "model", "optimizer", "config", "history", "best", "wall_seconds")
+    if not isinstance(state, dict) or any(key not in state for key in needed):
+        raise RunDirError(f"{path} is not a tsla checkpoint (or one of an older format): start the run afresh")
+    return state
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

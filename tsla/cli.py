@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import typing
@@ -163,7 +164,11 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     if args.examples is not None and args.examples < 2:
         raise ConfigError(f"--examples must be >= 2 (got {args.examples})")
     result = diagnose_run(Path(args.run), args.epoch, args.examples)
-    print(json.dumps(result, indent=2) if args.json else format_diagnosis(result))
+    if args.json:  # strict JSON: an infinite delta (sigma^2 = 0) is written as null
+        print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()},
+                         indent=2))
+    else:
+        print(format_diagnosis(result))
     return 0
 
 

@@ -8,6 +8,7 @@ own process pinned to its share of the CPU cores.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,9 +18,10 @@ from typing import Any, Sequence, TextIO
 
 from .checkpoint import CHECKPOINT, CONFIG, atomic_write_text
 from .config import TrainConfig, build_config, config_text
-from .errors import ConfigError, RunDirError, TrainingError
+from .errors import ConfigError, Interrupted, RunDirError, TrainingError
 from .rundir import is_finished
 from .runtime import resolve_device
+from .signals import StopRequest
 from .trainer import RESUME_FREE_FIELDS, load_run_config, train
 
 
@@ -47,6 +49,12 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def select_shard(grid: list[GridRun], shard: tuple[int, int]) -> list[GridRun]:
+    """Shard i of n: every n-th run of the grid, starting at run i (so the shards partition the grid)."""
+    index, count = shard
+    return grid[index::count]
+
+
 def plan(
     layers: list, methods: Sequence[str], seeds: Sequence[int], thetas: Sequence[float] | None = None
 ) -> list[GridRun]:
@@ -72,14 +80,14 @@ def plan(
     return grid
 
 
-def _check_same_config(run: Path, cfg: TrainConfig) -> None:
-    """A finished run is reused only if it was trained with this comparison's settings."""
+def _check_same_config(run: Path, cfg: TrainConfig, what: str = "a finished run") -> None:
+    """A finished (or begun) run is reused only if it was trained with this comparison's settings."""
     saved = load_run_config(run).to_dict()
     differ = [k for k, v in cfg.to_dict().items() if k not in RESUME_FREE_FIELDS and saved.get(k) != v]
     if differ:
         k = differ[0]
         raise RunDirError(
-            f"{run} is a finished run with {k}={saved[k]!r}, not {getattr(cfg, k)!r} as asked now: "
+            f"{run} is {what} with {k}={saved[k]!r}, not {getattr(cfg, k)!r} as asked now: "
             f"use another --out for different settings"
         )
 
@@ -102,36 +110,54 @@ def _run_in_processes(todo: list[tuple[Path, TrainConfig]], jobs: int, log: Text
     """Train each (run dir, config) in a ``python -m tsla train`` subprocess, ``jobs`` at a time, each pinned to its
     own cores; a run's output goes to RUN/train.log. Raises ``TrainingError`` naming the runs that failed."""
     free = _core_sets(jobs)
-    pending, running, failed = list(todo), [], []
-    while pending or running:
-        while pending and free:
-            run, cfg = pending.pop(0)
-            cores = free.pop(0)
-            run.mkdir(parents=True, exist_ok=True)
-            if not (run / CONFIG).is_file():
-                atomic_write_text(run / CONFIG, config_text(cfg))  # the subprocess reads its resolved config here
-            cmd = [sys.executable, "-m", "tsla", "train", "--config", str(run / CONFIG), "--out", str(run), "--no-progress"]
-            if (run / CHECKPOINT).is_file():
-                cmd.append("--resume")
-            env = {**os.environ, "OMP_NUM_THREADS": str(len(cores)), "MKL_NUM_THREADS": str(len(cores))}
-            pin = (lambda c=cores: os.sched_setaffinity(0, c)) if hasattr(os, "sched_setaffinity") else None
-            with open(run / "train.log", "a") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=pin)
-            print(f"started {run} on cores {cores}", file=log, flush=True)
-            running.append((proc, run, cores))
-        time.sleep(0.5)
-        for item in list(running):
-            proc, run, cores = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            free.append(cores)
-            state = "finished" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {run / 'train.log'})"
-            print(f"{state}: {run}", file=log, flush=True)
-            if proc.returncode != 0:
-                failed.append(run)
+    for run, cfg in todo:  # a run begun earlier with other settings is refused here, as in one process
+        if (run / CONFIG).is_file():
+            _check_same_config(run, cfg, "an unfinished run")
+    pending, running, failed, forwarded = list(todo), [], [], False
+    with StopRequest() as stop:
+        while pending or running:
+            if stop and not forwarded:  # pass the stop on, once: each run saves a checkpoint and stops
+                for proc, _, _ in running:  # SIGTERM even for a Ctrl-C, which the runs may have had already:
+                    if proc.poll() is None:  # a second SIGINT would make them stop without a checkpoint
+                        proc.send_signal(signal.SIGTERM)
+                pending.clear()
+                forwarded = True
+            _launch(pending, free, running, log)
+            time.sleep(0.5)
+            for item in list(running):
+                proc, run, cores = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                free.append(cores)
+                state = "finished" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {run / 'train.log'})"
+                print(f"{state}: {run}", file=log, flush=True)
+                if proc.returncode != 0:
+                    failed.append(run)
+    if stop:
+        raise Interrupted(f"stopped by {stop.name}; every run saved a checkpoint: re-run the same compare to resume",
+                          stop.signum)
     if failed:
         raise TrainingError(f"{len(failed)} run(s) failed, first {failed[0]}: see its train.log, fix, and re-run compare")
+
+
+def _launch(pending: list, free: list, running: list, log: TextIO) -> None:
+    """Start pending runs while cores are free, each pinned to one free core set."""
+    while pending and free:
+        run, cfg = pending.pop(0)
+        cores = free.pop(0)
+        run.mkdir(parents=True, exist_ok=True)
+        if not (run / CONFIG).is_file():
+            atomic_write_text(run / CONFIG, config_text(cfg))  # the subprocess reads its resolved config here
+        cmd = [sys.executable, "-m", "tsla", "train", "--config", str(run / CONFIG), "--out", str(run), "--no-progress"]
+        if (run / CHECKPOINT).is_file():
+            cmd.append("--resume")
+        env = {**os.environ, "OMP_NUM_THREADS": str(len(cores)), "MKL_NUM_THREADS": str(len(cores))}
+        pin = (lambda c=cores: os.sched_setaffinity(0, c)) if hasattr(os, "sched_setaffinity") else None
+        with open(run / "train.log", "a") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=pin)
+        print(f"started {run} on cores {cores}", file=log, flush=True)
+        running.append((proc, run, cores))
 
 
 def run_compare(
@@ -153,7 +179,7 @@ def run_compare(
     log = log or sys.stdout
     grid = plan(layers, methods, seeds, thetas)
     index, count = shard
-    mine = grid[index::count]
+    mine = select_shard(grid, shard)
     if dry_run:
         for item in mine:
             cfg = item.cfg

@@ -8,6 +8,7 @@ command-line flag (``batch_size`` -> ``--batch-size``) and a YAML key; the resol
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -174,6 +175,8 @@ def _check_types(cfg: TrainConfig) -> None:
             expected = {list: "a list of integers"}.get(base, base.__name__)
             raise ConfigError(f"--{_flag(name)} ({name}: {value!r}) has the wrong type: expected {expected}")
         if base is float:
+            if not math.isfinite(float(value)):
+                raise ConfigError(f"--{_flag(name)} is {value}: give a finite number")
             setattr(cfg, name, float(value))
         if base is list:
             setattr(cfg, name, list(value))

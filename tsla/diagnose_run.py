@@ -47,7 +47,7 @@ def diagnose_run(run: Path, epoch: int | None = None, examples: int | None = Non
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    result = gradient_noise(model, x, y, prior=prior, theta=cfg.theta, batch_size=32)
+    result = gradient_noise(model, x, y, prior=prior, theta=cfg.theta)
     result["grad_norm2_unbiased"] = unbiased_grad_norm2(result)
     result.update({"run": str(run), "epoch": int(state["next_epoch"]) - 1, "theta": cfg.theta, "method": cfg.method})
     return result

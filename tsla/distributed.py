@@ -67,6 +67,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(all_reduce_sum(torch.tensor([1.0 if flag else 0.0], device=device)).item() > 0)
 
 
+def broadcast_int(value: int | None, device: torch.device) -> int | None:
+    """Rank 0's ``value`` (None allowed) on every rank."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([-1 if value is None else value], device=device, dtype=torch.long)
+    dist.broadcast(t, src=0)
+    return None if int(t) < 0 else int(t)
+
+
 def broadcast_buffers(module: torch.nn.Module) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank, so all ranks evaluate the same model:
     DistributedDataParallel broadcasts them at the start of each training forward, but the last step's update

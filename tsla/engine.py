@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .calibration import ECE_BINS, calibration_sums, expected_calibration_error
-from .distributed import all_reduce_sum
+from .distributed import all_reduce_sum, any_rank
 from .errors import TrainingError
 from .loss import LabelSmoothingCrossEntropy, combine
 
@@ -36,6 +36,8 @@ class StepContext:
     scaler: torch.amp.GradScaler | None = None
     raw_model: nn.Module | None = None
     """The model without its DistributedDataParallel wrapper (for state dicts and diagnostics); None: ``model``."""
+    distributed: bool = False
+    """Under torchrun: decisions that end an epoch (a non-finite loss) are agreed across ranks."""
 
     @property
     def module(self) -> nn.Module:
@@ -112,7 +114,7 @@ def train_one_epoch(
         seen += n
         correct = (logits.detach().argmax(dim=1) == targets).sum()
         sums += torch.stack([loss.detach().double() * n, parts.onehot.detach().double() * n, correct.double()])
-        if step % check_every == 0 and not torch.isfinite(sums[0]):
+        if step % check_every == 0 and _nonfinite(sums[0], ctx):
             _raise_nonfinite(epoch, step)
         if on_step is not None:
             on_step(n)
@@ -120,7 +122,7 @@ def train_one_epoch(
             loss_sum, onehot_sum, n_correct, seen = _reduced(sums, seen)
             seconds = carry.seconds + time.perf_counter() - start
             return {"stopped": EpochProgressState(step + 1, loss_sum, onehot_sum, n_correct, int(seen), seconds)}
-    if not torch.isfinite(sums[0]):
+    if _nonfinite(sums[0], ctx):
         _raise_nonfinite(epoch, step)
     seconds = carry.seconds + time.perf_counter() - start
     loss_sum, onehot_sum, n_correct, seen = _reduced(sums, seen)
@@ -138,6 +140,12 @@ def train_one_epoch(
 def _reduced(sums: torch.Tensor, seen: int) -> list[float]:
     """[loss, onehot, correct, images] summed over all ranks (as they are, in a single process)."""
     return all_reduce_sum(torch.cat([sums, sums.new_tensor([float(seen)])])).tolist()
+
+
+def _nonfinite(value: torch.Tensor, ctx: StepContext) -> bool:
+    """Whether ``value`` is NaN or infinite, on any rank (so that every rank stops at the same step)."""
+    bad = not bool(torch.isfinite(value))
+    return any_rank(bad, ctx.device) if ctx.distributed else bad
 
 
 def _raise_nonfinite(epoch: int, step: int) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-import shutil
 import socket
 import sys
 from pathlib import Path
@@ -35,7 +35,12 @@ def clear_run(out: Path) -> None:
     """Delete the files a run wrote in ``out`` (for --overwrite); anything else in the folder is left alone."""
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    kept = out / "checkpoints"
+    if kept.is_dir():
+        for path in kept.glob("epoch-*.pt"):
+            path.unlink()
+        if not any(kept.iterdir()):
+            kept.rmdir()
 
 
 def _alive(pid: int) -> bool:
@@ -49,48 +54,42 @@ def _alive(pid: int) -> bool:
 
 
 class RunLock:
-    """``RUN/.lock`` holding "pid host" while a training runs there; removed on exit.
+    """An exclusive ``flock`` on ``RUN/.lock`` while a training runs there; the file records "pid host".
 
-    A lock whose process is gone (same host) is stale and taken over with a note; a live one, or one from another
-    host, is refused with a message naming the holder and how to clear it.
+    The kernel releases the lock when the process ends, however it ends, so a lock left by a killed run is stale by
+    construction: the next run takes it over (and says so). A lock held by a live process is refused with a message
+    naming it. (``flock`` is local to a machine; on a network file system, use one machine per run directory.)
     """
 
     def __init__(self, out: Path) -> None:
         self.path = out / LOCK
-        self.held = False
+        self.fd: int | None = None
 
     def __enter__(self) -> "RunLock":
-        me = f"{os.getpid()} {socket.gethostname()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self._handle_existing()
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me + "\n")
-            self.held = True
-            return self
-        raise RunDirError(f"cannot take the lock {self.path}: another process keeps creating it")
-
-    def _handle_existing(self) -> None:
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            pid_text, host = self.path.read_text().split()
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            pid, host = -1, "?"
-        if host == socket.gethostname() and pid > 0 and not _alive(pid):
-            print(f"tsla: removing stale lock {self.path} of process {pid}, which is gone", file=sys.stderr)
-            self.path.unlink(missing_ok=True)
-            return
-        if host == socket.gethostname() and pid == os.getpid():
-            raise RunDirError(f"{self.path.parent} is already being trained by this process")
-        raise RunDirError(
-            f"{self.path.parent} is in use by process {pid} on {host}: wait for it, or delete {self.path} if that "
-            f"process no longer runs"
-        )
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            os.close(fd)
+            pid, host = (holder + ["?", "?"])[:2]
+            raise RunDirError(
+                f"{self.path.parent} is in use by process {pid} on {host}: wait for it to finish (or stop it); "
+                f"two trainings cannot share a run directory"
+            ) from None
+        previous = os.pread(fd, 200, 0).decode(errors="replace").split()
+        if len(previous) == 2 and previous[0].isdigit() and int(previous[0]) != os.getpid():
+            gone = previous[1] != socket.gethostname() or not _alive(int(previous[0]))
+            if gone:
+                print(f"tsla: taking over the stale lock {self.path} of process {previous[0]}, which is gone",
+                      file=sys.stderr)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self.fd = fd
+        return self
 
     def __exit__(self, *exc) -> None:
-        if self.held:
+        if self.fd is not None:
             self.path.unlink(missing_ok=True)
-            self.held = False
+            os.close(self.fd)  # releases the flock
+            self.fd = None

@@ -76,5 +76,6 @@ def build_context(
         channels_last=cfg.channels_last,
         scaler=torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None,
         raw_model=raw,
+        distributed=distributed,
     )
     return ctx, prior

@@ -30,7 +30,7 @@ from .checkpoint import save_checkpoint, write_metrics
 from .config import TrainConfig, build_config, config_text, read_yaml
 from .data import DataBundle, build_data
 from .diagnostics import gradient_noise
-from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, check_batch, init_distributed
+from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_int, check_batch, init_distributed
 from .engine import EpochProgressState, evaluate, train_one_epoch
 from .env_info import git_commit, versions
 from .errors import Interrupted, RunDirError, TrainingError
@@ -61,6 +61,21 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
             f"--resume: {path} was made with {k}={saved.get(k)!r}, not {current[k]!r} "
             f"({len(differ)} field(s) differ: {', '.join(differ)}); resume with the run's own config.yaml or use a new --out"
         )
+
+
+def _killed_before_first_checkpoint(out: Path, cfg: TrainConfig) -> bool:
+    """A run that wrote its config.yaml (this very config) but was stopped before its first checkpoint."""
+    return (not (out / CHECKPOINT).exists() and not (out / METRICS).exists() and not (out / SUMMARY).exists()
+            and (out / CONFIG).is_file() and (out / CONFIG).read_text() == config_text(cfg))
+
+
+def _write(out: Path, what: str, write) -> None:
+    """Run ``write()``; a full or read-only disk becomes one clear error instead of a traceback."""
+    try:
+        write()
+    except OSError as exc:
+        raise TrainingError(f"cannot write {what} in {out} ({exc.strerror or exc}): free some disk space or fix the "
+                            f"permissions, then resume; the last checkpoint is kept") from None
 
 
 def _save(out: Path, state: dict[str, Any]) -> None:
@@ -103,6 +118,9 @@ def train(
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite contradict each other: choose one")
     state = None
+    if resume and _killed_before_first_checkpoint(out, cfg):
+        print(f"tsla: {out} has no checkpoint yet (stopped during epoch 0): starting it from the beginning", file=log)
+        resume, overwrite = False, True
     if resume:
         state = load_checkpoint(out / CHECKPOINT)
         _check_resume_config(state["config"], cfg, out / CHECKPOINT)
@@ -125,7 +143,7 @@ def train(
         if info.is_primary:
             if overwrite:
                 clear_run(out)
-            atomic_write_text(out / CONFIG, config_text(cfg))
+            _write(out, CONFIG, lambda: atomic_write_text(out / CONFIG, config_text(cfg)))
         barrier()
         return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info)
     finally:
@@ -211,15 +229,16 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
                                     f"--amp fp16; the last good checkpoint is kept")
             calibration = test_metrics.pop("test_calibration")  # per-bin lists: for the summary, not every line
             record = {"epoch": epoch, "lr": lr, "theta": theta, **train_metrics, **test_metrics}
-            if diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:
-                diag = gradient_noise(model, *diag_set, prior=prior, theta=cfg.theta, batch_size=32)
+            if primary and diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:  # logged by rank 0 only
+                diag = gradient_noise(model, *diag_set, prior=prior, theta=cfg.theta)
                 record.update({f"diag_{k}": v for k, v in diag.items()})
                 record["diag_grad_norm2_unbiased"] = unbiased_grad_norm2(diag)
             if isinstance(schedule, AutoTwoStage):
                 if schedule.switch_epoch is None:
                     rule = (cfg.auto_rule, cfg.auto_window, cfg.auto_tolerance, cfg.auto_factor)
-                    switch, reason = should_switch([*history, record], *rule)
-                    if switch:
+                    switch, reason = should_switch([*history, record], *rule) if primary else (False, "")
+                    # rank 0 decides (its diagnostics), every rank follows
+                    if broadcast_int(epoch + 1 if switch else None, ctx.device) is not None:
                         schedule = replace(schedule, switch_epoch=epoch + 1)
                         print(f"tsla-auto: smoothing off from epoch {epoch + 1}: {reason}", file=log)
                 record["switch_epoch"] = schedule.switch_epoch
@@ -230,9 +249,11 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
             if primary:
                 _save(out, checkpoint_state(epoch + 1, None))
                 if cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0:
-                    (out / "checkpoints").mkdir(exist_ok=True)
-                    shutil.copyfile(out / CHECKPOINT, out / "checkpoints" / f"epoch-{epoch}.pt")
-                append_jsonl(out / METRICS, record)  # after the checkpoint, which holds every record for a resume
+                    kept = out / "checkpoints" / f"epoch-{epoch}.pt"
+                    _write(out, str(kept), lambda k=kept: (k.parent.mkdir(exist_ok=True),
+                                                           shutil.copyfile(out / CHECKPOINT, k)))
+                # after the checkpoint, which holds every record for a resume
+                _write(out, METRICS, lambda r=record: append_jsonl(out / METRICS, r))
             print(format_epoch(record, cfg.epochs), file=log, flush=True)
 
     summary = {
@@ -253,7 +274,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         "config": cfg.to_dict(),
     }
     if primary:
-        atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        _write(out, SUMMARY, lambda: atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n"))
     barrier()
     return summary
 
