@@ -10,9 +10,15 @@ from tsla.errors import RunDirError
 from tsla.progress import EpochProgress
 
 
+def _state(next_epoch, weights):
+    """The keys a tsla checkpoint must have, with toy values."""
+    return {"format": 1, "next_epoch": next_epoch, "model": {"w": weights}, "optimizer": {}, "config": {},
+            "history": [], "best": {}, "wall_seconds": 0.0}
+
+
 def test_failed_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    ckpt.save_checkpoint(path, {"next_epoch": 3, "w": torch.ones(4)})
+    ckpt.save_checkpoint(path, _state(3, torch.ones(4)))
 
     def disk_full(obj, f):
         f.write(b"partial bytes")
@@ -20,10 +26,10 @@ def test_failed_write_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(OSError):
-        ckpt.save_checkpoint(path, {"next_epoch": 4, "w": torch.zeros(4)})
+        ckpt.save_checkpoint(path, _state(4, torch.zeros(4)))
     monkeypatch.undo()
     state = ckpt.load_checkpoint(path)
-    assert state["next_epoch"] == 3 and torch.equal(state["w"], torch.ones(4))
+    assert state["next_epoch"] == 3 and torch.equal(state["model"]["w"], torch.ones(4))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
