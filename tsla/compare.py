@@ -22,7 +22,7 @@ from .errors import ConfigError, Interrupted, RunDirError, TrainingError
 from .rundir import is_finished
 from .runtime import resolve_device
 from .signals import StopRequest
-from .trainer import RESUME_FREE_FIELDS, load_run_config, train
+from .trainer import config_differences, load_run_config, train
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def plan(
 def _check_same_config(run: Path, cfg: TrainConfig, what: str = "a finished run") -> None:
     """A finished (or begun) run is reused only if it was trained with this comparison's settings."""
     saved = load_run_config(run).to_dict()
-    differ = [k for k, v in cfg.to_dict().items() if k not in RESUME_FREE_FIELDS and saved.get(k) != v]
+    differ = config_differences(saved, cfg)
     if differ:
         k = differ[0]
         raise RunDirError(

@@ -9,7 +9,7 @@ import torch
 
 from .auto_switch import unbiased_grad_norm2
 from .checkpoint import CHECKPOINT, load_checkpoint
-from .data import build_data
+from .data import build_data, diagnostic_set
 from .diagnostics import gradient_noise
 from .errors import RunDirError
 from .models import build_model
@@ -42,8 +42,7 @@ def diagnose_run(run: Path, epoch: int | None = None, examples: int | None = Non
     model = build_model(cfg.model, data.num_classes, data.in_channels)
     model.load_state_dict(state["model"])
     prior = resolve_prior(cfg.prior, data.train_targets, data.num_classes)
-    n = min(examples or cfg.diagnose_examples, len(data.train_targets))
-    x, y = data.diagnostic_examples(n, cfg.subset_seed + 1)
+    x, y = diagnostic_set(cfg, data, examples)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -28,7 +28,7 @@ from .auto_switch import should_switch, unbiased_grad_norm2
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
 from .config import TrainConfig, build_config, config_text, read_yaml
-from .data import DataBundle, build_data
+from .data import DataBundle, build_data, diagnostic_set
 from .diagnostics import gradient_noise
 from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_int, check_batch, init_distributed
 from .engine import EpochProgressState, evaluate, train_one_epoch
@@ -52,9 +52,14 @@ class _Best:
     epoch: int = -1
 
 
+def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """The fields (outside ``RESUME_FREE_FIELDS``) where ``cfg`` differs from a saved config dict."""
+    return [k for k, v in cfg.to_dict().items() if k not in RESUME_FREE_FIELDS and saved.get(k) != v]
+
+
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     current = cfg.to_dict()
-    differ = [k for k in current if k not in RESUME_FREE_FIELDS and saved.get(k) != current[k]]
+    differ = config_differences(saved, cfg)
     if differ:
         k = differ[0]
         raise RunDirError(
@@ -195,7 +200,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
     print(format_table(schedule, cfg.epochs, lr_at), file=log)
     diag_set = None
     if cfg.diagnose_every:
-        diag_x, diag_y = data.diagnostic_examples(min(cfg.diagnose_examples, len(data.train_targets)), cfg.subset_seed + 1)
+        diag_x, diag_y = diagnostic_set(cfg, data)
         diag_set = (ctx.prepare(diag_x), diag_y)
     progress = EpochProgress(progress_bar)
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from ..config import TrainConfig
 from ..errors import DataError
 from .fashion_mnist import DEBIAN_ROOT
 from .augment import normalize
-from .in_memory import InMemoryLoader, TensorImages, epoch_generator
+from .in_memory import InMemoryLoader, TensorImages, batches_per_epoch, epoch_generator
 from .subset import balanced_subset
 
 
@@ -69,9 +69,7 @@ class FolderLoader:
         self.num_images = len(dataset)
 
     def __len__(self) -> int:
-        full, rest = divmod(self.num_images, self.batch_size)
-        # a short last training batch needs an image per rank, and two in all for BatchNorm
-        return full + (1 if rest >= max(2, self.world) or (rest and not self.train) else 0)
+        return batches_per_epoch(self.num_images, self.batch_size, self.train, self.world)
 
     def epoch(self, seed: int, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of one epoch. With ``start_batch`` (a resume in mid-epoch) the same images follow in the
@@ -178,6 +176,13 @@ def _folders(cfg: TrainConfig, device: torch.device, rank: int, world: int) -> D
     )
 
 
+def diagnostic_set(cfg: TrainConfig, data: DataBundle, examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed training images the theory diagnostics use: ``examples`` (default ``cfg.diagnose_examples``, at
+    most the training set), drawn by ``cfg.subset_seed + 1`` so that training and ``tsla diagnose`` see the same."""
+    n = min(examples or cfg.diagnose_examples, len(data.train_targets))
+    return data.diagnostic_examples(n, cfg.subset_seed + 1)
+
+
 def build_data(cfg: TrainConfig, device: torch.device, rank: int = 0, world: int = 1) -> DataBundle:
     """Load the data set ``cfg`` names and wrap it in batch sources on ``device`` (for ``rank`` of ``world``
     distributed processes: its slices of the training batches and its shard of the test set).
@@ -189,4 +194,5 @@ def build_data(cfg: TrainConfig, device: torch.device, rank: int = 0, world: int
     return _in_memory(cfg, device, rank, world)
 
 
-__all__ = ["BatchSource", "DataBundle", "FolderLoader", "InMemoryLoader", "TensorImages", "build_data", "data_root"]
+__all__ = ["BatchSource", "DataBundle", "FolderLoader", "InMemoryLoader", "TensorImages", "build_data", "data_root",
+           "diagnostic_set"]

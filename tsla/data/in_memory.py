@@ -25,6 +25,13 @@ class TensorImages:
         return TensorImages(self.images[indices], self.targets[indices], self.classes)
 
 
+def batches_per_epoch(images: int, batch_size: int, train: bool, world: int = 1) -> int:
+    """Full batches, plus a short last one where it can be used: in training it needs an image per rank, and two
+    in all for BatchNorm; evaluation keeps every image."""
+    full, rest = divmod(images, batch_size)
+    return full + (1 if rest >= max(2, world) or (rest and not train) else 0)
+
+
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """A CPU generator whose state depends only on (seed, epoch, stream): data order and augmentation of an epoch
     are the same whether the run was interrupted and resumed or not."""
@@ -77,9 +84,7 @@ class InMemoryLoader:
         return self.targets.numel()
 
     def __len__(self) -> int:
-        full, rest = divmod(self.num_images, self.batch_size)
-        # a short last training batch needs an image per rank, and two in all for BatchNorm
-        return full + (1 if rest >= max(2, self.world) or (rest and not self.train) else 0)
+        return batches_per_epoch(self.num_images, self.batch_size, self.train, self.world)
 
     def epoch(self, seed: int, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of one epoch (this rank's slices of them); deterministic in (seed, epoch). ``start_batch``
