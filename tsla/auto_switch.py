@@ -10,37 +10,23 @@ one-hot training from there converges further. Two measurable versions of "LSR h
   ||G||^2 - sigma^2 / (n - 1) estimates ||grad F||^2 without the sigma^2 / n bias) is at most ``auto_factor``
   times the measured LSR floor 2 delta sigma^2 / (1 + delta). Needs diagnostics every epoch.
 
-Both are pure functions of the records logged so far; the trainer applies the decision at the end of an epoch, so
-smoothing stops from the next epoch on.
+Both are pure functions of the records logged so far (they live in :mod:`tsla.switch_rules`); the trainer
+applies the decision at the end of an epoch, so smoothing stops from the next epoch on.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .switch_rules import decide, unbiased_grad_norm2
 
-def unbiased_grad_norm2(diag: dict[str, Any]) -> float:
-    """||grad F||^2 estimated without the sampling bias of ||G||^2 (E||G||^2 = ||grad F||^2 + sigma^2 / n)."""
-    return diag["grad_norm2"] - diag["sigma2"] / (diag["n"] - 1)
+__all__ = ["should_switch", "unbiased_grad_norm2"]
 
 
 def should_switch(
     history: Sequence[dict[str, Any]], rule: str, window: int, tolerance: float, factor: float
 ) -> tuple[bool, str]:
-    """Whether to drop smoothing after the last epoch in ``history`` (metric records, oldest first), and why."""
-    last = history[-1]
-    if rule == "plateau":
-        if len(history) <= window:
-            return False, f"waiting for {window + 1} epochs of one-hot loss"
-        before, now = history[-1 - window]["train_onehot_loss"], last["train_onehot_loss"]
-        drop = (before - now) / before if before > 0 else 0.0
-        reason = f"one-hot train loss fell {100 * drop:.2f}% over {window} epochs ({before:.4f} -> {now:.4f})"
-        return drop < tolerance, reason
-    if rule == "floor":
-        if "diag_grad_norm2" not in last:
-            return False, "no diagnostics this epoch"
-        diag = {k[len("diag_"):]: v for k, v in last.items() if k.startswith("diag_")}
-        grad = unbiased_grad_norm2(diag)
-        reason = f"||grad F||^2 ~ {grad:.4g} vs LSR floor {diag['lsr_floor']:.4g} (factor {factor:g})"
-        return grad <= factor * diag["lsr_floor"], reason
-    raise ValueError(f"unknown tsla-auto rule {rule!r}")
+    """Whether to drop smoothing after the last epoch in ``history`` (metric records, oldest first), and why.
+
+    A thin call into :func:`tsla.switch_rules.decide`, which owns the rules."""
+    return decide(rule, history, {"window": window, "tolerance": tolerance, "factor": factor})
