@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -74,6 +75,15 @@ def broadcast_int(value: int | None, device: torch.device) -> int | None:
     t = torch.tensor([-1 if value is None else value], device=device, dtype=torch.long)
     dist.broadcast(t, src=0)
     return None if int(t) < 0 else int(t)
+
+
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's ``value`` (any picklable object) on every rank; the value itself in a single process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)  # on NCCL it travels through the current CUDA device
+    return box[0]
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

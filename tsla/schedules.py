@@ -17,39 +17,78 @@ On the command line, methods are named compactly (see :func:`parse_method`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Union
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, ClassVar, Mapping, Union
 
 from .errors import ConfigError
 from .loss import check_theta
 
-Schedule = Callable[[int], float]
+Schedule = Callable[[float], float]
 
 
-def _check_epoch(epoch: int) -> int:
-    if epoch < 0:
+def _check_epoch(epoch: float) -> float:
+    if not epoch >= 0:  # also rejects NaN
         raise ValueError(f"epoch={epoch} is negative: epochs count from 0")
     return epoch
 
 
+class _Stored:
+    """``to_dict()`` / ``from_dict()``: a schedule as plain numbers and strings (JSON, ``torch.load(weights_only=True)``).
+
+    Epochs may be fractional (``epoch + step / steps_per_epoch``, as :class:`tsla.SmoothingScheduler` asks with
+    ``steps_per_epoch``); an integer epoch gives the per-epoch value.
+    """
+
+    kind: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": ..., <field>: <value>, ...}``, e.g. ``{"kind": "two_stage", "theta": 0.4, "drop_epoch": 30}``."""
+        return {"kind": self.kind, **asdict(self)}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AnySchedule":
+        """The schedule ``to_dict()`` described. Called on a class, the kind must be that class's.
+
+        Raises ``ValueError`` for an unknown kind, a kind of another class, or missing or extra fields.
+        """
+        data = dict(data)
+        kind = data.pop("kind", None)
+        target = KINDS.get(kind) if isinstance(kind, str) else None
+        if target is None:
+            raise ValueError(f"schedule kind {kind!r} is unknown: choose one of {', '.join(KINDS)}")
+        if cls is not _Stored and target is not cls:
+            raise ValueError(f"schedule kind {kind!r} is not a {cls.__name__}")
+        names = {f.name for f in fields(target)}
+        if set(data) - names or {f.name for f in fields(target) if f.name != "switch_epoch"} - set(data):
+            raise ValueError(f"schedule {kind!r} takes the fields {sorted(names)}, got {sorted(data)}")
+        return target(**data)
+
+
 @dataclass(frozen=True)
-class Constant:
+class Constant(_Stored):
     """theta for every epoch (theta = 0 is the one-hot baseline)."""
 
+    kind: ClassVar[str] = "constant"
     theta: float
 
     def __post_init__(self) -> None:
         check_theta(self.theta)
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, epoch: float) -> float:
         _check_epoch(epoch)
         return float(self.theta)
 
+    @property
+    def switch_epoch(self) -> None:
+        """None: theta never changes."""
+        return None
+
 
 @dataclass(frozen=True)
-class TwoStage:
+class TwoStage(_Stored):
     """TSLA: theta for epochs 0..drop_epoch-1, then 0."""
 
+    kind: ClassVar[str] = "two_stage"
     theta: float
     drop_epoch: int
 
@@ -58,14 +97,20 @@ class TwoStage:
         if self.drop_epoch < 0:
             raise ValueError(f"drop_epoch={self.drop_epoch} is negative: give the first epoch without smoothing")
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, epoch: float) -> float:
         return float(self.theta) if _check_epoch(epoch) < self.drop_epoch else 0.0
+
+    @property
+    def switch_epoch(self) -> int:
+        """The first epoch without smoothing: ``drop_epoch``."""
+        return self.drop_epoch
 
 
 @dataclass(frozen=True)
-class Linear:
+class Linear(_Stored):
     """theta * (1 - epoch / end_epoch) before end_epoch, 0 from end_epoch on."""
 
+    kind: ClassVar[str] = "linear"
     theta: float
     end_epoch: int
 
@@ -74,15 +119,21 @@ class Linear:
         if self.end_epoch < 1:
             raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, epoch: float) -> float:
         epoch = _check_epoch(epoch)
         return 0.0 if epoch >= self.end_epoch else float(self.theta) * (1.0 - epoch / self.end_epoch)
 
+    @property
+    def switch_epoch(self) -> int:
+        """The first epoch with theta = 0: ``end_epoch``."""
+        return self.end_epoch
+
 
 @dataclass(frozen=True)
-class Cosine:
+class Cosine(_Stored):
     """theta * (1 + cos(pi * epoch / end_epoch)) / 2 before end_epoch, 0 from end_epoch on."""
 
+    kind: ClassVar[str] = "cosine"
     theta: float
     end_epoch: int
 
@@ -91,34 +142,48 @@ class Cosine:
         if self.end_epoch < 1:
             raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, epoch: float) -> float:
         epoch = _check_epoch(epoch)
         if epoch >= self.end_epoch:
             return 0.0
         return float(self.theta) * 0.5 * (1.0 + math.cos(math.pi * epoch / self.end_epoch))
 
+    @property
+    def switch_epoch(self) -> int:
+        """The first epoch with theta = 0: ``end_epoch``."""
+        return self.end_epoch
+
 
 @dataclass(frozen=True)
-class AutoTwoStage:
+class AutoTwoStage(_Stored):
     """tsla-auto: theta until the trainer decides to drop smoothing (see :mod:`tsla.auto_switch`), then 0.
 
-    The decision is data: ``switch_epoch`` is None until it is made, and the trainer then replaces the schedule by
-    one with the epoch set (and saves it in the checkpoint). Given ``switch_epoch``, theta is a pure function of the
-    epoch, exactly as for :class:`TwoStage`.
+    The decision is data: ``switch_epoch`` is None until it is made; :class:`tsla.SmoothingScheduler` asks its
+    :class:`tsla.AutoSwitch` for it and applies this schedule with it set. Given ``switch_epoch``, theta is a pure
+    function of the epoch, exactly as for :class:`TwoStage`.
     """
 
+    kind: ClassVar[str] = "auto_two_stage"
     theta: float
     switch_epoch: int | None = None
 
     def __post_init__(self) -> None:
         check_theta(self.theta)
+        if self.switch_epoch is not None and self.switch_epoch < 0:
+            raise ValueError(f"switch_epoch={self.switch_epoch} is negative: give the first epoch without smoothing")
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, epoch: float) -> float:
         _check_epoch(epoch)
         return float(self.theta) if self.switch_epoch is None or epoch < self.switch_epoch else 0.0
 
 
 AnySchedule = Union[Constant, TwoStage, Linear, Cosine, AutoTwoStage]
+KINDS: dict[str, type] = {c.kind: c for c in (Constant, TwoStage, Linear, Cosine, AutoTwoStage)}
+
+
+def from_dict(data: Mapping[str, Any]) -> AnySchedule:
+    """The schedule a ``to_dict()`` result describes, of any kind (see :meth:`_Stored.from_dict`)."""
+    return _Stored.from_dict(data)
 
 
 def none() -> Constant:
@@ -183,12 +248,9 @@ def parse_method(method: str, theta: float, epochs: int | None = None) -> AnySch
 
 
 def switch_epoch(schedule: AnySchedule) -> int | None:
-    """The epoch where a two-stage schedule drops smoothing (for plots), else None (also before tsla-auto decides)."""
-    if isinstance(schedule, TwoStage):
-        return schedule.drop_epoch
-    if isinstance(schedule, AutoTwoStage):
-        return schedule.switch_epoch
-    return None
+    """Where smoothing ends: the first epoch from which theta stays 0 (TSLA's drop epoch, linear/cosine's end
+    epoch, tsla-auto's decision), None for a constant theta and for tsla-auto before it decides."""
+    return schedule.switch_epoch
 
 
 def format_table(schedule: Schedule, epochs: int, lr_at: Callable[[int], float] | None = None) -> str:

@@ -1,0 +1,129 @@
+"""``SmoothingScheduler``: the current theta of a smoothing schedule, with ``torch.optim.lr_scheduler``'s conventions.
+
+    scheduler = tsla.SmoothingScheduler(tsla.schedules.two_stage(0.2, 30))
+    criterion = tsla.LabelSmoothingCrossEntropy(scheduler=scheduler)   # reads get_last_theta() at every call
+    for epoch in range(epochs):
+        train_one_epoch(model, criterion, ...)
+        scheduler.step()
+    torch.save({"model": ..., "optimizer": ..., "smoothing": scheduler.state_dict()}, path)
+
+Per epoch (the default), ``last_epoch`` counts the calls to ``step()`` and theta is ``schedule(last_epoch)``. Per
+step (``steps_per_epoch=n``, ``step()`` after every optimizer step), ``last_epoch`` counts steps and theta is the
+schedule at the fractional epoch ``last_epoch / n``: a two-stage schedule still drops at the same step as per epoch
+(its drop epoch is whole), while a linear or cosine decay moves every step.
+
+tsla-auto: pass ``schedules.AutoTwoStage(theta)`` and ``auto=tsla.AutoSwitch(...)``; theta follows the switch's
+decision, and the switch's history and decision are part of this scheduler's state dict.
+
+theta is computed from the schedule at every call, never stored, so nothing can go stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from .auto_switch import AutoSwitch
+from .schedules import AnySchedule, AutoTwoStage, from_dict
+
+STATE_FORMAT = 1
+
+
+class SmoothingScheduler:
+    """The smoothing strength theta of ``schedule`` at the position ``last_epoch``.
+
+    Built fresh (``last_epoch=-1``), it is at epoch 0 (as torch's schedulers, which take their first step on
+    construction). ``steps_per_epoch`` switches to per-step positions (see the module docstring).
+
+    Raises ``ValueError`` for ``steps_per_epoch < 1``, for an ``AutoTwoStage`` schedule without ``auto`` (or one
+    whose switch epoch is already set together with ``auto``), and for ``auto`` with any other schedule.
+    """
+
+    def __init__(self, schedule: AnySchedule, steps_per_epoch: int | None = None, auto: AutoSwitch | None = None,
+                 last_epoch: int = -1) -> None:
+        if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or int(steps_per_epoch) < 1):
+            raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1 (or None: per epoch)")
+        auto_schedule = isinstance(schedule, AutoTwoStage)
+        if auto is not None and not auto_schedule:
+            raise ValueError(f"auto=AutoSwitch(...) needs schedules.AutoTwoStage(theta), got {schedule!r}")
+        if auto_schedule and (auto is None) == (schedule.switch_epoch is None):
+            raise ValueError("AutoTwoStage takes its switch epoch from auto=AutoSwitch(...): pass AutoTwoStage(theta) "
+                             "with auto, or a TwoStage schedule for a fixed epoch")
+        if last_epoch < -1:
+            raise ValueError(f"last_epoch={last_epoch} must be >= -1 (-1: a fresh scheduler)")
+        self.base_schedule = schedule
+        self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
+        self.auto = auto
+        self.last_epoch = last_epoch + 1  # the step torch's schedulers take on construction
+
+    @classmethod
+    def auto_two_stage(cls, theta: float, rule: str = "plateau", steps_per_epoch: int | None = None,
+                       **params: Any) -> "SmoothingScheduler":
+        """tsla-auto in one call: ``AutoTwoStage(theta)`` driven by ``AutoSwitch(rule, **params)``."""
+        return cls(AutoTwoStage(theta), steps_per_epoch, auto=AutoSwitch(rule, **params))
+
+    @property
+    def schedule(self) -> AnySchedule:
+        """The schedule in force: the base schedule, with the automatic switch's decision applied."""
+        if self.auto is None:
+            return self.base_schedule
+        return replace(self.base_schedule, switch_epoch=self.auto.switch_epoch)
+
+    @property
+    def epoch(self) -> float:
+        """The position in epochs: ``last_epoch``, or ``last_epoch / steps_per_epoch`` per step."""
+        return self.last_epoch if self.steps_per_epoch is None else self.last_epoch / self.steps_per_epoch
+
+    @property
+    def switch_epoch(self) -> int | None:
+        """Where smoothing ends (the schedule's ``switch_epoch``; None while tsla-auto has not decided)."""
+        return self.schedule.switch_epoch
+
+    def theta_at(self, epoch: float) -> float:
+        """theta at ``epoch`` (fractional allowed), under the decision made so far."""
+        return self.schedule(epoch)
+
+    def get_last_theta(self) -> float:
+        """theta at the current position (what the loss should use now)."""
+        return self.theta_at(self.epoch)
+
+    def step(self) -> None:
+        """Advance one epoch (one optimizer step with ``steps_per_epoch``)."""
+        self.last_epoch += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain numbers and strings only (``torch.load(weights_only=True)`` and JSON read it back): the schedule,
+        the position, ``steps_per_epoch`` and the automatic switch's state (None without one)."""
+        return {"format": STATE_FORMAT, "schedule": self.base_schedule.to_dict(), "last_epoch": self.last_epoch,
+                "steps_per_epoch": self.steps_per_epoch,
+                "auto": None if self.auto is None else self.auto.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`. Raises ``ValueError`` if it was made from another schedule, another
+        ``steps_per_epoch`` or another switch (resume a run as it was built)."""
+        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT or "schedule" not in state:
+            raise ValueError("not a SmoothingScheduler state_dict (no format 1 with a schedule): pass what "
+                             "state_dict() gave")
+        saved = from_dict(state["schedule"])
+        if saved != self.base_schedule or state["steps_per_epoch"] != self.steps_per_epoch:
+            raise ValueError(f"the saved scheduler ran {saved} with steps_per_epoch={state['steps_per_epoch']}, this "
+                             f"one {self.base_schedule} with steps_per_epoch={self.steps_per_epoch}: build it as the "
+                             f"saved run was built")
+        if (state["auto"] is None) != (self.auto is None):
+            raise ValueError("the saved scheduler and this one differ in having an AutoSwitch: build it as the saved "
+                             "run was built")
+        if self.auto is not None:
+            self.auto.load_state_dict(state["auto"])
+        self.last_epoch = int(state["last_epoch"])
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> "SmoothingScheduler":
+        """A scheduler rebuilt from its :meth:`state_dict` alone."""
+        auto = None if state.get("auto") is None else AutoSwitch.from_state_dict(state["auto"])
+        scheduler = cls(from_dict(state["schedule"]), state["steps_per_epoch"], auto=auto)
+        scheduler.load_state_dict(state)
+        return scheduler
+
+    def __repr__(self) -> str:
+        per = "" if self.steps_per_epoch is None else f", steps_per_epoch={self.steps_per_epoch}"
+        return f"SmoothingScheduler({self.schedule}{per}, last_epoch={self.last_epoch}, theta={self.get_last_theta():g})"
