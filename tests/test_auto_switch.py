@@ -36,7 +36,7 @@ def test_floor_rule_by_hand():
 def _auto_cfg(root, **kw):
     values = dict(dataset="fashion-mnist", data_root=str(root), model="resnet8", epochs=5, method="tsla-auto",
                   theta=0.2, batch_size=20, device="cpu", auto_window=1, auto_tolerance=0.99,
-                  diagnose_every=2, diagnose_examples=16)
+                  diagnose_every=2, diagnose_examples=20)
     values.update(kw)
     return TrainConfig(**values)
 
@@ -52,7 +52,7 @@ def test_auto_switch_is_recorded_and_survives_resume(tiny_fashion, tmp_path, mon
     # diagnostics every 2 epochs: after epochs 1 and 3
     assert [("diag_delta" in r) for r in lines] == [False, True, False, True, False]
     r = lines[1]
-    assert r["diag_n"] == 16 and r["diag_theta_star"] == pytest.approx(1 / (1 + r["diag_delta"]))
+    assert r["diag_n"] == 20 and r["diag_theta_star"] == pytest.approx(1 / (1 + r["diag_delta"]))
     assert r["diag_lsr_floor"] == pytest.approx(2 * r["diag_delta_sigma2"] / (1 + r["diag_delta"]))
 
     real = tsla.trainer.train_one_epoch
@@ -99,7 +99,7 @@ def test_floor_rule_needs_diagnostics_every_epoch():
 def test_compare_draws_diagnostics_and_shows_auto_switch(tiny_fashion, tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", "--data-root", str(tiny_fashion), "--methods", "lsr,tsla-auto", "--seeds", "0", "--epochs",
-            "3", "--batch-size", "20", "--device", "cpu", "--diagnose-every", "1", "--diagnose-examples", "8",
+            "3", "--batch-size", "20", "--device", "cpu", "--diagnose-every", "1", "--diagnose-examples", "20",
             "--auto-window", "1", "--auto-tolerance", "0.99", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     assert (out / "diagnostics.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,5 +1,6 @@
-"""The gradient-noise estimator against the closed form (linear softmax) and against plain autograd, one example at
-a time (a small ResNet with BatchNorm)."""
+"""The gradient-noise estimator against the closed form (linear softmax), against plain autograd one example at a
+time (a small ResNet with BatchNorm), and, by Monte Carlo over many draws from a population whose quantities are
+computed exactly, for unbiasedness under the sampling design it is told."""
 
 import numpy as np
 import pytest
@@ -83,7 +84,7 @@ def test_resnet_against_autograd_one_example_at_a_time():
     model.train()
     torch.testing.assert_close(per_example, reference, rtol=1e-4, atol=1e-6)
     expected = _by_definition(reference[:, 0].numpy(), reference[:, 1].numpy(), 0.1)
-    got = gradient_noise(model, x, y, theta=0.1, batch_size=3)
+    got = gradient_noise(model, x, y, theta=0.1, stratified=False, batch_size=3)
     assert model.training
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, rel=1e-4), key
@@ -95,3 +96,80 @@ def test_bad_input():
         gradient_noise(model, torch.randn(4, 3), torch.zeros(4, dtype=torch.long), theta=2.0)
     with pytest.raises(ValueError, match="at least one"):
         gradient_noise(model, torch.randn(0, 3), torch.zeros(0, dtype=torch.long))
+
+
+# --- unbiasedness: a linear softmax population whose true quantities are computed exactly ---------------------------
+
+N_PER_CLASS, K_CLASSES, DIM = 60, 4, 5
+
+
+def _population():
+    """240 examples in 4 well-separated classes (the between-class spread of the gradients is large, which is what
+    makes v1's correction over-subtract), a fixed linear model, and the exact per-example gradients."""
+    g = torch.Generator().manual_seed(1)
+    means = 3.0 * torch.randn(K_CLASSES, DIM, generator=g, dtype=torch.float64)
+    y = torch.arange(K_CLASSES).repeat_interleave(N_PER_CLASS)
+    x = means[y] + torch.randn(len(y), DIM, generator=g, dtype=torch.float64)
+    model = torch.nn.Linear(DIM, K_CLASSES).double()
+    with torch.no_grad():
+        model.weight.copy_(0.3 * torch.randn(K_CLASSES, DIM, generator=g, dtype=torch.float64))
+        model.bias.zero_()
+    p = torch.softmax(model(x), 1).detach()
+
+    def grads(q):  # CE against label q: dW = (p - q) x^T, db = p - q
+        r = p - q
+        return torch.cat([(r[:, :, None] * x[:, None, :]).reshape(len(y), -1), r], 1)
+
+    gy = grads(torch.eye(K_CLASSES, dtype=torch.float64)[y])
+    gp = grads(torch.full((len(y), K_CLASSES), 1.0 / K_CLASSES, dtype=torch.float64))
+    mu_y, mu_p = gy.mean(0), gp.mean(0)
+    truth = {
+        "grad_norm2_corrected": float(mu_y @ mu_y),
+        "sigma2_corrected": float(((gy - mu_y) ** 2).sum(1).mean()),
+        "delta_sigma2_corrected": float(((gp - mu_y) ** 2).sum(1).mean()),
+        "bias2_corrected": float((mu_p - mu_y) @ (mu_p - mu_y)),
+    }
+    return model, x, y, truth
+
+
+def _monte_carlo(stratified, draws=200, per_class=4):
+    model, x, y, truth = _population()
+    g = torch.Generator().manual_seed(2)
+    rows = []
+    for _ in range(draws):
+        if stratified:  # per_class examples of each class, without replacement
+            idx = torch.cat([c * N_PER_CLASS + torch.randperm(N_PER_CLASS, generator=g)[:per_class]
+                             for c in range(K_CLASSES)])
+            population = [N_PER_CLASS] * K_CLASSES
+        else:
+            idx = torch.randperm(len(y), generator=g)[: per_class * K_CLASSES]
+            population = len(y)
+        d = gradient_noise(model, x[idx], y[idx], stratified=stratified, population=population, batch_size=64)
+        d["v1_grad_norm2_unbiased"] = d["grad_norm2"] - d["sigma2"] / (d["n"] - 1)
+        rows.append(d)
+    return rows, truth
+
+
+def _mean_and_se(rows, key):
+    v = np.array([r[key] for r in rows])
+    return v.mean(), v.std(ddof=1) / np.sqrt(len(v))
+
+
+@pytest.fixture(scope="module")
+def stratified_draws():
+    return _monte_carlo(True)
+
+
+@pytest.mark.parametrize("stratified", [True, False])
+def test_corrected_estimates_are_unbiased_under_their_design(stratified, stratified_draws):
+    rows, truth = stratified_draws if stratified else _monte_carlo(False)
+    for key, value in truth.items():
+        mean, se = _mean_and_se(rows, key)
+        assert abs(mean - value) < 4 * se, (key, mean, value, se)
+
+
+def test_v1_correction_is_biased_on_stratified_draws(stratified_draws):
+    """The check that would have caught v1: ||G||^2 - sigma^2/(n-1) over-subtracts on a class-balanced draw."""
+    rows, truth = stratified_draws
+    mean, se = _mean_and_se(rows, "v1_grad_norm2_unbiased")
+    assert mean < truth["grad_norm2_corrected"] - 10 * se, (mean, truth["grad_norm2_corrected"], se)

@@ -1,6 +1,7 @@
 """The loss against torch's own cross-entropy and hand computations."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -144,3 +145,66 @@ def test_probability_rows_must_sum_to_one():
 def test_module_rejects_bad_prior_at_construction():
     with pytest.raises(ValueError, match="sums to"):
         LabelSmoothingCrossEntropy(prior=torch.tensor([0.6, 0.6]))
+
+
+# Regression tests for the four defects of issue 9 (each failed before the fix).
+_INTEGER_DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32]
+
+
+def _three_paths(logits, target, theta):
+    return {"function": lambda x: label_smoothing_cross_entropy(x, target, theta),
+            "custom prior": lambda x: label_smoothing_cross_entropy(x, target, theta, prior=torch.full((5,), 0.2)),
+            "module": lambda x: LabelSmoothingCrossEntropy()(x, target, theta)}
+
+
+@pytest.mark.parametrize("dtype", _INTEGER_DTYPES)
+@pytest.mark.parametrize("all_class_zero", [False, True])
+def test_every_integer_target_dtype_gives_the_int64_result(dtype, all_class_zero):
+    """uint8 targets gave a wrong loss for theta > 0 and NaN when every label was 0; int8/16/32 raised IndexError."""
+    logits, target = _data(torch.float64)
+    if all_class_zero:
+        target = torch.zeros_like(target)
+    for theta in (0.0, 0.1, 0.5):
+        x = logits.clone().requires_grad_(True)
+        ref = F.cross_entropy(x, target, label_smoothing=theta)  # int64: torch's reference
+        ref_grad, = torch.autograd.grad(ref, x)
+        for name, loss_fn in _three_paths(logits, target.to(dtype), theta).items():
+            got = loss_fn(x)
+            assert torch.isfinite(got), name
+            torch.testing.assert_close(got, ref.detach(), atol=1e-12, rtol=1e-12, msg=name)
+            torch.testing.assert_close(torch.autograd.grad(got, x)[0], ref_grad, atol=1e-12, rtol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("dtype,k,row_sum", [(torch.bfloat16, 256, 2.0), (torch.float16, 1000, 1.9),
+                                             (torch.bfloat16, 10, 1.1), (torch.float32, 1000, 1.001)])
+def test_half_precision_rows_far_from_normalised_are_refused(dtype, k, row_sum):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(8, k, generator=g)
+    target = (torch.softmax(torch.randn(8, k, generator=g), dim=1) * row_sum).to(dtype)
+    with pytest.raises(ValueError, match="rows must sum to 1"):
+        label_smoothing_cross_entropy(logits, target, 0.1)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_correctly_normalised_low_precision_rows_are_accepted(dtype):
+    """Rows normalised in their own dtype (softmax, or divided by their sum) are off by a few rounding steps at most."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(64, 1000, generator=g)
+    soft = torch.softmax(torch.randn(64, 1000, generator=g).to(dtype), dim=1)
+    raw = torch.rand(64, 1000, generator=g).to(dtype)
+    for target in (soft, raw / raw.sum(dim=1, keepdim=True)):
+        got = label_smoothing_cross_entropy(logits, target, 0.1)
+        torch.testing.assert_close(got, F.cross_entropy(logits, target.float(), label_smoothing=0.1))
+
+
+def test_checks_do_not_warn_for_a_target_that_requires_grad():
+    """A probability target with requires_grad=True printed torch's "Converting a tensor ... to a scalar" warning."""
+    logits, _ = _data(torch.float64)
+    target = torch.softmax(torch.randn(7, 5, dtype=torch.float64), dim=1).requires_grad_(True)
+    prior = torch.full((5,), 0.2, dtype=torch.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        label_smoothing_cross_entropy(logits, target, 0.1)
+        label_smoothing_cross_entropy(logits, target, 0.1, prior=prior)
+        label_smoothing_cross_entropy_parts(logits, target)
+        LabelSmoothingCrossEntropy(prior)(logits, target, 0.1)

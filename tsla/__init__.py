@@ -7,6 +7,7 @@ schedules (:mod:`tsla.schedules`), the config (:class:`TrainConfig`) and the tra
 __version__ = "0.1.0"
 
 from . import schedules
+from .auto_switch import AutoSwitch
 from .config import TrainConfig
 from .errors import ConfigError, DataError, RunDirError, TrainingError, TslaError
 from .loss import (
@@ -15,14 +16,17 @@ from .loss import (
     label_smoothing_cross_entropy,
     label_smoothing_cross_entropy_parts,
 )
+from .scheduler import SmoothingScheduler
 from .trainer import train
 
 __all__ = [
+    "AutoSwitch",
     "ConfigError",
     "DataError",
     "LabelSmoothingCrossEntropy",
     "LossParts",
     "RunDirError",
+    "SmoothingScheduler",
     "TrainConfig",
     "TrainingError",
     "TslaError",

@@ -1,26 +1,176 @@
-"""tsla-auto: when to drop label smoothing, decided from measurements instead of a hand-picked epoch.
+"""tsla-auto as an object: :class:`AutoSwitch` is told each epoch's one-hot training loss (and, when measured, the
+diagnostics), asks a switch rule whether LSR has reached its floor, and keeps the history and the decision.
 
-The theory (PAPER.md, "The theory"): SGD with LSR quickly reaches a region where the one-hot objective F stops
-improving — the LSR floor, where ||grad F||^2 is of the order 2 delta sigma^2 / (1 + delta) — and cannot go below it;
-one-hot training from there converges further. Two measurable versions of "LSR has reached its floor":
+The rules themselves are pure functions of the per-epoch records (:mod:`tsla.switch_rules`); this object only
+collects the records, applies the first True decision (smoothing off from the next epoch on), keeps it for good, and
+saves all of it as plain numbers and strings, so a resumed run decides exactly as an uninterrupted one. tsla's own
+trainer, the plain-loop helper and the Lightning and Hugging Face adapters all use this one class.
 
-* ``plateau`` (default, free): the one-hot training loss F, logged every epoch from the same forward passes, fell
-  by less than ``auto_tolerance`` (relative) over the last ``auto_window`` epochs.
-* ``floor``: the measured ||grad F||^2 on the diagnostic subset (corrected for its sampling noise:
-  ||G||^2 - sigma^2 / (n - 1) estimates ||grad F||^2 without the sigma^2 / n bias) is at most ``auto_factor``
-  times the measured LSR floor 2 delta sigma^2 / (1 + delta). Needs diagnostics every epoch.
-
-Both are pure functions of the records logged so far (they live in :mod:`tsla.switch_rules`); the trainer
-applies the decision at the end of an epoch, so smoothing stops from the next epoch on.
+Under ``torch.distributed`` the rule runs on rank 0 (the rank that measured the diagnostics) and its answer is
+broadcast, so every rank switches at the same epoch.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from dataclasses import fields
+from typing import Any, Mapping, Sequence
 
-from .switch_rules import decide, unbiased_grad_norm2
+from .distributed import broadcast_object
+from .switch_rules import RULES, decide, unbiased_grad_norm2
 
-__all__ = ["should_switch", "unbiased_grad_norm2"]
+__all__ = ["AutoSwitch", "auto_switch_for", "should_switch", "unbiased_grad_norm2"]
+
+STATE_FORMAT = 1
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _plain(key: str, value: Any) -> Any:
+    """A record value as a plain number or string (0-d tensors and numpy scalars via ``.item()``), or a list
+    of them."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(key, v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, _PLAIN):
+        value = value.item()
+    if not isinstance(value, _PLAIN):
+        raise ValueError(f"metric {key!r} is a {type(value).__name__}: give a number or a string")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"metric {key}={value} is not finite: the switch cannot decide from it")
+    return value
+
+
+class AutoSwitch:
+    """Decides once, from measurements, the epoch after which label smoothing stops.
+
+    ``rule`` names a rule of :mod:`tsla.switch_rules` (``plateau``, ``floor``, ...); ``params`` are its constants by
+    name (``window``, ``tolerance``, ``factor``, ...), passed to it as a dict. Call :meth:`update` (or
+    :meth:`observe`) once at the end of every epoch, in order. Before the decision ``switch_epoch`` is None; once a
+    rule returns True after epoch ``e``, ``switch_epoch`` is ``e + 1`` for good and ``reason`` says why.
+
+    Keys starting with ``test_`` are dropped from the records: the switch never sees the test set.
+    Raises ``ValueError`` for an unknown rule.
+    """
+
+    def __init__(self, rule: str = "plateau", **params: Any) -> None:
+        if rule not in RULES:
+            raise ValueError(f"unknown tsla-auto rule {rule!r}: choose one of {', '.join(RULES)}")
+        self.rule = rule
+        self.params = {k: _plain(k, v) for k, v in params.items()}
+        self.history: list[dict[str, Any]] = []
+        self.switch_epoch: int | None = None
+        self.reason = ""
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "AutoSwitch":
+        """The switch a :class:`tsla.TrainConfig` describes: ``auto_rule`` and every other ``auto_<name>`` field as
+        the constant ``<name>``."""
+        params = {f.name[len("auto_"):]: getattr(cfg, f.name) for f in fields(cfg)
+                  if f.name.startswith("auto_") and f.name != "auto_rule"}
+        return cls(cfg.auto_rule, **params)
+
+    @property
+    def decided(self) -> bool:
+        return self.switch_epoch is not None
+
+    def update(self, epoch: int, onehot_loss: float, diagnostics: Mapping[str, Any] | None = None,
+               **metrics: Any) -> bool:
+        """Record epoch ``epoch`` (counted from 0): its mean one-hot training loss, the diagnostics of
+        :func:`tsla.diagnostics.gradient_noise` if measured (stored as ``diag_<key>``), and any other metrics by
+        name (e.g. ``lr=0.1``, ``val_loss=...``). Returns True if the switch was decided by this call."""
+        record: dict[str, Any] = {"epoch": epoch, "train_onehot_loss": onehot_loss, **metrics}
+        if diagnostics:
+            record.update({(k if k.startswith("diag_") else f"diag_{k}"): v for k, v in diagnostics.items()})
+            if "diag_grad_norm2_unbiased" not in record and {"diag_grad_norm2", "diag_sigma2", "diag_n"} <= set(record):
+                record["diag_grad_norm2_unbiased"] = unbiased_grad_norm2(
+                    {k[len("diag_"):]: v for k, v in record.items() if k.startswith("diag_")})
+        return self.observe(record)
+
+    def observe(self, record: Mapping[str, Any]) -> bool:
+        """Record one epoch's metrics as a metrics.jsonl line holds them (``epoch`` and ``train_onehot_loss``
+        required) and, while undecided, decide. Returns True if the switch was decided by this call.
+
+        Raises ``ValueError`` for a missing key, a non-finite or non-numeric value, or an epoch that does not follow
+        the last one recorded (an epoch told twice, e.g. after a resume that did not load the state dict).
+        """
+        for key in ("epoch", "train_onehot_loss"):
+            if key not in record:
+                raise ValueError(f"AutoSwitch record lacks {key!r}: give the epoch and its mean one-hot train loss")
+        clean = {k: _plain(k, v) for k, v in record.items() if not k.startswith("test_")}
+        epoch = clean["epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"epoch={epoch!r}: give the finished epoch as an integer counted from 0")
+        if self.history and epoch != self.history[-1]["epoch"] + 1:
+            raise ValueError(f"AutoSwitch told epoch {epoch} after epoch {self.history[-1]['epoch']}: tell it each "
+                             f"epoch once, in order (after a resume, load its state_dict first)")
+        self.history.append(clean)
+        if self.decided:
+            return False
+        switch, reason = self._decide()
+        self.reason = reason
+        if switch:
+            self.switch_epoch = epoch + 1
+        return switch
+
+    def _decide(self) -> tuple[bool, str]:
+        """The rule's answer on rank 0, the same on every rank (a rule error is raised on every rank)."""
+        try:
+            answer: tuple[Any, ...] = ("ok", *decide(self.rule, self.history, self.params))
+        except ValueError as exc:  # re-raised below on every rank, so no rank waits for a broadcast that never comes
+            answer = ("error", str(exc))
+        answer = broadcast_object(answer)
+        if answer[0] == "error":
+            raise ValueError(answer[1])
+        return bool(answer[1]), str(answer[2])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Rule, constants, history, decision and reason: plain numbers and strings (JSON and
+        ``torch.load(weights_only=True)`` both read it back)."""
+        return {"format": STATE_FORMAT, "rule": self.rule, "params": dict(self.params),
+                "history": [dict(r) for r in self.history], "switch_epoch": self.switch_epoch, "reason": self.reason}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`. Raises ``ValueError`` if it was made with another rule or other
+        constants (a resumed run must decide as the original would) or is not an AutoSwitch state."""
+        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT or "history" not in state:
+            raise ValueError("not an AutoSwitch state_dict (no format 1 with a history): pass what state_dict() gave")
+        if state["rule"] != self.rule or dict(state["params"]) != self.params:
+            raise ValueError(f"the saved AutoSwitch used rule {state['rule']!r} with {dict(state['params'])}, this one "
+                             f"{self.rule!r} with {self.params}: build it as the saved run was built")
+        self.history = [dict(r) for r in state["history"]]
+        self.switch_epoch = None if state["switch_epoch"] is None else int(state["switch_epoch"])
+        self.reason = str(state["reason"])
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> "AutoSwitch":
+        """A switch rebuilt from its :meth:`state_dict` alone."""
+        switch = cls(state["rule"], **state["params"])
+        switch.load_state_dict(state)
+        return switch
+
+    def __repr__(self) -> str:
+        return (f"AutoSwitch(rule={self.rule!r}, params={self.params}, epochs={len(self.history)}, "
+                f"switch_epoch={self.switch_epoch})")
+
+
+def auto_switch_for(cfg: Any, schedule: Any, checkpoint: Mapping[str, Any] | None = None) -> AutoSwitch | None:
+    """The trainer's switch: None unless ``schedule`` is tsla-auto's; restored from a tsla checkpoint when given.
+
+    Checkpoints written before the switch had a state of its own hold ``auto_switch_epoch`` and the metrics
+    history; those are restored from it.
+    """
+    from .schedules import AutoTwoStage
+
+    if not isinstance(schedule, AutoTwoStage):
+        return None
+    switch = AutoSwitch.from_config(cfg)
+    if checkpoint is not None:
+        state = checkpoint.get("auto_switch")
+        if state is None:  # an older checkpoint: its records and its decision
+            state = {**switch.state_dict(), "history": checkpoint.get("history", []),
+                     "switch_epoch": checkpoint.get("auto_switch_epoch")}
+            state["history"] = [{k: v for k, v in r.items() if not k.startswith("test_")} for r in state["history"]]
+        switch.load_state_dict(state)
+    return switch
 
 
 def should_switch(

@@ -1,11 +1,17 @@
 """Checkpoints and run-directory files, written atomically: a temporary file in the same folder, flushed to disk,
-then renamed over the old one, so a crash mid-write never loses the last good copy."""
+then renamed over the old one, so a crash mid-write never loses the last good copy.
+
+A checkpoint also carries a SHA-256 of its contents (``checksum``: every tensor's dtype, shape and bytes and every
+other value, walked in a fixed order), checked on loading: a file damaged on disk after it was written (a flipped
+byte, a zeroed block) is refused instead of resuming from damaged weights. The file stays a plain
+``torch.save`` dictionary that ``torch.load(..., weights_only=True)`` reads.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,23 +43,62 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda f: f.write(text.encode()))
 
 
+CHECKSUM = "checksum"
+# checkpoints from this format on must carry a checksum (format 1 predates it and is loaded unchecked)
+CHECKSUM_FORMAT = 2
+
+
+def _digest(value: Any, h: "hashlib._Hash") -> None:
+    """Feed ``value`` into ``h`` in a fixed order: type tags keep e.g. 1, 1.0, "1" and [1] apart."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            h.update(repr(key).encode())
+            _digest(value[key], h)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}".encode())
+        for item in value:
+            _digest(item, h)
+    else:
+        h.update(f"V{type(value).__name__}:{value!r};".encode())
+
+
+def state_checksum(state: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint dictionary's contents, leaving out its own ``checksum`` entry."""
+    h = hashlib.sha256()
+    _digest({k: v for k, v in state.items() if k != CHECKSUM}, h)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` with ``torch.save`` atomically."""
+    """Write ``state`` (plus its ``checksum``) with ``torch.save`` atomically."""
+    state = {**state, CHECKSUM: state_checksum(state)}
     _atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary pickles). Raises ``RunDirError`` naming the file
-    when it is missing, truncated or corrupt."""
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary pickles) and check its checksum. Raises
+    ``RunDirError`` naming the file when it is missing, truncated, corrupt, damaged or not a tsla checkpoint."""
     if not path.is_file():
         raise RunDirError(f"no checkpoint at {path}: --resume needs a run started with the same --out")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - damaged bytes make torch.load raise almost any type (KeyError,
+        # IndexError, UnicodeDecodeError, zipfile/pickle errors, ...), varying with the torch version; all mean one thing
         raise RunDirError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}): start the run afresh") from None
     needed = ("format", "next_epoch", "model", "optimizer", "config", "history", "best", "wall_seconds")
     if not isinstance(state, dict) or any(key not in state for key in needed):
         raise RunDirError(f"{path} is not a tsla checkpoint (or one of an older format): start the run afresh")
+    stored = state.get(CHECKSUM)
+    if stored is None and isinstance(state["format"], int) and state["format"] < CHECKSUM_FORMAT:
+        return state  # written before checkpoints carried a checksum
+    if stored != state_checksum(state):
+        raise RunDirError(f"checkpoint {path} is damaged (its contents do not match its checksum): start the run "
+                          f"afresh, or restore the file from a backup")
     return state
 
 

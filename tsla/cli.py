@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -101,14 +102,34 @@ def _show_plan(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False) + "\n" + format_table(schedule, cfg.epochs, lr_at)
 
 
+def _out(args: argparse.Namespace, needed: bool = True) -> Path | None:
+    """``--out``, checked (not empty, no over-long name); None when it is not given and not needed (a dry run)."""
+    from .rundir import check_out_path
+
+    if args.out is None:
+        if needed:
+            raise ConfigError("--out is required (only --dry-run goes without it): name a folder for the results")
+        return None
+    return check_out_path(args.out)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CONFIG
     from .trainer import train
 
     layers, _ = _layers(args)
-    out = Path(args.out)
+    out = _out(args, needed=not args.dry_run or args.resume)
     if args.resume and (out / CONFIG).is_file():
         layers.insert(0, (str(out / CONFIG), read_yaml(out / CONFIG)))  # the run's own config, under any overrides
+    branch = None
+    if (args.branch_from is None) != (args.at_epoch is None):
+        raise ConfigError("--branch-from RUN and --at-epoch S go together: give both (or neither)")
+    if args.branch_from is not None:
+        source = Path(args.branch_from)
+        if not (source / CONFIG).is_file():
+            raise ConfigError(f"--branch-from {source}: no run there ({CONFIG} is missing); give a run directory")
+        layers.insert(0, (str(source / CONFIG), read_yaml(source / CONFIG)))  # the source's config, under the flags
+        branch = (source, args.at_epoch)
     cfg = build_config(*layers)
     if args.dry_run:
         print(_show_plan(cfg))
@@ -116,7 +137,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .distributed import shutdown
 
     try:
-        summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, overwrite=args.overwrite)
+        summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, overwrite=args.overwrite,
+                        branch=branch)
     finally:
         shutdown()  # leave the torchrun process group cleanly (a no-op in a single process)
     if os.environ.get("RANK", "0") != "0":
@@ -134,7 +156,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import parse_shard, run_compare
 
     layers, grid = _layers(args)
-    methods = args.methods or grid
+    out = _out(args, needed=not args.dry_run) or Path("OUT")
+    if args.methods == []:  # an empty --methods "" must not silently mean the preset's whole grid
+        raise ConfigError("--methods is empty: list the methods to compare, e.g. --methods baseline,lsr,tsla@30")
+    methods = grid if args.methods is None else args.methods
     if not methods:
         raise ConfigError("--methods is required (this preset has no method grid), e.g. --methods baseline,lsr,tsla@30")
     if not args.seeds:
@@ -143,15 +168,43 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
     if args.thetas is not None and hasattr(args, "theta"):
         raise ConfigError("give either --theta or --thetas, not both")
-    run_compare(layers, methods, args.seeds, Path(args.out), thetas=args.thetas, shard=parse_shard(args.shard),
+    run_compare(layers, methods, args.seeds, out, thetas=args.thetas, shard=parse_shard(args.shard),
                 jobs=args.jobs, progress_bar=not args.no_progress, dry_run=args.dry_run)
+    return 0
+
+
+def _cmd_paired(args: argparse.Namespace) -> int:
+    from .report.paired import CONTRAST_COLUMNS, contrasts_from_csv, parse_contrasts, write_csv
+    from .report.paired_report import write_paired
+
+    pairs = parse_contrasts(args.contrasts)
+    if not args.margin > 0:
+        raise ConfigError(f"--margin must be > 0 percentage points (got {args.margin})")
+    if args.runs_csv:
+        if args.dirs:
+            raise ConfigError("give either run directories or --runs-csv, not both")
+        out = Path(args.out) if args.out else Path(args.runs_csv).parent
+        found = contrasts_from_csv(Path(args.runs_csv), pairs, args.margin)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "contrasts.csv", found, CONTRAST_COLUMNS)
+        print(f"wrote {out / 'contrasts.csv'} ({len(found)} contrasts) from {args.runs_csv}")
+        return 0
+    out = Path(args.out) if args.out else Path(args.dirs[0]) / "paired"
+    write_paired([Path(d) for d in args.dirs], out, args.margin, pairs)
+    print((out / "paired.md").read_text())
+    print(f"wrote runs.csv, contrasts.csv, secondary.csv, speed.csv and paired.md in {out}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import format_markdown, write_report
 
-    summary = write_report([Path(d) for d in args.dirs], Path(args.out) if args.out else None)
+    if args.paired or args.runs_csv:
+        return _cmd_paired(args)
+    if not args.dirs:
+        raise ConfigError("give at least one comparison directory, e.g. 'tsla report runs/demo'")
+
+    summary = write_report([Path(d) for d in args.dirs], _out(args, needed=False))
     print(format_markdown(summary))
     return 0
 
@@ -187,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--preset", help=f"start from a named preset: {', '.join(preset_names())}")
         p.add_argument("--config", help="YAML file of options (overrides the preset; flags override it)")
-        p.add_argument("--out", required=True, help="output directory")
+        p.add_argument("--out", help="output directory (required, except with --dry-run)")
         p.add_argument("--dry-run", action="store_true", help="print the resolved config and schedule, then exit")
         p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
 
@@ -197,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p_train.add_argument("--overwrite", action="store_true", help="delete the run already in --out (its checkpoint, "
                          "metrics, summary, config) and start afresh")
+    p_train.add_argument("--branch-from", metavar="RUN", help="start from RUN's checkpoint kept after --at-epoch "
+                         "epochs (RUN trained with --keep-epochs) with RUN's config and these flags: e.g. TSLA(S) "
+                         "branched from the LSR run of the same seed; only --method may differ")
+    p_train.add_argument("--at-epoch", type=int, metavar="S", help="with --branch-from: the number of epochs taken "
+                         "from RUN")
     add_config_flags(p_train)
     p_train.set_defaults(func=_cmd_train)
 
@@ -218,7 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.set_defaults(func=_cmd_compare)
 
     p_rep = sub.add_parser("report", help="rebuild tables and plots from finished runs")
-    p_rep.add_argument("dirs", nargs="+", help="comparison directories (or run directories)")
+    p_rep.add_argument("dirs", nargs="*", help="comparison directories (or run directories)")
+    p_rep.add_argument("--paired", action="store_true", help="paired analysis by seed, each DIR one regime: writes "
+                       "runs.csv, contrasts.csv, secondary.csv, speed.csv and paired.md (default --out: DIR/paired)")
+    p_rep.add_argument("--margin", type=float, default=0.5, help="equivalence margin in percentage points of test "
+                       "top-1 for --paired (default: 0.5)")
+    p_rep.add_argument("--contrasts", help="declared contrasts A:B,C:D by cell label (e.g. "
+                       "tsla@20-theta0.1:lsr-theta0.1); Holm adjusts over them (default: every schedule against LSR "
+                       "at its theta, and LSR against the baseline)")
+    p_rep.add_argument("--runs-csv", help="recompute contrasts.csv from this runs.csv alone (no run directories)")
     p_rep.add_argument("--out", help="where to write summary.json/.md and curves.png (default: the first DIR)")
     p_rep.set_defaults(func=_cmd_report)
 
@@ -248,9 +314,21 @@ def one_line(exc: TslaError) -> str:
     return last[len(qualified):] if last.startswith(qualified) else " ".join(lines)
 
 
+def _attach_dash_values(argv: Sequence[str]) -> list[str]:
+    """``--flag -1/2`` -> ``--flag=-1/2``: argparse takes a value starting with '-' (other than a plain negative
+    number) for a flag of its own and says "expected one argument"; no tsla flag has a name starting '-<digit>'."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and re.fullmatch(r"-[\d.].*", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
         return args.func(args)
     except TslaError as exc:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, one report, from rank 0

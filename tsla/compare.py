@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
+from .branch import kept_checkpoint, plan_branches
 from .checkpoint import CHECKPOINT, CONFIG, atomic_write_text
 from .config import TrainConfig, build_config, config_text
 from .errors import ConfigError, Interrupted, RunDirError, TrainingError
@@ -31,6 +32,8 @@ class GridRun:
 
     name: str
     cfg: TrainConfig
+    branch: tuple[str, int] | None = None
+    """(name of the LSR run of this grid, S): this TSLA(S) run starts from that run's state after S epochs."""
 
 
 def run_dir_name(method: str, seed: int, theta: float | None = None) -> str:
@@ -55,16 +58,38 @@ def select_shard(grid: list[GridRun], shard: tuple[int, int]) -> list[GridRun]:
     return grid[index::count]
 
 
+def _check_distinct(methods: Sequence[str], seeds: Sequence[int], thetas: Sequence[float] | None) -> None:
+    """Refuse a grid that would train one run twice: a repeated seed or method, two spellings of one method
+    (tsla@1 and tsla@01), or two thetas that name one run folder (0.1 and 0.1000001 are both 'theta0.1')."""
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds must not repeat an entry")
+    seen: dict[str, str] = {}
+    for method in methods:
+        name, _, arg = method.strip().partition("@")
+        key = f"{name}@{int(arg)}" if arg.strip().isdigit() else method.strip()
+        if key in seen:
+            raise ConfigError(f"--methods: {seen[key]!r} and {method!r} name the same schedule: list it once")
+        seen[key] = method
+    folders: dict[str, float] = {}
+    for theta in thetas or []:
+        folder = f"{theta:g}"
+        if folder in folders:
+            raise ConfigError(f"--thetas: {folders[folder]!r} and {theta!r} both give run folders named theta{folder}: "
+                              f"give thetas that differ in their first 6 significant digits")
+        folders[folder] = theta
+
+
 def plan(
-    layers: list, methods: Sequence[str], seeds: Sequence[int], thetas: Sequence[float] | None = None
+    layers: list, methods: Sequence[str], seeds: Sequence[int], thetas: Sequence[float] | None = None,
+    branch: bool = True,
 ) -> list[GridRun]:
     """Every run of the grid, each config validated before anything trains.
 
     With several ``thetas`` each method runs once per theta, except ``baseline``, which does not depend on theta and
-    runs once per seed.
+    runs once per seed. With ``branch``, every TSLA(S) whose LSR run (same seed and theta) is in the grid branches
+    from it after S epochs (:func:`tsla.branch.plan_branches`): the same result for the post-switch epochs' cost.
     """
-    if len(set(methods)) != len(methods) or len(set(seeds)) != len(seeds):
-        raise ConfigError("--methods and --seeds must not repeat an entry")
+    _check_distinct(methods, seeds, thetas)
     grid: list[GridRun] = []
     multi = thetas is not None and len(thetas) > 1
     for method in methods:
@@ -77,7 +102,19 @@ def plan(
                     values["theta"] = theta
                 name = run_dir_name(method, seed, theta if multi and method != "baseline" else None)
                 grid.append(GridRun(name, build_config(*layers, ("--methods/--thetas/--seeds", values))))
-    return grid
+    if not branch:
+        return grid
+    configs, branches = plan_branches({run.name: run.cfg for run in grid})
+    return [GridRun(run.name, configs[run.name], branches.get(run.name)) for run in grid]
+
+
+def _check_not_a_run(out: Path) -> None:
+    """A comparison folder holds runs one level down; one that is itself a training run's folder is refused (its
+    report would go to RUN/report/ and miss the runs trained inside it)."""
+    held = [name for name in (CONFIG, CHECKPOINT, "metrics.jsonl") if (out / name).is_file()]
+    if held:
+        raise RunDirError(f"--out {out} is the folder of a training run (it holds {held[0]}), not a comparison "
+                          f"folder: choose another --out; a comparison trains each run in a folder inside it")
 
 
 def _check_same_config(run: Path, cfg: TrainConfig, what: str = "a finished run") -> None:
@@ -106,11 +143,33 @@ def _core_sets(jobs: int) -> list[list[int]]:
     return sets
 
 
-def _run_in_processes(todo: list[tuple[Path, TrainConfig]], jobs: int, log: TextIO) -> None:
-    """Train each (run dir, config) in a ``python -m tsla train`` subprocess, ``jobs`` at a time, each pinned to its
-    own cores; a run's output goes to RUN/train.log. Raises ``TrainingError`` naming the runs that failed."""
+def _start_from(run: Path, branch: tuple[Path, int] | None, log: TextIO) -> tuple[bool, tuple[Path, int] | None]:
+    """How a run starts: (resume it, branch it from (source, S)). A branch whose source kept no checkpoint after S
+    epochs (it finished in an earlier comparison, or failed) trains from epoch 0: the same result, at full cost."""
+    if (run / CHECKPOINT).is_file():
+        return True, None
+    if branch is None:
+        return False, None
+    if is_finished(branch[0]) and kept_checkpoint(*branch).is_file():
+        return False, branch
+    print(f"{run}: {branch[0]} has no checkpoint after {branch[1]} epochs to branch from: training from epoch 0",
+          file=log, flush=True)
+    return False, None
+
+
+def _ready(item: tuple, waiting: set[Path]) -> bool:
+    """A branch waits until its source run is no longer pending or running (then finished, or failed)."""
+    branch = item[2]
+    return branch is None or branch[0] not in waiting
+
+
+def _run_in_processes(todo: list[tuple[Path, TrainConfig, tuple[Path, int] | None]], jobs: int, log: TextIO) -> None:
+    """Train each (run dir, config, branch) in a ``python -m tsla train`` subprocess, ``jobs`` at a time, each pinned
+    to its own cores, a branch after its source; a run's output goes to RUN/train.log. Raises ``TrainingError``
+    naming the runs that failed."""
     free = _core_sets(jobs)
-    for run, cfg in todo:  # a run begun earlier with other settings is refused here, as in one process
+    _prepare_folders(todo)
+    for run, cfg, _ in todo:  # a run begun earlier with other settings is refused here, as in one process
         if (run / CONFIG).is_file():
             _check_same_config(run, cfg, "an unfinished run")
     pending, running, failed, forwarded = list(todo), [], [], False
@@ -141,23 +200,54 @@ def _run_in_processes(todo: list[tuple[Path, TrainConfig]], jobs: int, log: Text
         raise TrainingError(f"{len(failed)} run(s) failed, first {failed[0]}: see its train.log, fix, and re-run compare")
 
 
+def _prepare_folders(todo: list) -> None:
+    """Create every run's folder, config.yaml and train.log before any run starts, so that a read-only or full
+    file system is one clear error (``RunDirError``) rather than a traceback with runs already started."""
+    for run, cfg, *_ in todo:
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+            if not (run / CONFIG).is_file():
+                atomic_write_text(run / CONFIG, config_text(cfg))  # the subprocess reads its resolved config here
+            (run / "train.log").touch()
+        except OSError as exc:
+            raise RunDirError(f"cannot write to {run} ({exc.strerror or exc}): free some disk space or choose a "
+                              f"writable --out") from None
+
+
 def _launch(pending: list, free: list, running: list, log: TextIO) -> None:
-    """Start pending runs while cores are free, each pinned to one free core set."""
-    while pending and free:
-        run, cfg = pending.pop(0)
+    """Start pending runs while cores are free, each pinned to one free core set; a branch waits for its source."""
+    while free:
+        waiting = {item[0] for item in pending} | {r for _, r, _ in running}
+        ready = [item for item in pending if _ready(item, waiting)]
+        if not ready:
+            return
+        pending.remove(ready[0])
+        run, cfg, branch = ready[0]
         cores = free.pop(0)
         run.mkdir(parents=True, exist_ok=True)
         if not (run / CONFIG).is_file():
             atomic_write_text(run / CONFIG, config_text(cfg))  # the subprocess reads its resolved config here
         cmd = [sys.executable, "-m", "tsla", "train", "--config", str(run / CONFIG), "--out", str(run), "--no-progress"]
-        if (run / CHECKPOINT).is_file():
+        resume, branch = _start_from(run, branch, log)
+        if resume:
             cmd.append("--resume")
+        elif branch is not None:
+            cmd += ["--branch-from", str(branch[0]), "--at-epoch", str(branch[1])]
         env = {**os.environ, "OMP_NUM_THREADS": str(len(cores)), "MKL_NUM_THREADS": str(len(cores))}
         pin = (lambda c=cores: os.sched_setaffinity(0, c)) if hasattr(os, "sched_setaffinity") else None
         with open(run / "train.log", "a") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=pin)
         print(f"started {run} on cores {cores}", file=log, flush=True)
         running.append((proc, run, cores))
+
+
+def _report_saving(grid: list[GridRun], log: TextIO) -> None:
+    """Print the epochs the grid trains with branching against training every run from epoch 0."""
+    full = sum(run.cfg.epochs for run in grid)
+    saved = sum(run.branch[1] for run in grid if run.branch)
+    if saved:
+        print(f"branching: {len(grid)} runs train {full - saved} epochs instead of {full} "
+              f"({100 * (full - saved) / full:.0f}%): each TSLA(S) starts from its LSR run after S epochs", file=log)
 
 
 def run_compare(
@@ -177,6 +267,9 @@ def run_compare(
     from .report import format_markdown, write_report
 
     log = log or sys.stdout
+    _check_not_a_run(out)
+    if jobs > 1 and not any("threads" in values for _, values in layers):  # each process its share of the cores
+        layers = [*layers, ("--jobs", {"threads": min(len(cores) for cores in _core_sets(jobs))})]
     grid = plan(layers, methods, seeds, thetas)
     index, count = shard
     mine = select_shard(grid, shard)
@@ -185,24 +278,27 @@ def run_compare(
             cfg = item.cfg
             print(f"{out / item.name}: {cfg.method}, theta {cfg.theta}, seed {cfg.seed}", file=log)
         return None
-    todo: list[tuple[Path, TrainConfig]] = []
+    todo: list[tuple[Path, TrainConfig, tuple[Path, int] | None]] = []
     for i, item in enumerate(mine, 1):
         run = out / item.name
         if is_finished(run):
             _check_same_config(run, item.cfg)
             print(f"[{i}/{len(mine)}] {run}: finished, skipped", file=log)
         else:
-            todo.append((run, item.cfg))
+            todo.append((run, item.cfg, (out / item.branch[0], item.branch[1]) if item.branch else None))
+    todo.sort(key=lambda t: t[2] is not None)  # sources before their branches (a stable sort keeps the grid order)
+    _report_saving(mine, log)
     if jobs > 1 and todo:
         _run_in_processes(todo, jobs, log)
     else:
         data = None
         done = len(mine) - len(todo)
-        for i, (run, cfg) in enumerate(todo, done + 1):
+        for i, (run, cfg, branch) in enumerate(todo, done + 1):
             print(f"[{i}/{len(mine)}] {run}", file=log, flush=True)
             if data is None:  # every run shares the data settings: load it once
                 data = build_data(cfg, resolve_device(cfg.device))
-            train(cfg, run, resume=(run / CHECKPOINT).is_file(), data=data, log=log, progress_bar=progress_bar)
+            resume, branch = _start_from(run, branch, log)
+            train(cfg, run, resume=resume, data=data, log=log, progress_bar=progress_bar, branch=branch)
     if count > 1:
         print(f"shard {index}/{count} done; once every shard has finished: tsla report {out}", file=log)
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from .schedules import METHOD_HELP, parse_method
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "dogs", "cub")
 MODELS = ("resnet8", "resnet20", "resnet18", "resnet50")
 AMP_CHOICES = ("bf16", "fp16")
+MAX_SEED = 2**32 - 1
 
 
 def _f(default: Any, help: str) -> Any:
@@ -42,6 +44,15 @@ class TrainConfig:
     train_subset: Optional[int] = _f(None, "train on a class-balanced subset of this many images (drawn by --subset-seed)")
     test_subset: Optional[int] = _f(None, "evaluate on a class-balanced subset of this many test images (--subset-seed)")
     subset_seed: int = _f(0, "seed of the subsets; fixed apart from --seed so that every seed sees the same images")
+    val_size: Optional[int] = _f(None, "hold out this many class-balanced training images (never in the training "
+                                 "subset; drawn by --subset-seed) as a validation set, evaluated every epoch as val_*")
+    label_noise: float = _f(0.0, "fraction of training labels replaced by a different class drawn uniformly "
+                            "(symmetric noise, drawn once by --label-noise-seed; validation and test stay clean)")
+    label_noise_seed: int = _f(0, "seed of the label noise; fixed apart from --seed so that every seed and method "
+                               "sees the same noisy labels")
+    augment: bool = _f(True, "augment the training images (random crop with zero padding + horizontal flip for the "
+                       "in-memory data sets); --no-augment trains on the images as they are, the regime in which a "
+                       "network memorises its training set")
     image_size: int = _f(224, "crop size in pixels for the image-folder data sets (Dogs, CUB)")
     workers: int = _f(4, "data-loading worker processes for the image-folder data sets")
     # model
@@ -54,19 +65,36 @@ class TrainConfig:
     # theory diagnostics and the automatic switch
     diagnose_every: int = _f(0, "every K epochs, measure sigma^2, delta, theta* and the LSR floor on a fixed training "
                              "subset and log them as diag_* (0: never)")
-    diagnose_examples: int = _f(256, "number of training images (fixed, class-balanced) the diagnostics use")
-    auto_rule: str = _f("plateau", "tsla-auto's rule: plateau (the one-hot train loss stopped improving) or floor "
-                        "(||grad F||^2 reached the measured LSR floor; needs --diagnose-every)")
+    diagnose_examples: int = _f(256, "number of training images (class-balanced, >= 2 per class, drawn per --seed) "
+                                "the per-example diagnostics use")
+    diagnose_batches: int = _f(0, "with --diagnose-every, also measure the train-mode estimator on this many "
+                               "independent augmented mini-batches with train-mode BatchNorm, logged as diag_mb_* "
+                               "(0: off; costs 2 backward passes per batch)")
+    diagnose_bootstrap: int = _f(200, "bootstrap resamples over the diagnostic images for the 95% intervals "
+                                 "(diag_<key>_lo/_hi; 0: none)")
+    auto_rule: str = _f("plateau", "tsla-auto's rule: plateau (the one-hot train loss stopped improving), "
+                        "phase-plateau (it stalled within a constant-lr phase: switch at the decay that ends it), "
+                        "gain (the measured one-step gain of LSR over one-hot fell below --auto-gain; needs "
+                        "--diagnose-every) or floor (v1; ||grad F||^2 reached the LSR floor; needs --diagnose-every)")
     auto_window: int = _f(3, "tsla-auto plateau rule: compare the one-hot train loss with its value this many epochs ago")
     auto_tolerance: float = _f(0.01, "tsla-auto plateau rule: drop smoothing when the loss fell by less than this "
                                "fraction over the window")
     auto_factor: float = _f(1.0, "tsla-auto floor rule: drop smoothing when ||grad F||^2 <= factor x LSR floor")
+    auto_rate: float = _f(0.02, "tsla-auto phase-plateau rule: at an lr decay, drop smoothing when the one-hot train "
+                          "loss fell by less than this fraction per epoch over the phase's last --auto-window epochs")
+    auto_gain: float = _f(1.0, "tsla-auto gain rule: drop smoothing when one_step_gain (LSR's best one-step decrease "
+                          "of F over one-hot's) is below this for --auto-patience diagnoses in a row")
+    auto_patience: int = _f(2, "tsla-auto gain rule: consecutive diagnoses below --auto-gain needed")
     keep_checkpoints: int = _f(0, "also keep RUN/checkpoints/epoch-<E>.pt every K epochs, for 'tsla diagnose --epoch' "
                                "(0: only the latest checkpoint)")
+    keep_epochs: list = _f([], "also keep RUN/checkpoints/epoch-<E>.pt after these numbers of epochs, e.g. 20,30 "
+                           "(branch points for 'tsla train --branch-from RUN --at-epoch E')")
     # optimisation
     epochs: int = _f(12, "number of epochs (counted from 0)")
     batch_size: int = _f(128, "training batch size (images per SGD step)")
     eval_batch_size: int = _f(512, "evaluation batch size")
+    test_every: int = _f(1, "evaluate on the test set every K epochs and after the last one (the validation set, "
+                         "if any, every epoch); K > 1 saves evaluation time on small training sets")
     lr: Optional[float] = _f(None, "initial learning rate for the whole batch of --batch-size images "
                              "(default: 0.1, or 0.01 with --pretrained, as fine-tuning wants a smaller step)")
     momentum: float = _f(0.9, "SGD momentum")
@@ -78,6 +106,8 @@ class TrainConfig:
     # execution
     seed: int = _f(0, "random seed (model initialisation, data order, augmentation)")
     device: str = _f("auto", "device: auto (CUDA when present), cpu, cuda, cuda:N")
+    threads: Optional[int] = _f(None, "CPU threads for torch's kernels (default: torch's current count, recorded in "
+                                "config.yaml); the numbers a run computes depend on it, so --resume keeps it")
     amp: Optional[str] = _f(None, "mixed precision: bf16 or fp16 (default: off, float32)")
     channels_last: bool = _f(False, "use the channels-last memory format (faster convolutions on many CPUs and GPUs)")
     compile: bool = _f(False, "compile the model with torch.compile (slow first epoch; see docs/performance.md)")
@@ -91,13 +121,21 @@ class TrainConfig:
             raise ConfigError(f"--model {self.model!r} is unknown: choose one of {', '.join(MODELS)}")
         if self.pretrained and self.model != "resnet50":
             raise ConfigError(f"--pretrained is available for resnet50 only, not {self.model}: drop the flag")
-        for name in ("epochs", "batch_size", "eval_batch_size", "image_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "image_size", "test_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{_flag(name)} must be >= 1 (got {getattr(self, name)})")
         for name in ("train_subset", "test_subset"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"--{_flag(name)} must be >= 1 (got {value}); leave it out to use every image")
+        if self.val_size is not None and self.val_size < 1:
+            raise ConfigError(f"--val-size must be >= 1 (got {self.val_size}); leave it out for no validation set")
+        if not (0.0 <= self.label_noise < 1.0):
+            raise ConfigError(f"--label-noise {self.label_noise} is outside [0, 1): give the fraction of training "
+                              f"labels to corrupt, e.g. 0.4")
+        if self.dataset in ("dogs", "cub") and (self.val_size is not None or self.label_noise or not self.augment):
+            raise ConfigError(f"--val-size, --label-noise and --no-augment are available for fashion-mnist and CIFAR, "
+                              f"not yet for --dataset {self.dataset}: leave them out")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (got {self.workers})")
         if not (0.0 <= self.theta <= 1.0):
@@ -121,19 +159,41 @@ class TrainConfig:
                 raise ConfigError(f"--milestones: {m} is not between 1 and epochs-1 ({self.epochs - 1})")
         if not (0 < self.lr_gamma <= 1):
             raise ConfigError(f"--lr-gamma must be in (0, 1] (got {self.lr_gamma})")
+        for name in ("seed", "subset_seed", "label_noise_seed"):
+            value = getattr(self, name, 0)
+            if not (0 <= value <= MAX_SEED):  # every derived seed (seed * 1_000_003 + epoch, ...) must fit 64 bits
+                raise ConfigError(f"--{_flag(name)} {value} is outside [0, {MAX_SEED}]: give a smaller seed, e.g. "
+                                  f"the value modulo {MAX_SEED + 1}")
+        if self.threads is None:  # resolved here, so config.yaml records the count used (see tsla/threads.py)
+            import torch
+
+            self.threads = torch.get_num_threads()
+        if self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1 (got {self.threads})")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"--device {self.device!r} is not supported: use auto, cpu, cuda or cuda:N")
         for name in ("diagnose_every", "keep_checkpoints"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0 (got {getattr(self, name)})")
+        self.keep_epochs = sorted(set(int(e) for e in self.keep_epochs))
+        for e in self.keep_epochs:
+            if not (0 < e <= self.epochs):
+                raise ConfigError(f"--keep-epochs: {e} is not between 1 and --epochs ({self.epochs}); it counts "
+                                  f"finished epochs")
         if self.diagnose_examples < 2:
             raise ConfigError(f"--diagnose-examples must be >= 2 (got {self.diagnose_examples})")
-        if self.auto_rule not in ("plateau", "floor"):
-            raise ConfigError(f"--auto-rule {self.auto_rule!r} is unknown: choose plateau or floor")
+        if self.auto_rule not in ("plateau", "phase-plateau", "gain", "floor"):
+            raise ConfigError(f"--auto-rule {self.auto_rule!r} is unknown: choose plateau, phase-plateau, gain or floor")
+        if self.method == "tsla-auto" and self.auto_rule == "gain" and not self.diagnose_every:
+            raise ConfigError("--auto-rule gain reads the diagnostics: pass --diagnose-every K")
         if self.method == "tsla-auto" and self.auto_rule == "floor" and self.diagnose_every != 1:
             raise ConfigError("--auto-rule floor measures every epoch: pass --diagnose-every 1")
         if self.auto_window < 1 or not (0 <= self.auto_tolerance < 1) or self.auto_factor <= 0:
             raise ConfigError("--auto-window must be >= 1, --auto-tolerance in [0, 1), --auto-factor > 0")
+        if not (0 <= self.auto_rate < 1) or self.auto_gain <= 0 or self.auto_patience < 1:
+            raise ConfigError("--auto-rate must be in [0, 1), --auto-gain > 0, --auto-patience >= 1")
+        if self.diagnose_batches == 1 or self.diagnose_batches < 0 or self.diagnose_bootstrap < 0:
+            raise ConfigError("--diagnose-batches must be 0 (off) or >= 2, --diagnose-bootstrap >= 0")
         if self.amp is not None and self.amp not in AMP_CHOICES:
             raise ConfigError(f"--amp {self.amp!r} is unknown: choose bf16 or fp16, or leave it out for float32")
 
@@ -173,7 +233,8 @@ def _check_types(cfg: TrainConfig) -> None:
         }[base]
         if not ok:
             expected = {list: "a list of integers"}.get(base, base.__name__)
-            raise ConfigError(f"--{_flag(name)} ({name}: {value!r}) has the wrong type: expected {expected}")
+            shown = reprlib.repr(value)  # bounded: a value may be huge (YAML lists, aliases)
+            raise ConfigError(f"--{_flag(name)} ({name}: {shown}) has the wrong type: expected {expected}")
         if base is float:
             if not math.isfinite(float(value)):
                 raise ConfigError(f"--{_flag(name)} is {value}: give a finite number")
@@ -199,10 +260,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader; errors name the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror}): check the --config path") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     try:
+        # aliases (*name) are refused: a few hundred bytes of nested aliases stand for billions of values
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise ConfigError(f"config file {path} uses a YAML alias (*name): write the values out in full")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from .auto_switch import unbiased_grad_norm2
 from .checkpoint import CHECKPOINT, load_checkpoint
-from .data import build_data, diagnostic_set
+from .data import build_data
+from .diagnose_epoch import diagnostic_setup
 from .diagnostics import gradient_noise
 from .errors import RunDirError
 from .models import build_model
@@ -42,12 +42,13 @@ def diagnose_run(run: Path, epoch: int | None = None, examples: int | None = Non
     model = build_model(cfg.model, data.num_classes, data.in_channels)
     model.load_state_dict(state["model"])
     prior = resolve_prior(cfg.prior, data.train_targets, data.num_classes)
-    x, y = diagnostic_set(cfg, data, examples)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    result = gradient_noise(model, x, y, prior=prior, theta=cfg.theta)
-    result["grad_norm2_unbiased"] = unbiased_grad_norm2(result)
+    prepare = (lambda t: t.contiguous(memory_format=torch.channels_last)) if cfg.channels_last else (lambda t: t)
+    dset = diagnostic_setup(cfg, data, prepare, examples)
+    result = gradient_noise(model, dset.images, dset.targets, prior=prior, theta=cfg.theta, stratified=True,
+                            population=dset.population, sgd_batch=cfg.batch_size, bootstrap=cfg.diagnose_bootstrap,
+                            seed=cfg.seed * 1_000_003 + int(state["next_epoch"]) - 1)  # the trainer's seed
     result.update({"run": str(run), "epoch": int(state["next_epoch"]) - 1, "theta": cfg.theta, "method": cfg.method})
     return result
 
@@ -56,14 +57,31 @@ def format_diagnosis(d: dict[str, Any]) -> str:
     """A short human-readable account of :func:`diagnose_run`'s result."""
     lines = [
         f"{d['run']}: {d['method']}, model after epoch {d['epoch']}, {d['n']} training images, {d['num_params']} parameters",
-        f"  ||grad F||^2          {d['grad_norm2']:.6g}   (noise-corrected {d['grad_norm2_unbiased']:.6g})",
-        f"  sigma^2               {d['sigma2']:.6g}   one-hot gradient variance",
-        f"  delta * sigma^2       {d['delta_sigma2']:.6g}   prior-label gradient spread around grad F",
-        f"  delta                 {d['delta']:.6g}",
-        f"  theta* = 1/(1+delta)  {d['theta_star']:.6g}",
-        f"  LSR floor             {d['lsr_floor']:.6g}   2 delta sigma^2 / (1 + delta)",
+        "  corrected for the class-stratified draw (95% bootstrap interval over the images):",
+        _line(d, "grad_norm2_corrected", "||grad F||^2"),
+        _line(d, "sigma2_corrected", "sigma^2", "one-hot gradient variance per image"),
+        _line(d, "bias2_corrected", "||grad F_yhat - grad F||^2", "the LSR bias, over theta^2"),
+        _line(d, "delta_corrected", "delta"),
+        _line(d, "theta_star_corrected", "theta* = 1/(1+delta)"),
+        f"  plug-in over the {d['n']} images: ||G||^2 {d['grad_norm2']:.6g}, sigma^2 {d['sigma2']:.6g}, "
+        f"LSR floor {_num(d['lsr_floor'])}",
     ]
-    if "lsr_variance" in d:
-        lines.append(f"  LSR variance at theta={d['theta']:g}: {d['lsr_variance']:.6g} (bound {d['lsr_bound']:.6g})")
+    if "lsr_cosine" in d:
+        lines += [
+            f"  at the run's theta={d['theta']:g} and batch:",
+            _line(d, "lsr_cosine", "cos(grad F, E h_LSR)"),
+            _line(d, "lsr_variance_ratio_scaled", "LSR variance / ((1-theta)^2 sigma^2)"),
+            _line(d, "one_step_gain", "one-step gain LSR / one-hot", "best decrease of F per step; < 1: one-hot better"),
+        ]
     lines.append(f"  measured in {d['seconds']:.1f} s")
     return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "undefined" if v is None else f"{v:.6g}"
+
+
+def _line(d: dict[str, Any], key: str, label: str, note: str = "") -> str:
+    lo, hi = d.get(f"{key}_lo"), d.get(f"{key}_hi")
+    interval = f"  [{_num(lo)}, {_num(hi)}]" if f"{key}_lo" in d else ""
+    return f"  {label:<38} {_num(d[key])}{interval}" + (f"   {note}" if note else "")

@@ -197,3 +197,11 @@ def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tenso
         "test_images": seen,
         "test_calibration": bins,
     }
+
+
+def evaluate_split(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], prefix: str) -> dict[str, Any]:
+    """:func:`evaluate` on another split (the validation set), its keys renamed ``test_*`` -> ``<prefix>*``; the
+    per-bin calibration lists are left out."""
+    metrics = evaluate(ctx, batches)
+    metrics.pop("test_calibration")
+    return {prefix + key[len("test_"):]: value for key, value in metrics.items()}

@@ -28,9 +28,11 @@ def read_prior_file(path: str | Path, num_classes: int) -> torch.Tensor:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--prior file {path} cannot be read ({exc.strerror}): give an existing text file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--prior file {path} is not UTF-8 text (byte {exc.start}): write one number per class") from None
     values: list[float] = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].replace(",", " ")

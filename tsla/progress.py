@@ -33,7 +33,9 @@ def format_epoch(record: dict[str, Any], epochs: int) -> str:
     return (
         f"epoch {record['epoch'] + 1:>3}/{epochs}  lr {record['lr']:.4g}  theta {record['theta']:.3f}  "
         f"train loss {record['train_loss']:.4f} (one-hot {record['train_onehot_loss']:.4f}) "
-        f"top1 {100 * record['train_top1']:.2f}%  |  test loss {record['test_loss']:.4f} "
-        f"top1 {100 * record['test_top1']:.2f}% top5 {100 * record['test_top5']:.2f}% ece {record['test_ece']:.3f}  |  "
-        f"{record['epoch_seconds']:.1f}s {record['train_images_per_second']:.0f} img/s"
+        f"top1 {100 * record['train_top1']:.2f}%  |  "
+        + (f"val top1 {100 * record['val_top1']:.2f}%  |  " if "val_top1" in record else "")
+        + (f"test loss {record['test_loss']:.4f} top1 {100 * record['test_top1']:.2f}% "
+           f"top5 {100 * record['test_top5']:.2f}% ece {record['test_ece']:.3f}  |  " if "test_top1" in record else "")
+        + f"{record['epoch_seconds']:.1f}s {record['train_images_per_second']:.0f} img/s"
     )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY
 from .config import TrainConfig, config_text
-from .errors import RunDirError
+from .errors import ConfigError, RunDirError
 
 LOCK = ".lock"
 RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, CONFIG)
@@ -93,3 +96,48 @@ class RunLock:
             self.path.unlink(missing_ok=True)
             os.close(self.fd)  # releases the flock
             self.fd = None
+
+
+def check_out_path(text: str, flag: str = "--out") -> Path:
+    """The output folder a user named, refused early (``ConfigError``) when it is empty (which would write into the
+    current directory) or has a component longer than the file system allows (255 bytes on most)."""
+    if not text.strip():
+        raise ConfigError(f"{flag} is empty: name a folder for the results, e.g. {flag} runs/first")
+    path = Path(text)
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:
+            raise ConfigError(f"{flag}: the name {part[:40]}... is {len(os.fsencode(part))} bytes long, more than "
+                              f"the 255 a file system allows: choose a shorter name")
+    return path
+
+
+@contextmanager
+def claim_run_dir(out: Path, primary: bool = True) -> Iterator[None]:
+    """Create ``out`` and hold its :class:`RunLock` for the block, BEFORE any check of what the folder holds.
+
+    Checking first and locking later let two trainings started into one fresh folder at the same moment both pass
+    the "already holds a run" check and then write into each other's files. On the way out the lock is released, and
+    a folder this call created is removed again if it is still empty (a run refused by a check, or stopped by bad
+    data, leaves nothing behind). Non-primary ranks of a distributed run neither create nor lock. Raises
+    ``RunDirError`` when the folder cannot be created or is in use.
+    """
+    if not primary:
+        yield
+        return
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(out).__enter__()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RunDirError(f"cannot write to {out} ({reason}): choose a writable --out") from None
+    try:
+        yield
+    finally:
+        lock.__exit__()
+        if created:
+            try:
+                out.rmdir()  # only if empty: nothing of a run is ever removed here
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                    raise

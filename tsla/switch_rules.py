@@ -13,6 +13,12 @@ Rules (constants in brackets):
 * ``floor`` [factor]: ||grad F||^2, noise-corrected with the simple-random-sampling formula
   ||G||^2 - sigma^2 / (n - 1), is at most ``factor`` x the measured LSR floor 2 delta sigma^2 / (1 + delta).
   The v1 diagnostic rule; docs/theory.md explains why its comparison is not the paper's.
+* ``phase-plateau`` [window, rate] (v2, free): at an lr decay, switch if the constant-lr phase it ends had stalled:
+  the one-hot train loss fell by less than ``rate`` per epoch over the phase's last ``window`` epochs.
+* ``gain`` [gain, patience] (v2, needs diagnostics): the measured scale-free one-step gain of the LSR gradient over
+  the one-hot one, corrected for sampling noise, stayed below ``gain`` for ``patience`` diagnoses.
+
+The constants are named as tsla's config fields without their ``auto_`` prefix (``--auto-window`` -> ``window``).
 """
 
 from __future__ import annotations
@@ -62,7 +68,69 @@ def floor(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, s
     return grad <= factor * diag["lsr_floor"], reason
 
 
-RULES: dict[str, Rule] = {"plateau": plateau, "floor": floor}
+def _phase_start(history: Sequence[Record], end: int) -> int:
+    """Index of the first record of the constant-lr phase that contains record ``end``."""
+    start = end
+    while start > 0 and history[start - 1]["lr"] == history[end]["lr"]:
+        start -= 1
+    return start
+
+
+def phase_plateau(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:
+    """v2, free: at a learning-rate decay, drop smoothing if the phase it ends had stalled.
+
+    A phase is a run of epochs at one constant lr. When the last record's ``next_lr`` (the lr of the coming epoch,
+    logged by tsla's trainer) is below its ``lr``, the phase just ended is judged: over its last ``window`` epochs
+    (fewer if the phase is shorter), the one-hot train loss fell by less than ``rate`` (relative) per epoch on
+    average -> switch from the coming epoch, the first at the lower lr. Without ``next_lr`` the decay is seen one
+    epoch late (the first record at the lower lr) and the phase before it is judged then. Never fires without a
+    decay, so under a cosine schedule (a new lr every epoch) it never fires.
+    """
+    window, rate = int(_param(params, "phase-plateau", "window")), float(_param(params, "phase-plateau", "rate"))
+    last = len(history) - 1
+    if "next_lr" in history[-1]:
+        if not history[-1]["next_lr"] < history[-1]["lr"]:
+            return False, "no learning-rate decay after this epoch"
+        end = last
+    else:
+        if last == 0 or not history[-1]["lr"] < history[-2]["lr"]:
+            return False, "no learning-rate decay at this epoch"
+        end = last - 1
+    start = _phase_start(history, end)
+    w = min(window, end - start)
+    if w < 1:
+        return False, f"the phase at lr {history[end]['lr']:g} lasted one epoch: nothing to judge"
+    before, now = history[end - w]["train_onehot_loss"], history[end]["train_onehot_loss"]
+    per_epoch = (before - now) / before / w if before > 0 else 0.0
+    reason = (f"at the lr decay after epoch {history[end]['epoch']}: one-hot train loss fell {100 * per_epoch:.2f}% "
+              f"per epoch over the phase's last {w} epochs ({before:.4f} -> {now:.4f}; threshold {100 * rate:g}%)")
+    return per_epoch < rate, reason
+
+
+def _gain(record: Record) -> float | None:
+    """The train-mode estimate when measured (the F SGD descends), else the per-example one at the run's batch."""
+    return record.get("diag_mb_one_step_gain", record.get("diag_one_step_gain"))
+
+
+def gain(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:
+    """v2, diagnostic: LSR's best one-step decrease of F has fallen below ``gain`` x one-hot's for the last
+    ``patience`` diagnosed epochs in a row (see tsla.diagnostics: one_step_gain = <grad F, E h>^2 / E||h_b||^2
+    over ||grad F||^4 / E||g_b||^2, scale-free). An undefined gain (||grad F||^2 estimated <= 0: noise dominates
+    the signal, so neither label can make progress on F) counts as below the threshold.
+    """
+    threshold, patience = float(_param(params, "gain", "gain")), int(_param(params, "gain", "patience"))
+    measured = [r for r in history if "diag_one_step_gain" in r or "diag_mb_one_step_gain" in r]
+    if "diag_one_step_gain" not in history[-1] and "diag_mb_one_step_gain" not in history[-1]:
+        return False, "no diagnostics this epoch"
+    if len(measured) < patience:
+        return False, f"waiting for {patience} diagnoses"
+    recent = [_gain(r) for r in measured[-patience:]]
+    shown = ", ".join("undefined" if g is None else f"{g:.3f}" for g in recent)
+    below = all(g is None or g < threshold for g in recent)
+    return below, f"one-step gain of LSR over one-hot in the last {patience} diagnoses: {shown} (threshold {threshold:g})"
+
+
+RULES: dict[str, Rule] = {"plateau": plateau, "phase-plateau": phase_plateau, "gain": gain, "floor": floor}
 
 
 def decide(rule: str, history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:

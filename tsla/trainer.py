@@ -20,30 +20,35 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .auto_switch import should_switch, unbiased_grad_norm2
+from .auto_switch import auto_switch_for
+from .branch import branch_state, kept_checkpoint
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
 from .config import TrainConfig, build_config, config_text, read_yaml
-from .data import DataBundle, build_data, diagnostic_set
-from .diagnostics import gradient_noise
-from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, broadcast_int, check_batch, init_distributed
-from .engine import EpochProgressState, evaluate, train_one_epoch
+from .data import DataBundle, build_data
+from .diagnose_epoch import diagnostic_setup, measure
+from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, check_batch, init_distributed
+from .engine import EpochProgressState, evaluate, evaluate_split, train_one_epoch
 from .env_info import git_commit, versions
 from .errors import Interrupted, RunDirError, TrainingError
 from .lr_schedule import make_lr_schedule
 from .progress import EpochProgress, format_epoch
-from .rundir import RunLock, clear_run, has_run
+from .data.fingerprint import check_fingerprint
+from .rundir import claim_run_dir, clear_run, has_run
+from .threads import check_same_threads, using_threads
 from .runtime import build_context, resolve_device, seed_everything
-from .schedules import AutoTwoStage, format_table, parse_method, switch_epoch
+from .scheduler import SmoothingScheduler
+from .schedules import format_table, parse_method
 from .signals import StopRequest
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.checkpoint) and the data fingerprint
 # fields that may differ between a checkpoint and a --resume: they change where and how fast, not what is computed
-RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download")
+# ("threads" must not change either, but is checked on its own, by tsla.threads.check_same_threads)
+RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "keep_checkpoints", "keep_epochs", "threads")
 
 
 @dataclass
@@ -101,11 +106,13 @@ def train(
     log: TextIO | None = None,
     progress_bar: bool = True,
     overwrite: bool = False,
+    branch: tuple[Path, int] | None = None,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says, writing the run directory ``out``; return the summary (also in RUN/summary.json).
 
     ``resume`` continues from RUN/checkpoint.pt (its config must match ``cfg`` except for the fields in
-    ``RESUME_FREE_FIELDS``); ``overwrite`` deletes an earlier run's files first; with neither, a directory that
+    ``RESUME_FREE_FIELDS``); ``branch=(RUN, S)`` starts from RUN's checkpoint kept after S epochs (see
+    :mod:`tsla.branch`); ``overwrite`` deletes an earlier run's files first; with neither, a directory that
     already holds a run (or a config.yaml of another) is refused, so no result is ever lost. Nothing is written
     before the data and the model are ready. ``data`` lets a caller that trains several runs load it once.
 
@@ -122,12 +129,25 @@ def train(
             log, progress_bar = open(os.devnull, "w"), False
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite contradict each other: choose one")
+    # claimed (created and locked) before any check: two runs started into one fresh --out at once cannot both pass
+    with claim_run_dir(out, info.is_primary), using_threads(cfg.threads):
+        return _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info, device)
+
+
+def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: DistInfo, device) -> dict[str, Any]:
+    """The checks and set-up of :func:`train`, in the run directory it has claimed."""
     state = None
     if resume and _killed_before_first_checkpoint(out, cfg):
         print(f"tsla: {out} has no checkpoint yet (stopped during epoch 0): starting it from the beginning", file=log)
         resume, overwrite = False, True
+    if branch is not None:
+        if resume:
+            raise RunDirError("--branch-from starts a new run: drop --resume (a branched run resumes from its own "
+                              "checkpoint, with --resume and without --branch-from)")
+        state = branch_state(branch[0], branch[1], cfg, RESUME_FREE_FIELDS)
     if resume:
         state = load_checkpoint(out / CHECKPOINT)
+        check_same_threads(state["config"], cfg.threads, out / CHECKPOINT)
         _check_resume_config(state["config"], cfg, out / CHECKPOINT)
     elif has_run(out, cfg) and not overwrite:
         raise RunDirError(
@@ -136,32 +156,26 @@ def train(
         )
     if data is None:
         data = build_data(cfg, device, info.rank, info.world_size)
+    check_fingerprint(state or {}, data.fingerprint, out)
     ctx, prior = build_context(cfg, data, device, info.enabled)
-    lock = RunLock(out)
-    if info.is_primary:
-        try:  # only now, with data and model in hand, does the run directory get written
-            out.mkdir(parents=True, exist_ok=True)
-            lock.__enter__()
-        except OSError as exc:
-            raise RunDirError(f"cannot write to {out} ({exc.strerror}): choose a writable --out") from None
-    try:
-        if info.is_primary:
-            if overwrite:
-                clear_run(out)
-            _write(out, CONFIG, lambda: atomic_write_text(out / CONFIG, config_text(cfg)))
-        barrier()
-        return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info)
-    finally:
-        lock.__exit__()
+    if info.is_primary:  # only now, with data and model in hand, are the run's files written
+        if overwrite:
+            clear_run(out)
+        _write(out, CONFIG, lambda: atomic_write_text(out / CONFIG, config_text(cfg)))
+    barrier()
+    return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info)
 
 
 def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -> dict[str, Any]:
     """The epoch loop of :func:`train`, once the run directory is ours. Files are written by the primary rank."""
     schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
+    # tsla-auto: the AutoSwitch decides (and, resumed, keeps its history and decision)
+    smoothing = SmoothingScheduler(schedule, auto=auto_switch_for(cfg, schedule, state))
     lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
     model, optimizer, scaler = ctx.module, ctx.optimizer, ctx.scaler
     primary = info.is_primary
     start_epoch, best, wall_before, history, calibration, carry = 0, _Best(), 0.0, [], {}, None
+    branched_from = None  # {"run", "at_epoch"} of a run started by --branch-from
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -172,12 +186,14 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         calibration = state.get("calibration", {})
         if state.get("mid_epoch"):  # the sums are global: carried by one rank only, as they are summed again
             carry = EpochProgressState(**state["mid_epoch"]) if primary else EpochProgressState(state["mid_epoch"]["step"])
-        if isinstance(schedule, AutoTwoStage):  # a decision already taken is kept
-            schedule = replace(schedule, switch_epoch=state.get("auto_switch_epoch"))
         if primary:
             write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
         where = f" step {carry.step}" if carry else ""
-        print(f"resuming {out} at epoch {start_epoch}{where} of {cfg.epochs}", file=log)
+        branched_from = state.get("branched_from")
+        if state.get("branching"):
+            print(f"branching {out} from {branched_from['run']} after {start_epoch} epochs", file=log)
+        else:
+            print(f"resuming {out} at epoch {start_epoch}{where} of {cfg.epochs}", file=log)
 
     def checkpoint_state(next_epoch: int, mid_epoch: EpochProgressState | None) -> dict[str, Any]:
         return {
@@ -192,23 +208,22 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
             "config": cfg.to_dict(),
             "history": history,
             "calibration": calibration,
-            "auto_switch_epoch": switch_epoch(schedule) if isinstance(schedule, AutoTwoStage) else None,
+            "auto_switch": smoothing.auto.state_dict() if smoothing.auto else None,
+            "branched_from": branched_from,
+            "data_fingerprint": data.fingerprint,
         }
 
     print(f"tsla: {cfg.method} (theta={cfg.theta}) on {cfg.dataset}, {cfg.model}, seed {cfg.seed}, "
           f"device {ctx.device}", file=log)
-    print(format_table(schedule, cfg.epochs, lr_at), file=log)
-    diag_set = None
-    if cfg.diagnose_every:
-        diag_x, diag_y = diagnostic_set(cfg, data)
-        diag_set = (ctx.prepare(diag_x), diag_y)
+    print(format_table(smoothing.theta_at, cfg.epochs, lr_at), file=log)
+    diag_set = diagnostic_setup(cfg, data, ctx.prepare) if cfg.diagnose_every else None
     progress = EpochProgress(progress_bar)
     started = time.perf_counter()
     with StopRequest() as stop:
         should_stop = (lambda: any_rank(bool(stop), ctx.device)) if info.enabled else stop
         for epoch in range(start_epoch, cfg.epochs):
             epoch_start = time.perf_counter()
-            lr, theta = lr_at(epoch), schedule(epoch)
+            lr, theta = lr_at(epoch), smoothing.theta_at(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             seed_everything(cfg.seed * 1_000_003 + epoch)  # any global-RNG draw (data workers) depends on the epoch
@@ -228,33 +243,31 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
                 raise Interrupted(f"stopped by {signal.Signals(signum).name} in epoch {epoch} after step {at.step - 1}; "
                                   f"checkpoint saved: continue with 'tsla train --out {out} --resume'", signum)
             broadcast_buffers(model)  # every rank evaluates rank 0's model, the one the checkpoint holds
-            test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch))
-            if not math.isfinite(test_metrics["test_loss"]):
+            test_now = (epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs
+            test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch)) if test_now else {}
+            if test_now and not math.isfinite(test_metrics["test_loss"]):
                 raise TrainingError(f"the test loss became non-finite after epoch {epoch}: lower --lr or turn off "
                                     f"--amp fp16; the last good checkpoint is kept")
-            calibration = test_metrics.pop("test_calibration")  # per-bin lists: for the summary, not every line
-            record = {"epoch": epoch, "lr": lr, "theta": theta, **train_metrics, **test_metrics}
+            calibration = test_metrics.pop("test_calibration", calibration)  # per-bin lists: for the summary only
+            # next_lr: the lr of the next epoch, for tsla-auto's phase-plateau rule (acts at a decay)
+            record = {"epoch": epoch, "lr": lr, "next_lr": lr_at(epoch + 1), "theta": theta, **train_metrics,
+                      **test_metrics}
+            if data.val is not None:  # the split that chooses theta and s; the test set only reports
+                record.update(evaluate_split(ctx, data.val.epoch(cfg.seed, epoch), "val_"))
             if primary and diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:  # logged by rank 0 only
-                diag = gradient_noise(model, *diag_set, prior=prior, theta=cfg.theta)
-                record.update({f"diag_{k}": v for k, v in diag.items()})
-                record["diag_grad_norm2_unbiased"] = unbiased_grad_norm2(diag)
-            if isinstance(schedule, AutoTwoStage):
-                if schedule.switch_epoch is None:
-                    rule = (cfg.auto_rule, cfg.auto_window, cfg.auto_tolerance, cfg.auto_factor)
-                    switch, reason = should_switch([*history, record], *rule) if primary else (False, "")
-                    # rank 0 decides (its diagnostics), every rank follows
-                    if broadcast_int(epoch + 1 if switch else None, ctx.device) is not None:
-                        schedule = replace(schedule, switch_epoch=epoch + 1)
-                        print(f"tsla-auto: smoothing off from epoch {epoch + 1}: {reason}", file=log)
-                record["switch_epoch"] = schedule.switch_epoch
+                record.update(measure(model, diag_set, cfg, data, epoch, prior, ctx.prepare))
+            if smoothing.auto is not None:  # rank 0 decides (its diagnostics are rank 0's), every rank follows
+                if smoothing.auto.observe(record):
+                    print(f"tsla-auto: smoothing off from epoch {epoch + 1}: {smoothing.auto.reason}", file=log)
+                record["switch_epoch"] = smoothing.switch_epoch
             record["epoch_seconds"] = time.perf_counter() - epoch_start
-            if record["test_top1"] > best.test_top1:
+            if record.get("test_top1", -1.0) > best.test_top1:
                 best = _Best(record["test_top1"], epoch)
             history.append(record)
             if primary:
                 _save(out, checkpoint_state(epoch + 1, None))
-                if cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0:
-                    kept = out / "checkpoints" / f"epoch-{epoch}.pt"
+                if (cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0) or epoch + 1 in cfg.keep_epochs:
+                    kept = kept_checkpoint(out, epoch + 1)
                     _write(out, str(kept), lambda k=kept: (k.parent.mkdir(exist_ok=True),
                                                            shutil.copyfile(out / CHECKPOINT, k)))
                 # after the checkpoint, which holds every record for a resume
@@ -267,7 +280,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         "theta": cfg.theta,
         "seed": cfg.seed,
         "epochs": cfg.epochs,
-        "switch_epoch": switch_epoch(schedule),
+        "switch_epoch": smoothing.switch_epoch,
         "final": history[-1] if history else {},
         "best": {"test_top1": best.test_top1, "epoch": best.epoch},
         "final_calibration": calibration,
@@ -276,6 +289,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         "versions": versions(),
         "device": str(ctx.device),
         "world_size": info.world_size,
+        "branched_from": branched_from,
         "config": cfg.to_dict(),
     }
     if primary:

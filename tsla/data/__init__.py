@@ -14,11 +14,14 @@ from typing import Callable, Iterator, Protocol
 import torch
 
 from ..config import TrainConfig
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .fashion_mnist import DEBIAN_ROOT
 from .augment import normalize
+from .fingerprint import files_fingerprint, tensor_fingerprint
 from .in_memory import InMemoryLoader, TensorImages, batches_per_epoch, epoch_generator
+from .label_noise import symmetric_noise
 from .subset import balanced_subset
+from .validation import split_train_val
 
 
 class BatchSource(Protocol):
@@ -39,7 +42,13 @@ class DataBundle:
     classes: list[str]
     diagnostic_examples: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]
     """``(n, seed) -> (images, labels)``: a fixed, class-balanced set of n training images on the device,
-    normalised like the training data but not augmented (for the theory diagnostics)."""
+    normalised like the training data but not augmented (for the theory diagnostics), with their clean labels."""
+    val: BatchSource | None = None
+    """The validation split (``--val-size``), evaluated like the test set; None without one."""
+    train_clean_targets: torch.Tensor | None = None
+    """The training labels before ``--label-noise`` (None: no noise, ``train_targets`` are clean)."""
+    fingerprint: str = ""
+    """SHA-256 of the training images and labels trained on (:mod:`tsla.data.fingerprint`), checked on resume."""
 
 
 def data_root(cfg: TrainConfig) -> Path:
@@ -121,24 +130,37 @@ def _in_memory(cfg: TrainConfig, device: torch.device, rank: int, world: int) ->
         mean, std = STATS[cfg.dataset]
     _check_labels(train, f"{cfg.dataset} training set")
     _check_labels(test, f"{cfg.dataset} test set")
-    if cfg.train_subset is not None:
-        train = train.subset(balanced_subset(train.targets, cfg.train_subset, cfg.subset_seed, "--train-subset"))
+    train_idx, val_idx = split_train_val(train.targets, cfg.train_subset, cfg.val_size, cfg.subset_seed)
+    val = train.subset(val_idx) if val_idx is not None else None
+    if cfg.train_subset is not None or val_idx is not None:
+        train = train.subset(train_idx)
     if cfg.test_subset is not None:
         test = test.subset(balanced_subset(test.targets, cfg.test_subset, cfg.subset_seed, "--test-subset"))
+    clean = train  # the diagnostics measure the clean objective
+    if cfg.label_noise:
+        noisy = symmetric_noise(train.targets, cfg.label_noise, len(train.classes), cfg.label_noise_seed)
+        train = TensorImages(train.images, noisy, train.classes)
+
     def diagnostic_examples(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = balanced_subset(train.targets, n, seed, "--diagnose-examples")
+        idx = balanced_subset(clean.targets, n, seed, "--diagnose-examples")
         stats = torch.tensor(mean), torch.tensor(std)
-        return normalize(train.images[idx], *stats).to(device), train.targets[idx].to(device)
+        return normalize(clean.images[idx], *stats).to(device), clean.targets[idx].to(device)
+
+    def evaluation(data: TensorImages) -> InMemoryLoader:
+        return InMemoryLoader(data, cfg.eval_batch_size, mean, std, train=False, device=device, rank=rank, world=world)
 
     return DataBundle(
-        train=InMemoryLoader(train, cfg.batch_size, mean, std, train=True, padding=padding, flip=True, device=device,
-                             rank=rank, world=world),
-        test=InMemoryLoader(test, cfg.eval_batch_size, mean, std, train=False, device=device, rank=rank, world=world),
+        train=InMemoryLoader(train, cfg.batch_size, mean, std, train=True, padding=padding if cfg.augment else 0,
+                             flip=cfg.augment, device=device, rank=rank, world=world),
+        test=evaluation(test),
         num_classes=len(train.classes),
         in_channels=train.images.shape[1],
         train_targets=train.targets,
         classes=train.classes,
         diagnostic_examples=diagnostic_examples,
+        val=evaluation(val) if val is not None else None,
+        train_clean_targets=clean.targets if cfg.label_noise else None,
+        fingerprint=tensor_fingerprint(train.images, train.targets),
     )
 
 
@@ -173,14 +195,18 @@ def _folders(cfg: TrainConfig, device: torch.device, rank: int, world: int) -> D
         train_targets=targets,
         classes=list(classes),
         diagnostic_examples=diagnostic_examples,
+        fingerprint=files_fingerprint(
+            [base.samples[i] for i in (train.indices if isinstance(train, torch.utils.data.Subset) else range(len(base)))],
+            data_root(cfg)),
     )
 
 
 def diagnostic_set(cfg: TrainConfig, data: DataBundle, examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed training images the theory diagnostics use: ``examples`` (default ``cfg.diagnose_examples``, at
-    most the training set), drawn by ``cfg.subset_seed + 1`` so that training and ``tsla diagnose`` see the same."""
+    most the training set), drawn by (``cfg.subset_seed``, ``cfg.seed``) so that training and ``tsla diagnose`` see
+    the same, and each seed its own draw (the spread over seeds then includes the sampling error of the set)."""
     n = min(examples or cfg.diagnose_examples, len(data.train_targets))
-    return data.diagnostic_examples(n, cfg.subset_seed + 1)
+    return data.diagnostic_examples(n, cfg.subset_seed + 1 + 1_000_003 * cfg.seed)
 
 
 def build_data(cfg: TrainConfig, device: torch.device, rank: int = 0, world: int = 1) -> DataBundle:
@@ -189,9 +215,21 @@ def build_data(cfg: TrainConfig, device: torch.device, rank: int = 0, world: int
 
     Raises ``DataError`` (one line, with how to get the data) when it is missing.
     """
-    if cfg.dataset in ("dogs", "cub"):
-        return _folders(cfg, device, rank, world)
-    return _in_memory(cfg, device, rank, world)
+    data = (_folders if cfg.dataset in ("dogs", "cub") else _in_memory)(cfg, device, rank, world)
+    _check_trainable(data, cfg)
+    return data
+
+
+def _check_trainable(data: DataBundle, cfg: TrainConfig) -> None:
+    """Refuse a training set that cannot train: fewer images than classes (some class never seen), or too few for
+    one SGD step (a last batch of a single image is dropped, as BatchNorm cannot train on it)."""
+    n, k = len(data.train_targets), data.num_classes
+    if n < k:
+        raise ConfigError(f"--train-subset {n} is smaller than the {k} classes of {cfg.dataset}: every class needs an "
+                          f"image; pass --train-subset {k} or more")
+    if len(data.train) == 0:
+        raise ConfigError(f"the {n} training images make no SGD step with --batch-size {cfg.batch_size} (a batch "
+                          f"needs at least 2 images): use more images or a smaller --batch-size")
 
 
 __all__ = ["BatchSource", "DataBundle", "FolderLoader", "InMemoryLoader", "TensorImages", "build_data", "data_root",

@@ -13,6 +13,7 @@ import gzip
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -52,8 +53,12 @@ def _read(path: Path, reader) -> torch.Tensor:
             with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             return reader(plain)
-    except (OSError, EOFError, AssertionError, RuntimeError, TypeError, ValueError) as exc:
-        raise DataError(f"Fashion-MNIST file {path} is unreadable ({exc}): reinstall or re-download it") from None
+    except AssertionError:  # torchvision's reader asserts the magic number and the sizes, without a message
+        raise DataError(f"Fashion-MNIST file {path} is not an IDX file of the expected kind (wrong magic number or "
+                        f"sizes): reinstall or re-download it") from None
+    except (OSError, EOFError, RuntimeError, TypeError, ValueError, zlib.error) as exc:
+        raise DataError(f"Fashion-MNIST file {path} is unreadable ({exc or type(exc).__name__}): reinstall or "
+                        f"re-download it") from None
 
 
 def load_fashion_mnist(root: str | Path, download: bool = False) -> tuple[TensorImages, TensorImages]:
@@ -78,5 +83,9 @@ def load_fashion_mnist(root: str | Path, download: bool = False) -> tuple[Tensor
         labels = _read(label_path, read_label_file)
         if images.shape[0] != labels.shape[0]:
             raise DataError(f"Fashion-MNIST {split} files disagree: {images.shape[0]} images, {labels.shape[0]} labels")
+        if images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
+            size = "x".join(map(str, images.shape[1:]))
+            raise DataError(f"Fashion-MNIST file {image_path} holds {size} images, not 28x28: it is not Fashion-MNIST's; "
+                            f"reinstall or re-download it")
         splits.append(TensorImages(images.unsqueeze(1).contiguous(), labels.long(), list(FashionMNIST.classes)))
     return splits[0], splits[1]

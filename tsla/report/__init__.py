@@ -46,7 +46,8 @@ def write_report(dirs: Sequence[Path], out: Path | None = None) -> dict[str, Any
     notes: list[str] = []
     runs = collect_runs(dirs, notes)
     if not runs:
-        raise RunDirError(f"no finished runs in {', '.join(map(str, dirs))}: run `tsla compare` first")
+        why = f" ({notes[0]})" if notes else ""
+        raise RunDirError(f"no finished runs in {', '.join(map(str, dirs))}{why}: run `tsla compare` first")
     summary = summarize(runs)
     summary["run_paths"] = [str(r.path) for r in runs]
     summary["notes"] = notes

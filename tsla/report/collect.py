@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import yaml
 
 from ..errors import RunDirError
+from .pooling import check_poolable
 
 RUN_FILES = ("metrics.jsonl", "config.yaml")
 FINAL_KEYS = ("test_top1", "test_top5", "train_onehot_loss", "test_loss", "test_ece", "test_brier")
@@ -28,6 +29,8 @@ class RunRecord:
     switch_epoch: int | None
     summary: dict[str, Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    """The run's resolved config (config.yaml, overridden by summary.json's ``config``)."""
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -62,7 +65,8 @@ def _load_run(path: Path, notes: list[str]) -> RunRecord | None:
     if not isinstance(summary, dict) or summary.get("status") != "finished" or not (path / "metrics.jsonl").is_file():
         notes.append(f"skipped {path}: summary.json does not say 'finished', or metrics.jsonl is missing")
         return None
-    config = {**(config if isinstance(config, dict) else {}), **(summary.get("config") or {})}
+    saved = summary.get("config")
+    config = {**(config if isinstance(config, dict) else {}), **(saved if isinstance(saved, dict) else {})}
 
     def pick(key: str, default: Any) -> Any:
         return next((v for v in (summary.get(key), config.get(key)) if v is not None), default)
@@ -71,8 +75,28 @@ def _load_run(path: Path, notes: list[str]) -> RunRecord | None:
     switch = summary.get("switch_epoch")
     if switch is None and method.startswith("tsla@") and method[5:].isdigit():
         switch = int(method[5:])
-    return RunRecord(path=path, method=method, theta=float(pick("theta", 0.0)), seed=int(pick("seed", 0)),
-                     switch_epoch=switch, summary=summary, metrics=_read_metrics(path / "metrics.jsonl", notes))
+    try:
+        theta, seed = float(pick("theta", 0.0)), int(pick("seed", 0))
+        if switch is not None:
+            switch = int(switch)
+        _check_numbers(summary)
+    except (TypeError, ValueError) as exc:
+        notes.append(f"skipped {path}: summary.json has a field of the wrong type ({exc})")
+        return None
+    return RunRecord(path=path, method=method, theta=theta, seed=seed, switch_epoch=switch, summary=summary,
+                     metrics=_read_metrics(path / "metrics.jsonl", notes), config=config)
+
+
+def _check_numbers(summary: dict[str, Any]) -> None:
+    """The parts of summary.json a report computes with must hold numbers: raise ``TypeError`` otherwise."""
+    for part in ("final", "best"):
+        values = summary.get(part) or {}
+        if not isinstance(values, dict):
+            raise TypeError(f"{part!r} is a {type(values).__name__}, not a mapping")
+        for key in FINAL_KEYS:
+            value = values.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"{part}.{key} is {value!r:.40}, not a number")
 
 
 def collect_runs(dirs: Sequence[Path], notes: list[str] | None = None) -> list[RunRecord]:
@@ -80,7 +104,8 @@ def collect_runs(dirs: Sequence[Path], notes: list[str] | None = None) -> list[R
 
     Unfinished or unreadable runs are skipped; a repeated (method, theta, seed) keeps the first one found. Each such
     event is appended to ``notes`` when given, else issued with ``warnings.warn``. Raises ``RunDirError`` naming a
-    directory that does not exist. Returns runs in directory order (sorted names within a directory).
+    directory that does not exist, and (:func:`tsla.report.pooling.check_poolable`) runs that are not one experiment.
+    Returns runs in directory order (sorted names within a directory).
     """
     found: list[str] = []
     runs: list[RunRecord] = []
@@ -105,6 +130,7 @@ def collect_runs(dirs: Sequence[Path], notes: list[str] | None = None) -> list[R
     else:
         for note in found:
             warnings.warn(note, stacklevel=2)
+    check_poolable([r.path for r in runs], [r.config for r in runs])
     return runs
 
 

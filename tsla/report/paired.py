@@ -1,0 +1,203 @@
+"""Paired comparisons over seeds, written as CSV: ``runs.csv`` (one row per run) and ``contrasts.csv`` (one row per
+contrast), plus ``speed.csv``, ``secondary.csv`` and ``paired.md``.
+
+A *regime* is one comparison directory (its folder name): runs that differ only in method, theta and seed. A *cell*
+is a (method, theta) within it, labelled ``baseline``, ``lsr-theta0.2``, ``tsla@20-theta0.2``, ... A *contrast* a − b
+pairs the runs of cells a and b that share a seed (same initialisation, data order and augmentation) and analyses the
+per-seed differences of final test top-1 in percentage points (:mod:`tsla.report.stats`); Holm's adjustment runs
+over the contrasts of one regime. ``contrasts.csv`` is a function of ``runs.csv`` alone (:func:`contrasts_from_csv`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..errors import ConfigError
+from .collect import RunRecord
+from .stats import holm, mean_ci, minimum_detectable_effect, sign_flip_p, tost_p, verdict
+
+RUN_COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "seed", "val_top1", "test_top1", "test_nll",
+               "test_ece", "train_top1", "train_onehot_loss", "epochs", "commit")
+CONTRAST_COLUMNS = ("regime", "a", "b", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
+                    "tost_p", "verdict", "family")
+PERCENT = ("val_top1", "test_top1", "test_ece", "train_top1")  # fractions in metrics, percentage points here
+
+
+def cell_label(method: str, theta: float) -> str:
+    """``baseline`` (theta plays no part), else ``<method>-theta<θ>``."""
+    return "baseline" if method == "baseline" else f"{method}-theta{theta:g}"
+
+
+def run_rows(runs: Iterable[RunRecord], regime: str) -> list[dict[str, Any]]:
+    """One ``runs.csv`` row per finished run: its final metrics (accuracies and ECE in percentage points)."""
+    rows = []
+    for run in runs:
+        final = run.summary.get("final") or {}
+        row: dict[str, Any] = {"regime": regime, "label": cell_label(run.method, run.theta), "method": run.method,
+                               "theta": run.theta, "switch_epoch": run.switch_epoch, "seed": run.seed}
+        for key in RUN_COLUMNS[6:12]:
+            value = final.get(key)
+            row[key] = None if value is None else (100 * value if key in PERCENT else value)
+        row["epochs"] = run.summary.get("epochs")
+        row["commit"] = run.summary.get("git_commit")
+        rows.append(row)
+    return rows
+
+
+def default_contrasts(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every smoothing-schedule cell against LSR at its theta (H1), and every LSR cell against the baseline (H2)."""
+    cells = {}
+    for row in rows:
+        cells.setdefault(row["label"], (row["method"], float(row["theta"])))
+    pairs = []
+    for label, (method, theta) in cells.items():
+        lsr = cell_label("lsr", theta)
+        if method not in ("baseline", "lsr") and lsr in cells:
+            pairs.append((label, lsr))
+    pairs += [(label, "baseline") for label, (method, _) in cells.items() if method == "lsr" and "baseline" in cells]
+    return pairs
+
+
+def _by_seed(rows: Sequence[dict[str, Any]], label: str, metric: str) -> dict[int, float]:
+    return {int(r["seed"]): float(r[metric]) for r in rows if r["label"] == label and r.get(metric) not in (None, "")}
+
+
+def analyse(diffs: Sequence[float], margin: float) -> dict[str, Any]:
+    """The statistics of one contrast's per-seed differences (Holm's p is filled in over the family)."""
+    mean, low, high = mean_ci(diffs)
+    return {"n_pairs": len(diffs), "mean_diff": mean, "ci_low": low, "ci_high": high, "p_raw": sign_flip_p(diffs),
+            "mde": minimum_detectable_effect(diffs), "tost_p": tost_p(diffs, margin)}
+
+
+def contrasts(rows: Sequence[dict[str, Any]], families: Sequence[Sequence[tuple[str, str]]] | None, margin: float,
+              metric: str = "test_top1") -> list[dict[str, Any]]:
+    """One row per (regime, a, b): ``metric`` of a minus b over their shared seeds; Holm within each family of
+    contrasts of a regime (column ``family``, counted from 1).
+
+    ``families`` None: one family, :func:`default_contrasts`, per regime. Raises ``ConfigError`` for a declared label
+    that no run has.
+    """
+    out = []
+    for regime in dict.fromkeys(r["regime"] for r in rows):
+        mine = [r for r in rows if r["regime"] == regime]
+        for number, pairs in enumerate(families if families is not None else [default_contrasts(mine)], 1):
+            out += _family(mine, regime, number, pairs, margin, metric)
+    return out
+
+
+def _family(mine: Sequence[dict[str, Any]], regime: str, number: int, pairs: Sequence[tuple[str, str]],
+            margin: float, metric: str) -> list[dict[str, Any]]:
+    labels = {r["label"] for r in mine}
+    family = []
+    for a, b in pairs:
+        missing = [x for x in (a, b) if x not in labels]
+        if missing:
+            raise ConfigError(f"--contrasts {a}:{b}: regime {regime} has no cell {missing[0]!r}; its cells are "
+                              f"{', '.join(sorted(labels))}")
+        va, vb = _by_seed(mine, a, metric), _by_seed(mine, b, metric)
+        diffs = [va[s] - vb[s] for s in sorted(set(va) & set(vb))]
+        if diffs:
+            family.append({"regime": regime, "family": number, "a": a, "b": b, **analyse(diffs, margin)})
+    for row, p in zip(family, holm([row["p_raw"] for row in family])):
+        row["p_holm"] = p
+        row["verdict"] = verdict(row["mean_diff"], p, row["tost_p"], margin)
+    return family
+
+
+def epochs_to_reach(metrics: Sequence[dict[str, Any]], target: float, key: str) -> int | None:
+    """Epochs trained (1-based) until ``key`` first reaches ``target``; None if it never does."""
+    for row in metrics:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and value >= target - 1e-12:
+            return int(row["epoch"]) + 1
+    return None
+
+
+def speed_rows(runs: Sequence[RunRecord], regime: str, margin_epochs: float,
+               cells: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """H3, per schedule cell (those in ``cells``, default all) against LSR at its theta: per seed, epochs until the
+    cell's validation top-1 (test top-1 without a validation set) first reaches LSR's final value of that seed,
+    minus LSR's own; a cell that never reaches it counts as its epoch count + 1. Negative: faster than LSR. Holm
+    over the rows of the regime."""
+    key = "val_top1" if any("val_top1" in m for r in runs for m in r.metrics) else "test_top1"
+    by_cell: dict[str, dict[int, RunRecord]] = {}
+    for run in runs:
+        by_cell.setdefault(cell_label(run.method, run.theta), {})[run.seed] = run
+    rows = []
+    for label, seeds in by_cell.items():
+        method = next(iter(seeds.values())).method
+        lsr = by_cell.get(cell_label("lsr", next(iter(seeds.values())).theta))
+        if method in ("baseline", "lsr") or lsr is None or (cells is not None and label not in cells):
+            continue
+        diffs = []
+        for seed in sorted(set(seeds) & set(lsr)):
+            ref = lsr[seed]
+            target = (ref.summary.get("final") or {}).get(key)
+            if target is None:
+                continue
+            cap = int(seeds[seed].summary.get("epochs") or len(seeds[seed].metrics)) + 1
+            mine = epochs_to_reach(seeds[seed].metrics, target, key) or cap
+            diffs.append(mine - (epochs_to_reach(ref.metrics, target, key) or cap))
+        if diffs:
+            rows.append({"regime": regime, "a": label, "b": cell_label("lsr", ref.theta), "curve": key,
+                         **analyse(diffs, margin_epochs)})
+    for row, p in zip(rows, holm([row["p_raw"] for row in rows])):
+        row["p_holm"] = p
+        row["verdict"] = verdict(row["mean_diff"], p, row["tost_p"], margin_epochs)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_fmt(row.get(c)) for c in columns])
+
+
+def read_runs_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``runs.csv``; raises ``ConfigError`` naming the file when it lacks the columns."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"cannot read {path} ({exc}): give a runs.csv written by 'tsla report --paired'") from None
+    if rows and not set(RUN_COLUMNS) <= set(rows[0]):
+        raise ConfigError(f"{path} lacks the runs.csv columns {', '.join(sorted(set(RUN_COLUMNS) - set(rows[0])))}")
+    return rows
+
+
+def contrasts_from_csv(path: Path, families: Sequence[Sequence[tuple[str, str]]] | None,
+                       margin: float) -> list[dict[str, Any]]:
+    """``contrasts.csv``'s rows recomputed from a ``runs.csv`` alone."""
+    return contrasts(read_runs_csv(path), families, margin)
+
+
+def parse_contrasts(text: str | None) -> list[list[tuple[str, str]]] | None:
+    """'a:b,c:d;e:f' -> [[(a, b), (c, d)], [(e, f)]]: families separated by ';', each Holm-adjusted on its own;
+    None stays None (the default contrasts, one family)."""
+    if text is None:
+        return None
+    families = []
+    for part in text.split(";"):
+        pairs = []
+        for item in (t.strip() for t in part.split(",") if t.strip()):
+            a, sep, b = item.partition(":")
+            if not sep or not a or not b:
+                raise ConfigError(f"--contrasts {item!r}: write each contrast as A:B, e.g. "
+                                  f"tsla@20-theta0.1:lsr-theta0.1 (families separated by ';')")
+            pairs.append((a, b))
+        if pairs:
+            families.append(pairs)
+    if not families:
+        raise ConfigError("--contrasts is empty: give A:B pairs, or leave it out for the default contrasts")
+    return families

@@ -1,0 +1,91 @@
+"""Paired statistics over seeds: the mean difference with a t interval, an exact sign-flip test, Holm's adjustment,
+the minimum detectable effect and an equivalence test (TOST).
+
+Every function takes the per-seed differences d_i = a_i - b_i of one contrast (the same seed trained with methods a
+and b: same initialisation, data order and augmentation), so the seed's own effect cancels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+EXACT_LIMIT = 16  # up to 2^16 sign patterns enumerated; beyond, a seeded Monte-Carlo draw of 2^16 patterns
+
+
+def mean_ci(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the mean difference and its two-sided ``level`` t interval (nan bounds below 2 pairs)."""
+    d = np.asarray(diffs, dtype=float)
+    mean = float(d.mean())
+    if d.size < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
+    return mean, mean - half, mean + half
+
+
+def sign_flip_p(diffs: Sequence[float]) -> float:
+    """Two-sided p-value of the exact sign-flip (paired permutation) test of "mean difference = 0": the fraction of
+    the 2^n sign patterns whose |mean| is at least the observed |mean| (the observed pattern included). With n pairs
+    the smallest attainable p is 2 / 2^n (0.03125 for 6 pairs)."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size == 0:
+        return math.nan
+    observed = abs(d.mean())
+    if d.size <= EXACT_LIMIT:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
+    else:
+        rng = np.random.default_rng(0)
+        signs = np.vstack([np.ones(d.size), rng.choice((1.0, -1.0), size=(2**EXACT_LIMIT - 1, d.size))])
+    means = np.abs(signs @ d) / d.size
+    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate); nan stays nan."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(order)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def minimum_detectable_effect(diffs: Sequence[float], alpha: float = 0.05, power: float = 0.8) -> float:
+    """The true mean difference a two-sided paired t test at ``alpha`` detects with probability ``power``, given the
+    observed spread of the differences: (t_{1-alpha/2, n-1} + t_{power, n-1}) * sd / sqrt(n) (nan below 2 pairs)."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size < 2:
+        return math.nan
+    df = d.size - 1
+    return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * d.std(ddof=1) / math.sqrt(d.size))
+
+
+def tost_p(diffs: Sequence[float], margin: float) -> float:
+    """p-value of the two one-sided t tests (TOST) of equivalence within (-margin, margin): small when the mean
+    difference is shown to lie inside the margin (p < 0.05 exactly when the 90% t interval lies inside it)."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size < 2:
+        return math.nan
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    if se == 0:
+        return 0.0 if abs(d.mean()) < margin else 1.0
+    df = d.size - 1
+    p_low = stats.t.sf((d.mean() + margin) / se, df)  # H0: mean <= -margin
+    p_high = stats.t.cdf((d.mean() - margin) / se, df)  # H0: mean >= +margin
+    return float(max(p_low, p_high))
+
+
+def verdict(mean: float, p_adjusted: float, p_equivalence: float, margin: float, alpha: float = 0.05) -> str:
+    """The decision rule of docs/study.md: 'a > b' or 'a < b' when the Holm-adjusted sign-flip p is below alpha;
+    else 'equivalent' when TOST shows |difference| < margin; else 'undecided' (the data rule out neither)."""
+    if not math.isnan(p_adjusted) and p_adjusted < alpha:
+        return "a > b" if mean > 0 else "a < b"
+    if not math.isnan(p_equivalence) and p_equivalence < alpha:
+        return f"equivalent (±{margin:g})"
+    return "undecided"
