@@ -119,3 +119,22 @@ def test_refuses_what_torch_refuses_with_one_clear_value_error(case):
         with pytest.raises(ValueError, match=message) as caught:
             call()
         assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("theta", [0.0, 0.3, 1.0])
+def test_custom_prior_with_weight_and_ignore_index_against_the_smoothed_label_built_by_hand(reduction, theta):
+    """K-dimensional index targets, a non-uniform prior, class weights and ignored positions: the loss is torch's
+    cross-entropy against y_LS = (1 - theta) onehot + theta prior, built by hand as probabilities, with the ignored
+    positions dropped and the mean divided by the kept positions' class weights (torch's index-target mean)."""
+    logits, target = _inputs("(N, K, d1, d2)", "indices", -100, seed=3)
+    prior = torch.tensor([0.05, 0.4, 0.15, 0.3, 0.1], dtype=torch.float64)
+    keep = target != -100
+    safe = target.masked_fill(~keep, 0)
+    y_ls = (1 - theta) * F.one_hot(safe, K).movedim(-1, 1).double() + theta * prior.view(1, K, 1, 1)
+    per_position = F.cross_entropy(logits, y_ls, weight=WEIGHT, reduction="none") * keep
+    expected = {"none": per_position, "sum": per_position.sum(),
+                "mean": per_position.sum() / WEIGHT[safe][keep].sum()}[reduction]
+    for loss_fn in (lambda x: label_smoothing_cross_entropy(x, target, theta, prior, reduction, weight=WEIGHT),
+                    lambda x: LabelSmoothingCrossEntropy(prior, reduction, weight=WEIGHT)(x, target, theta)):
+        torch.testing.assert_close(loss_fn(logits), expected, atol=1e-12, rtol=1e-12)
