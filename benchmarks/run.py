@@ -1,6 +1,6 @@
 """Run every benchmark; write benchmarks/results/results.json and results.md.
 
-    .venv/bin/python -m benchmarks.run [--quick] [--no-compile] [--out benchmarks/results]
+    .venv/bin/python -m benchmarks.run [--quick] [--no-compile] [--only loss|engine] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -34,13 +34,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test, not for reporting)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
+    parser.add_argument("--only", choices=("loss", "engine"), help="run one group of benchmarks")
     args = parser.parse_args(argv)
     reps = 3 if args.quick else None
     rows = []
     started = time.time()
-    rows += bench_loss.run(**({"repeats": reps, "inner": 50} if reps else {}))
-    rows += bench_engine.engine_vs_bare(**({"images": 512, "repeats": reps} if reps else {}))
-    rows += bench_engine.cpu_options(**({"images": 512, "repeats": reps} if reps else {}), compile_too=not args.no_compile)
+    if args.only in (None, "loss"):
+        rows += bench_loss.run(**({"repeats": reps, "inner": 50} if reps else {}))
+    if args.only in (None, "engine"):
+        rows += bench_engine.engine_vs_bare(**({"images": 512, "repeats": reps} if reps else {}))
+        rows += bench_engine.cpu_options(**({"images": 512, "repeats": reps} if reps else {}),
+                                         compile_too=not args.no_compile)
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
             "versions": versions(), "seconds": time.time() - started, "quick": args.quick}
