@@ -189,6 +189,9 @@ def _cmd_paired(args: argparse.Namespace) -> int:
         write_csv(out / "contrasts.csv", found, CONTRAST_COLUMNS)
         print(f"wrote {out / 'contrasts.csv'} ({len(found)} contrasts) from {args.runs_csv}")
         return 0
+    if not args.dirs:
+        raise ConfigError("--paired needs the comparison directories, one per regime, e.g. "
+                          "'tsla report runs/r1 runs/r2 --paired --out evidence'")
     out = Path(args.out) if args.out else Path(args.dirs[0]) / "paired"
     write_paired([Path(d) for d in args.dirs], out, args.margin, pairs)
     print((out / "paired.md").read_text())

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from ..errors import RunDirError
 from .collect import collect_runs
+from .plots import plot_curves
 from .paired import CONTRAST_COLUMNS, RUN_COLUMNS, contrasts, read_runs_csv, run_rows, speed_rows, write_csv
 
 
@@ -91,12 +92,14 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
     Raises ``RunDirError`` when a directory holds no finished run."""
     rows: list[dict] = []
     speed: list[dict] = []
+    curves: list[tuple[str, list]] = []
     for directory in map(Path, dirs):
         runs = collect_runs([directory], [])
         if not runs:
             raise RunDirError(f"no finished runs in {directory}: run `tsla compare` first")
         regime = directory.resolve().name
         rows += run_rows(runs, regime)
+        curves.append((regime, runs))
         first = pairs[0] if pairs else None  # H3 is asked of the first declared family's schedule cells
         speed += speed_rows(runs, regime, margin_epochs, [a for a, _ in first] if first else None)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,4 +121,7 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
                                  [c for c in found if c["regime"] == regime],
                                  [c for c in speed if c["regime"] == regime], margin)
     (out / "paired.md").write_text("\n".join(text))
+    for regime, runs in curves:  # validation curves (every epoch) where there are any
+        has_val = any("val_top1" in row for run in runs for row in run.metrics)
+        plot_curves(runs, out / f"curves-{regime}.png", "val" if has_val else "test")
     return {"runs": rows, "contrasts": found, "secondary": secondary, "speed": speed}

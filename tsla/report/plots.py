@@ -20,8 +20,9 @@ def _curve(group: Sequence[RunRecord], key: str) -> tuple[list[int], list[float]
     return epochs, [s["mean"] for s in stats], [s["std"] for s in stats]
 
 
-def plot_curves(runs: Sequence[RunRecord], path: Path) -> None:
-    """Save a two-panel PNG at ``path``: test top-1 (%) and one-hot train loss (log scale) against epoch.
+def plot_curves(runs: Sequence[RunRecord], path: Path, accuracy: str = "test") -> None:
+    """Save a two-panel PNG at ``path``: ``accuracy`` top-1 (%, "test" or "val") and one-hot train loss (log scale)
+    against epoch.
 
     One line per label (mean over seeds), a ± std band where a label has two or more seeds, and a dashed vertical line
     in the label's colour at the epoch where TSLA drops smoothing (the first epoch trained with θ=0).
@@ -31,7 +32,8 @@ def plot_curves(runs: Sequence[RunRecord], path: Path) -> None:
 
     fig = Figure(figsize=(13, 5))
     axes = fig.subplots(1, 2)
-    panels = (("test_top1", 100.0, "test top-1 (%)"), ("train_onehot_loss", 1.0, "one-hot train loss (log scale)"))
+    top1 = f"{accuracy}_top1"
+    panels = ((top1, 100.0, f"{accuracy} top-1 (%)"), ("train_onehot_loss", 1.0, "one-hot train loss (log scale)"))
     for index, (label, group) in enumerate(_grouped(runs).items()):
         color = f"C{index % 10}"
         switches = sorted({r.switch_epoch for r in group if r.switch_epoch is not None})  # tsla-auto: one per seed
@@ -41,16 +43,16 @@ def plot_curves(runs: Sequence[RunRecord], path: Path) -> None:
                 continue
             ax.plot(epochs, [v * scale for v in mean], color=color, label=f"{label} (n={len(group)})")
             if len(group) >= 2:
-                low = [(m - s) * scale if key == "test_top1" else max(m - s, m / 10) for m, s in zip(mean, std)]
+                low = [(m - s) * scale if key == top1 else max(m - s, m / 10) for m, s in zip(mean, std)]
                 ax.fill_between(epochs, low, [(m + s) * scale for m, s in zip(mean, std)], color=color, alpha=0.2)
             for i, switch in enumerate(switches):
-                text = f"{label}: θ→0 from epoch {', '.join(map(str, switches))}" if i == 0 and key == "test_top1" else None
+                text = f"{label}: θ→0 from epoch {', '.join(map(str, switches))}" if i == 0 and key == top1 else None
                 ax.axvline(switch, color=color, linestyle="--", linewidth=1.2, label=text)
     for ax, (key, _, ylabel) in zip(axes, panels):
         ax.set(xlabel="epoch (from 0)", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
-    axes[0].set_title("Test top-1 accuracy (mean ± std over seeds)")
+    axes[0].set_title(f"{'Validation' if accuracy == 'val' else 'Test'} top-1 accuracy (mean ± std over seeds)")
     axes[1].set_title("One-hot training loss (mean ± std over seeds)")
     axes[1].set_yscale("log")
     axes[0].legend(fontsize="small", loc="lower right")
@@ -115,39 +117,44 @@ def plot_reliability(runs: Sequence[RunRecord], path: Path) -> bool:
 def plot_diagnostics(runs: Sequence[RunRecord], path: Path) -> bool:
     """Save the theory diagnostics against epoch at ``path`` (False when no run logged ``diag_*`` keys).
 
-    Panels: delta (log scale); theta* = 1/(1+delta); ||grad F||^2 (noise-corrected, solid) with the LSR floor
-    2 delta sigma^2 / (1+delta) (dashed), log scale; the LSR gradient variance at the run's theta over sigma^2. Mean over seeds per label; switch epochs dotted.
+    Panels (mean over seeds per label; switch epochs dotted): delta (corrected, log scale); ||grad F||^2 (corrected
+    for the class-stratified draw, solid) against the LSR bias term theta^2 ||grad F_yhat - grad F||^2 (dashed),
+    symlog; the cosine between grad F and the LSR gradient's mean; the one-step gain of LSR over one-hot (per-example
+    estimate at the run's batch, solid; train-mode mini-batch estimate, dashed). Runs logged before the corrected
+    keys existed (tsla < issue 10) fall back to v1's keys where there is one.
     """
     from matplotlib.figure import Figure
 
     groups = {label: g for label, g in _grouped(runs).items() if any("diag_delta" in row for r in g for row in r.metrics)}
     if not groups:
         return False
-    for run in runs:  # runs logged before the ratio was a key of its own
+    for run in runs:  # v1 runs: their closest keys, and theta^2 ||b||^2 from the corrected bias
         for row in run.metrics:
-            if "diag_lsr_variance" in row and "diag_lsr_variance_ratio" not in row and row.get("diag_sigma2"):
-                row["diag_lsr_variance_ratio"] = row["diag_lsr_variance"] / row["diag_sigma2"]
+            row.setdefault("diag_delta_corrected", row.get("diag_delta"))
+            row.setdefault("diag_grad_norm2_corrected", row.get("diag_grad_norm2_unbiased"))
+            if isinstance(row.get("diag_bias2_corrected"), (int, float)):
+                row["diag_lsr_bias_term"] = run.theta**2 * row["diag_bias2_corrected"]  # the run's theta, not 0
     fig = Figure(figsize=(22, 4.8))
     axes = fig.subplots(1, 4)
     for index, (label, group) in enumerate(groups.items()):
         color = f"C{index % 10}"
-        for ax, key in zip(axes, ("diag_delta", "diag_theta_star", "diag_grad_norm2_unbiased")):
+        panels = (("diag_delta_corrected", 0, "-"), ("diag_grad_norm2_corrected", 1, "-"),
+                  ("diag_lsr_bias_term", 1, "--"), ("diag_lsr_cosine", 2, "-"), ("diag_one_step_gain", 3, "-"),
+                  ("diag_mb_one_step_gain", 3, "--"))
+        for key, ax, style in panels:
             epochs, mean, _ = _curve(group, key)
-            ax.plot(epochs, mean, color=color, marker=".", label=label)
-        epochs, floor, _ = _curve(group, "diag_lsr_floor")
-        axes[2].plot(epochs, floor, color=color, linestyle="--", label=f"{label}: LSR floor")
-        epochs, ratio, _ = _curve(group, "diag_lsr_variance_ratio")
-        if epochs:
-            axes[3].plot(epochs, ratio, color=color, marker=".", label=label)
+            if epochs:
+                axes[ax].plot(epochs, mean, color=color, marker=".", linestyle=style,
+                              label=f"{label}: {key[len('diag_'):]}")
         for switch in sorted({r.switch_epoch for r in group if r.switch_epoch is not None}):
             for ax in axes:
                 ax.axvline(switch, color=color, linestyle=":", linewidth=1)
-    axes[0].set(yscale="log", ylabel="δ = E||∇ℓ(ŷ) − ∇F||² / σ²", title="δ (how far the prior's gradient strays)")
-    axes[1].set(ylabel="θ* = 1 / (1 + δ)", title="θ*, the variance-minimising smoothing")
-    axes[2].set(yscale="symlog", ylabel="||∇F||² (noise-corrected) and floor",
-                title="||∇F||² on the diagnostic set vs the LSR floor")
+    axes[0].set(yscale="log", ylabel="δ = E||∇ℓ(ŷ) − ∇F||² / σ²", title="δ (corrected; > 1: no gain predicted)")
+    axes[1].set(yscale="symlog", ylabel="||∇F||² and θ²||∇F_ŷ − ∇F||²",
+                title="||∇F||² (solid) vs the LSR bias term (dashed)")
+    axes[2].set(ylabel="cos(∇F, E g_LSR)", title="cosine between ∇F and the mean LSR gradient")
     axes[3].axhline(1.0, color="grey", linewidth=1)
-    axes[3].set(ylabel="E||g_LSR − ∇F||² / σ²", title="LSR gradient variance at the run's θ, relative to one-hot")
+    axes[3].set(ylabel="best one-step decrease, LSR / one-hot", title="one-step gain (< 1: one-hot descends F faster)")
     for ax in axes:
         ax.set_xlabel("epoch (from 0)")
         ax.grid(True, alpha=0.3)
