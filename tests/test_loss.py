@@ -208,3 +208,21 @@ def test_checks_do_not_warn_for_a_target_that_requires_grad():
         label_smoothing_cross_entropy(logits, target, 0.1, prior=prior)
         label_smoothing_cross_entropy_parts(logits, target)
         LabelSmoothingCrossEntropy(prior)(logits, target, 0.1)
+
+
+def test_device_range_check_refuses_out_of_range_classes_but_not_ignore_index():
+    """The range check that runs on GPUs (where kernels cannot raise a clear error), exercised here on CPU."""
+    from tsla.loss_checks import check_target
+
+    logits = torch.randn(2, 5, 3)
+    target = torch.tensor([[0, 4, -100], [2, 3, 1]], dtype=torch.int32)
+    assert check_target(logits, target, -100, range_check=True).dtype == torch.int64
+    for bad in (5, -1):
+        target[1, 2] = bad
+        with pytest.raises(ValueError, match=f"class {bad}, outside"):
+            check_target(logits, target, -100, range_check=True)
+    target[1, 2] = 7
+    with pytest.raises(ValueError, match="class -100, outside"):  # -100 is no longer the ignored index
+        check_target(logits, target, 7, range_check=True)
+    target[0, 2] = 0
+    assert check_target(logits, target, 7, range_check=True).dtype == torch.int64  # 7 is ignore_index: fine

@@ -119,14 +119,15 @@ def compute_parts(logits: torch.Tensor, target: torch.Tensor, prior: torch.Tenso
                                   torch.tensor(float(positions), dtype=torch.float64, device=device)])
         return parts, totals
     keep = target != ignore_index
-    onehot = _nll(log_probs, target, w, ignore_index, reduction, k)
     prior_each = prior_each.masked_fill(~keep, 0.0)
-    denominator = None
-    if reduction == "mean" or want_totals:
-        denominator = keep.sum() if w is None else (w[target.masked_fill(~keep, 0)] * keep).sum()
-    parts = LossParts(onehot, _reduce(prior_each, reduction, denominator))
-    totals = None
-    if want_totals:
-        onehot_sum = onehot.sum() if reduction != "mean" else _nll(log_probs, target, w, ignore_index, "sum", k)
-        totals = torch.stack([onehot_sum.detach().double(), denominator.detach().double()])
-    return parts, totals
+    if not want_totals:
+        onehot = _nll(log_probs, target, w, ignore_index, reduction, k)
+        denominator = None
+        if reduction == "mean":
+            denominator = keep.sum() if w is None else (w[target.masked_fill(~keep, 0)] * keep).sum()
+        return LossParts(onehot, _reduce(prior_each, reduction, denominator)), None
+    # tracking: the one-hot sum and the mean's denominator are needed whatever the reduction
+    onehot_each = _nll(log_probs, target, w, ignore_index, "none", k)
+    denominator = keep.sum() if w is None else (w[target.masked_fill(~keep, 0)] * keep).sum()
+    parts = LossParts(_reduce(onehot_each, reduction, denominator), _reduce(prior_each, reduction, denominator))
+    return parts, torch.stack([onehot_each.detach().sum().double(), denominator.detach().double()])
