@@ -1,18 +1,27 @@
 """docs/errors.md is executable: every row's command gives its exit code and message, on one line."""
 
+import errno
+import gzip
+import json
+import os
 import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from matplotlib.figure import Figure
 
+from tsla.checkpoint import load_checkpoint, save_checkpoint
 from tsla.cli import main
 
 from .conftest import FASHION_ROOT, write_idx
 from .test_folder_datasets import CUB_IMAGES, make_cub
+from .test_report import make_run
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 
@@ -30,7 +39,30 @@ def test_the_catalogue_is_long_enough():
     assert len(_rows()) >= 20
 
 
+def _no_write(code, text):
+    def refuse(*args, **kwargs):
+        raise OSError(code, text)
+
+    return refuse
+
+
+def _interrupted_run(tiny, run):
+    """A run stopped after its first of two epochs: a 1-epoch run whose config and checkpoint say 2 epochs."""
+    assert main(["train", "--data-root", str(tiny), "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    state = load_checkpoint(run / "checkpoint.pt")
+    config["epochs"] = state["config"]["epochs"] = 2
+    save_checkpoint(run / "checkpoint.pt", state)
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (run / "summary.json").unlink()
+
+
 def _setup(kind, tmp, tiny, monkeypatch, cleanup):
+    """Prepare what a row's setup column names; several kinds join with ' + ', applied in order."""
+    if " + " in kind:
+        for part in kind.split(" + "):
+            _setup(part, tmp, tiny, monkeypatch, cleanup)
+        return
     if kind == "-":
         return
     if kind.startswith("prior: "):
@@ -62,10 +94,59 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         cleanup.append(holder)
         assert holder.stdout.readline().strip() == "held"
     elif kind == "full-disk":
-        def no_space(*args, **kwargs):
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(torch, "save", no_space)
+        monkeypatch.setattr(torch, "save", _no_write(errno.ENOSPC, "No space left on device"))
+    elif kind == "full-disk-files":  # every temporary file (atomic writes) and every figure fails
+        monkeypatch.setattr(tempfile, "mkstemp", _no_write(errno.ENOSPC, "No space left on device"))
+        monkeypatch.setattr(Figure, "savefig", _no_write(errno.ENOSPC, "No space left on device"))
+    elif kind == "read-only-fs":  # tests may run as root, whom chmod does not stop: refuse at the calls instead
+        for name in ("mkdir", "touch", "write_text"):
+            monkeypatch.setattr(Path, name, _no_write(errno.EROFS, "Read-only file system"))
+        monkeypatch.setattr(tempfile, "mkstemp", _no_write(errno.EROFS, "Read-only file system"))
+    elif kind in ("random-checkpoint", "text-checkpoint"):
+        content = os.urandom(3000) if kind == "random-checkpoint" else b"model: weights\n" * 20
+        (tmp / "run" / "checkpoint.pt").write_bytes(content)
+    elif kind == "damaged-checkpoint":  # one flipped bit inside the largest weight tensor
+        path = tmp / "run" / "checkpoint.pt"
+        data = path.read_bytes()
+        weight = max(torch.load(path, weights_only=True)["model"].values(), key=lambda t: t.numel())
+        at = data.find(weight.reshape(-1).view(torch.uint8).numpy().tobytes()[:64]) + 100
+        path.write_bytes(data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1 :])
+    elif kind == "interrupted-run":
+        _interrupted_run(tiny, tmp / "run")
+    elif kind == "other-data":  # DATA/other: DATA's files with other training images
+        other = tiny / "other"
+        other.mkdir()
+        for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+            (other / name).write_bytes((tiny / name).read_bytes())
+        write_idx(other / "train-images-idx3-ubyte", torch.zeros(40, 28, 28, dtype=torch.uint8), compress=False)
+    elif kind == "latin1-yaml":
+        (tmp / "c.yaml").write_bytes("epochs: 3  # réglé\n".encode("latin-1"))
+    elif kind == "latin1-prior":
+        (tmp / "prior.txt").write_bytes(("0.1 " * 10 + "# probabilit\xe9\n").encode("latin-1"))
+    elif kind == "latin1-run-config":
+        path = tmp / "run" / "config.yaml"
+        path.write_bytes(path.read_bytes() + "# modifié\n".encode("latin-1"))
+    elif kind == "fashion-bad-gzip":  # a gzip header and a broken deflate stream
+        good = gzip.compress(bytes(range(256)) * 64)
+        (tiny / "train-images-idx3-ubyte").unlink()
+        (tiny / "train-images-idx3-ubyte.gz").write_bytes(good[:40] + bytes(200) + good[240:])
+    elif kind == "fashion-bad-magic":
+        path = tiny / "train-images-idx3-ubyte"
+        path.write_bytes(b"\x00\x00\x99\x03" + path.read_bytes()[4:])
+    elif kind == "fashion-32":
+        images = torch.zeros(40, 32, 32, dtype=torch.uint8)
+        write_idx(tiny / "train-images-idx3-ubyte", images, compress=False)
+    elif kind == "summary-wrong-type":
+        path = tmp / "run" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["final"]["test_top1"] = "high"
+        path.write_text(json.dumps(summary))
+    elif kind == "config-only":  # a run that wrote its config but no checkpoint yet
+        (tmp / "run").mkdir()
+        (tmp / "run" / "config.yaml").write_text(yaml.safe_dump({"data_root": str(tiny), "epochs": 1}))
+    elif kind == "two-experiments":  # one comparison folder, runs of 2 and of 4 epochs
+        make_run(tmp / "run", "lsr", 0, [0.5, 0.6])
+        make_run(tmp / "run", "lsr", 1, [0.5, 0.6, 0.7, 0.8])
     else:
         raise AssertionError(f"unknown setup {kind!r} in docs/errors.md")
 
@@ -75,14 +156,16 @@ def test_row(row, tmp_path, tiny_fashion, monkeypatch, capsys):
     number, problem, command, setup, exit_code, message = row
     if "FASHION" in command and not (FASHION_ROOT / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("needs the real Fashion-MNIST")
+    if "--jobs 2" in command and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPU cores")
     cleanup = []
     try:
         _setup(setup, tmp_path, tiny_fashion, monkeypatch, cleanup)
         capsys.readouterr()
         places = {"RUN": tmp_path / "run", "DATA": tiny_fashion, "FASHION": FASHION_ROOT, "PRIOR": tmp_path / "prior.txt",
-                  "YAML": tmp_path / "c.yaml", "CUB": tmp_path / "cub", "FILE": tmp_path / "afile"}
+                  "YAML": tmp_path / "c.yaml", "CUB": tmp_path / "cub", "FILE": tmp_path / "afile", "LONG": "x" * 300}
         command = command.strip("`")
-        argv = [re.sub(r"\b(RUN|DATA|FASHION|PRIOR|YAML|CUB|FILE)\b", lambda m: str(places[m.group(1)]), a)
+        argv = [re.sub(r"\b(RUN|DATA|FASHION|PRIOR|YAML|CUB|FILE|LONG)\b", lambda m: str(places[m.group(1)]), a)
                 for a in shlex.split(command)]
         if argv[0] in ("train", "compare"):
             argv += ["--no-progress"] + (["--device", "cpu"] if "--device" not in argv else [])

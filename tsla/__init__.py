@@ -6,6 +6,10 @@ schedules (:mod:`tsla.schedules`), the config (:class:`TrainConfig`) and the tra
 
 __version__ = "0.1.0"
 
+from ._startup import quiet_interrupt as _quiet_interrupt
+
+_restore_excepthook = _quiet_interrupt()  # Ctrl-C during the slow imports below (torch): one line, no traceback
+
 from . import schedules
 from .auto_switch import AutoSwitch
 from .config import TrainConfig
@@ -18,6 +22,8 @@ from .loss import (
 )
 from .scheduler import SmoothingScheduler
 from .trainer import train
+
+_restore_excepthook()
 
 __all__ = [
     "AutoSwitch",

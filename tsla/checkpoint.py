@@ -88,8 +88,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - damaged bytes make torch.load raise almost any type (KeyError,
-        # IndexError, UnicodeDecodeError, zipfile/pickle errors, ...), varying with the torch version; all mean one thing
-        raise RunDirError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}): start the run afresh") from None
+        # IndexError, UnicodeDecodeError, zipfile/pickle errors, ...), varying with torch's version: all mean one thing
+        raise RunDirError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}): start the run "
+                          f"afresh") from None
     needed = ("format", "next_epoch", "model", "optimizer", "config", "history", "best", "wall_seconds")
     if not isinstance(state, dict) or any(key not in state for key in needed):
         raise RunDirError(f"{path} is not a tsla checkpoint (or one of an older format): start the run afresh")

@@ -70,7 +70,7 @@ class TrainConfig:
     diagnose_batches: int = _f(0, "with --diagnose-every, also measure the train-mode estimator on this many "
                                "independent augmented mini-batches with train-mode BatchNorm, logged as diag_mb_* "
                                "(0: off; costs 2 backward passes per batch)")
-    diagnose_bootstrap: int = _f(200, "bootstrap resamples over the diagnostic images for the 95% intervals "
+    diagnose_bootstrap: int = _f(200, "bootstrap resamples over the diagnostic images for the 95 percent intervals "
                                  "(diag_<key>_lo/_hi; 0: none)")
     auto_rule: str = _f("plateau", "tsla-auto's rule: plateau (the one-hot train loss stopped improving), "
                         "phase-plateau (it stalled within a constant-lr phase: switch at the decay that ends it), "
@@ -140,7 +140,6 @@ class TrainConfig:
             raise ConfigError(f"--workers must be >= 0 (got {self.workers})")
         if not (0.0 <= self.theta <= 1.0):
             raise ConfigError(f"--theta {self.theta} is outside [0, 1]: pass a smoothing strength between 0 and 1")
-        parse_method(self.method, self.theta, self.epochs)
         if self.lr is None:  # resolved here, so config.yaml and --dry-run always show the number used
             self.lr = 0.01 if self.pretrained else 0.1
         if self.lr <= 0:
@@ -155,8 +154,12 @@ class TrainConfig:
             raise ConfigError("--milestones applies to --lr-schedule step only: pass --milestones '' with cosine")
         self.milestones = sorted(int(m) for m in self.milestones)
         for m in self.milestones:
-            if not (0 < m < self.epochs):
-                raise ConfigError(f"--milestones: {m} is not between 1 and epochs-1 ({self.epochs - 1})")
+            if not (0 < m < self.epochs):  # not scaled silently: a flag must not change another's meaning
+                raise ConfigError(f"--milestones: {m} is not between 1 and epochs-1 ({self.epochs - 1}): with a "
+                                  f"shorter --epochs, pass milestones within the run, e.g. --milestones "
+                                  f"{_example_milestones(self.epochs, len(self.milestones))} (or --milestones '' for "
+                                  f"a constant lr)")
+        parse_method(self.method, self.theta, self.epochs)  # after the milestones: a shortened preset names them first
         if not (0 < self.lr_gamma <= 1):
             raise ConfigError(f"--lr-gamma must be in (0, 1] (got {self.lr_gamma})")
         for name in ("seed", "subset_seed", "label_noise_seed"):
@@ -199,6 +202,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _example_milestones(epochs: int, count: int) -> str:
+    """Milestones for a run of ``epochs`` placed as a typical step schedule places them (1/2, 3/4, ... of the run)."""
+    picks = sorted({int(epochs * (1 - 0.5 ** (i + 1))) for i in range(count)} - {0})
+    return ",".join(map(str, [m for m in picks if m < epochs])) or "''"
 
 
 def _flag(name: str) -> str:

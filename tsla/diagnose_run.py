@@ -8,25 +8,32 @@ from typing import Any
 import torch
 
 from .checkpoint import CHECKPOINT, load_checkpoint
-from .data import build_data
-from .diagnose_epoch import diagnostic_setup
-from .diagnostics import gradient_noise
+from .data import DataBundle, build_data
+from .diagnose_epoch import diagnostic_setup, measure
 from .errors import RunDirError
 from .models import build_model
 from .priors import resolve_prior
 from .trainer import load_run_config
 
 
-def diagnose_run(run: Path, epoch: int | None = None, examples: int | None = None) -> dict[str, Any]:
-    """Measure sigma^2, delta, theta*, the LSR floor (and the LSR variance at the run's theta) for the model saved
-    after ``epoch`` (counted from 0; None: the latest checkpoint), on CPU, on the same fixed subset that
-    ``--diagnose-every`` uses (``examples`` images, default the run's ``diagnose_examples``).
+def diagnose_run(
+    run: Path, epoch: int | None = None, examples: int | None = None, batches: int | None = None,
+    data: DataBundle | None = None,
+) -> dict[str, Any]:
+    """Measure what ``--diagnose-every`` measures (:mod:`tsla.diagnose_epoch`) for the model saved after ``epoch``
+    (counted from 0; None: the latest checkpoint), on CPU, on the run's own diagnostic subset (``examples`` images,
+    default the run's ``diagnose_examples``) and, with ``batches`` (default the run's ``diagnose_batches``) >= 2,
+    the train-mode estimator (keys ``mb_*``). Keys as in metrics.jsonl without the ``diag_`` prefix. ``data``: the
+    run's data, already built on CPU (saves reloading it when diagnosing many runs of one data set).
 
     Raises ``RunDirError`` when the run or the asked epoch's checkpoint is missing.
     """
     cfg = load_run_config(run)
     if epoch is None:
         path = run / CHECKPOINT
+        if not path.is_file():
+            raise RunDirError(f"{run} has no checkpoint yet (it is written after the first epoch): diagnose it once "
+                              f"an epoch has finished")
     else:
         path = run / "checkpoints" / f"epoch-{epoch}.pt"
         if not path.is_file():
@@ -38,18 +45,20 @@ def diagnose_run(run: Path, epoch: int | None = None, examples: int | None = Non
     state = load_checkpoint(path)
     device = torch.device("cpu")
     cfg.device = "cpu"
-    data = build_data(cfg, device)
+    data = data if data is not None else build_data(cfg, device)
     model = build_model(cfg.model, data.num_classes, data.in_channels)
     model.load_state_dict(state["model"])
     prior = resolve_prior(cfg.prior, data.train_targets, data.num_classes)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     prepare = (lambda t: t.contiguous(memory_format=torch.channels_last)) if cfg.channels_last else (lambda t: t)
+    if batches is not None:
+        cfg.diagnose_batches = batches
     dset = diagnostic_setup(cfg, data, prepare, examples)
-    result = gradient_noise(model, dset.images, dset.targets, prior=prior, theta=cfg.theta, stratified=True,
-                            population=dset.population, sgd_batch=cfg.batch_size, bootstrap=cfg.diagnose_bootstrap,
-                            seed=cfg.seed * 1_000_003 + int(state["next_epoch"]) - 1)  # the trainer's seed
-    result.update({"run": str(run), "epoch": int(state["next_epoch"]) - 1, "theta": cfg.theta, "method": cfg.method})
+    done = int(state["next_epoch"]) - 1
+    measured = measure(model, dset, cfg, data, done, prior, prepare)  # the trainer's own seeds: the same numbers
+    result: dict[str, Any] = {k[len("diag_"):]: v for k, v in measured.items()}
+    result.update({"run": str(run), "epoch": done, "theta": cfg.theta, "method": cfg.method})
     return result
 
 

@@ -195,9 +195,8 @@ def _folders(cfg: TrainConfig, device: torch.device, rank: int, world: int) -> D
         train_targets=targets,
         classes=list(classes),
         diagnostic_examples=diagnostic_examples,
-        fingerprint=files_fingerprint(
-            [base.samples[i] for i in (train.indices if isinstance(train, torch.utils.data.Subset) else range(len(base)))],
-            data_root(cfg)),
+        fingerprint=files_fingerprint([base.samples[i] for i in (
+            train.indices if isinstance(train, torch.utils.data.Subset) else range(len(base)))], data_root(cfg)),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,7 +38,7 @@ def write_report(dirs: Sequence[Path], out: Path | None = None) -> dict[str, Any
     """Collect the finished runs in ``dirs`` and write ``summary.json``, ``summary.md`` and ``curves.png`` into ``out``.
 
     ``out`` defaults to the first directory (its ``report/`` subdirectory when that is itself a run). Returns the
-    summary (``summarize``'s dict plus ``run_paths`` and ``notes``). Raises ``RunDirError`` when a directory does not
+    summary (``summarize``'s dict plus ``run_paths``, relative to ``out``, and ``notes``). Raises ``RunDirError`` when a directory does not
     exist or no finished run is found.
     """
     dirs = [Path(d) for d in dirs]
@@ -48,18 +49,44 @@ def write_report(dirs: Sequence[Path], out: Path | None = None) -> dict[str, Any
     if not runs:
         why = f" ({notes[0]})" if notes else ""
         raise RunDirError(f"no finished runs in {', '.join(map(str, dirs))}{why}: run `tsla compare` first")
-    summary = summarize(runs)
-    summary["run_paths"] = [str(r.path) for r in runs]
-    summary["notes"] = notes
     if out is None:  # never overwrite a run's own summary.json
         out = dirs[0] / "report" if _is_run_dir(dirs[0]) else dirs[0]
     out = Path(out)
+    summary = summarize(runs)
+    # relative to the report's folder: a committed summary names no folder of the machine that made it
+    for row in summary["runs"]:
+        row["path"] = os.path.relpath(row["path"], out)
+    summary["run_paths"] = [os.path.relpath(r.path, out) for r in runs]
+    summary["notes"] = notes
     if _is_run_dir(out):
         raise RunDirError(f"--out {out} is a run directory: its summary.json would be overwritten; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2, ensure_ascii=False) + "\n")
-    (out / "summary.md").write_text(format_markdown(summary))
-    plot_curves(runs, out / "curves.png")
-    plot_reliability(runs, out / "reliability.png")
-    plot_diagnostics(runs, out / "diagnostics.png")
+    writers = {
+        "summary.json": lambda p: p.write_text(json.dumps(_jsonable(summary), indent=2, ensure_ascii=False) + "\n"),
+        "summary.md": lambda p: p.write_text(format_markdown(summary)),
+        "curves.png": lambda p: plot_curves(runs, p),
+        "reliability.png": lambda p: plot_reliability(runs, p),
+        "diagnostics.png": lambda p: plot_diagnostics(runs, p),
+    }
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_together(out, writers)
+    except OSError as exc:
+        raise RunDirError(f"cannot write the report in {out} ({exc.strerror or exc}): free some disk space or choose "
+                          f"a writable --out (an earlier report there is left as it was)") from None
     return summary
+
+
+def _write_together(out: Path, writers: dict[str, Any]) -> None:
+    """Write every file under a temporary name first and rename them into place only once all are written, so a
+    full disk leaves the previous report (or none), never half of a new one. A plot with nothing to draw writes no
+    file; its old copy, if any, stays."""
+    temporary = {name: out / f".tmp-{name}" for name in writers}
+    try:
+        for name, write in writers.items():
+            write(temporary[name])
+        for name, path in temporary.items():
+            if path.exists():
+                os.replace(path, out / name)
+    finally:
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
