@@ -53,6 +53,7 @@ def test_progress_bar_only_on_a_terminal():
     update(50)
     update(50)
     bar.close()
-    assert "epoch 1/3" in term.getvalue() and "/100 " in term.getvalue()  # tqdm redraws at most every 0.1 s
+    # epochs counted from 0, as everywhere a user reads them; tqdm redraws at most every 0.1 s
+    assert "epoch 0 of 0-2" in term.getvalue() and "/100 " in term.getvalue()
     pipe = io.StringIO()
     assert EpochProgress(True, pipe).start(0, 3, 100) is None and pipe.getvalue() == ""

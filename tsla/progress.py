@@ -1,4 +1,8 @@
-"""What a run prints: a progress bar per epoch on a terminal, one plain line per epoch otherwise."""
+"""What a run prints: a progress bar per epoch on a terminal, one plain line per epoch otherwise.
+
+Epochs are counted from 0 in everything a user reads (these lines, the schedule table, metrics.jsonl, the plots):
+a run of 12 epochs has epochs 0-11, and ``tsla@S`` smooths its first S epochs, 0 to S-1, and none from epoch S on.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ class EpochProgress:
             return None
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total_images, desc=f"epoch {epoch + 1}/{epochs}", unit="img", leave=False, file=self.stream)
+        self._bar = tqdm(total=total_images, desc=f"epoch {epoch} of 0-{epochs - 1}", unit="img", leave=False,
+                         file=self.stream)
         return self._bar.update
 
     def close(self) -> None:
@@ -31,7 +36,7 @@ class EpochProgress:
 def format_epoch(record: dict[str, Any], epochs: int) -> str:
     """One line summarising an epoch's metrics record."""
     return (
-        f"epoch {record['epoch'] + 1:>3}/{epochs}  lr {record['lr']:.4g}  theta {record['theta']:.3f}  "
+        f"epoch {record['epoch']:>3} of 0-{epochs - 1}  lr {record['lr']:.4g}  theta {record['theta']:.3f}  "
         f"train loss {record['train_loss']:.4f} (one-hot {record['train_onehot_loss']:.4f}) "
         f"top1 {100 * record['train_top1']:.2f}%  |  "
         + (f"val top1 {100 * record['val_top1']:.2f}%  |  " if "val_top1" in record else "")
@@ -39,3 +44,24 @@ def format_epoch(record: dict[str, Any], epochs: int) -> str:
            f"top5 {100 * record['test_top5']:.2f}% ece {record['test_ece']:.3f}  |  " if "test_top1" in record else "")
         + f"{record['epoch_seconds']:.1f}s {record['train_images_per_second']:.0f} img/s"
     )
+
+
+def describe_schedule(schedule: Callable[[int], float], epochs: int) -> str:
+    """The smoothing a run applies, in words, epochs counted from 0: e.g. "theta 0.1 in epochs 0-5, then 0 from epoch
+    6" for tsla@6, "theta 0 in every epoch (one-hot labels)" for the baseline. Read from the schedule's values, so
+    it says what the run does whatever ``--theta`` was given."""
+    from .schedules import AutoTwoStage
+
+    if isinstance(schedule, AutoTwoStage) and schedule.switch_epoch is None:
+        return f"theta {schedule.theta:g} until tsla-auto drops it to 0"
+    values = [schedule(epoch) for epoch in range(epochs)]
+    if all(v == 0 for v in values):
+        return "theta 0 in every epoch (one-hot labels)"
+    if all(v == values[0] for v in values):
+        return f"theta {values[0]:g} in every epoch"
+    off = next((e for e in range(epochs) if all(v == 0 for v in values[e:])), epochs)  # smoothing over from here
+    if all(v == values[0] for v in values[:off]):
+        span = "epoch 0" if off == 1 else f"epochs 0-{off - 1}"
+        return f"theta {values[0]:g} in {span}, then 0 from epoch {off}"
+    end = f"0 from epoch {off}" if off < epochs else f"{values[-1]:.3g} in epoch {epochs - 1}"
+    return f"theta {values[0]:g} in epoch 0, decaying to {end}"

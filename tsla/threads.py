@@ -2,7 +2,8 @@
 
 torch's CPU kernels split reductions (convolutions, matrix products, sums) across threads, and the order in which
 partial sums are added depends on the thread count. Float addition is not associative, so the same run on 1 and on 2
-threads drifts apart in the last bits after the first step and ends with different numbers. A run therefore records
+threads can drift apart in the last bits from the first step on and end with different numbers (as ``compare --jobs
+1`` and ``--jobs 2`` did for one run in issue 13). A run therefore records
 its thread count (``threads`` in config.yaml, the checkpoint and summary.json); ``--resume`` and branching keep it,
 and a resume asked to change it is refused (:func:`check_same_threads`), so that "exact resume" stays exact.
 """

@@ -36,7 +36,7 @@ from .engine import EpochProgressState, evaluate, evaluate_split, train_one_epoc
 from .env_info import git_commit, versions
 from .errors import Interrupted, RunDirError, TrainingError
 from .lr_schedule import make_lr_schedule
-from .progress import EpochProgress, format_epoch
+from .progress import EpochProgress, describe_schedule, format_epoch
 from .data.fingerprint import check_fingerprint
 from .rundir import claim_run_dir, clear_run, has_run
 from .threads import check_same_threads, using_threads
@@ -48,7 +48,8 @@ from .signals import StopRequest
 CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.checkpoint) and the data fingerprint
 # fields that may differ between a checkpoint and a --resume: they change where and how fast, not what is computed
 # ("threads" must not change either, but is checked on its own, by tsla.threads.check_same_threads)
-RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "keep_checkpoints", "keep_epochs", "threads")
+RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "keep_checkpoints", "keep_epochs",
+                      "threads")
 
 
 @dataclass
@@ -193,7 +194,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         if state.get("branching"):
             print(f"branching {out} from {branched_from['run']} after {start_epoch} epochs", file=log)
         else:
-            print(f"resuming {out} at epoch {start_epoch}{where} of {cfg.epochs}", file=log)
+            print(f"resuming {out} at epoch {start_epoch}{where} (epochs 0-{cfg.epochs - 1})", file=log)
 
     def checkpoint_state(next_epoch: int, mid_epoch: EpochProgressState | None) -> dict[str, Any]:
         return {
@@ -213,8 +214,8 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
             "data_fingerprint": data.fingerprint,
         }
 
-    print(f"tsla: {cfg.method} (theta={cfg.theta}) on {cfg.dataset}, {cfg.model}, seed {cfg.seed}, "
-          f"device {ctx.device}", file=log)
+    print(f"tsla: {cfg.method}: {describe_schedule(schedule, cfg.epochs)}; {cfg.dataset}, {cfg.model}, "
+          f"seed {cfg.seed}, device {ctx.device}", file=log)
     print(format_table(smoothing.theta_at, cfg.epochs, lr_at), file=log)
     diag_set = diagnostic_setup(cfg, data, ctx.prepare) if cfg.diagnose_every else None
     progress = EpochProgress(progress_bar)
