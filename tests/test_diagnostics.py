@@ -173,3 +173,18 @@ def test_v1_correction_is_biased_on_stratified_draws(stratified_draws):
     rows, truth = stratified_draws
     mean, se = _mean_and_se(rows, "v1_grad_norm2_unbiased")
     assert mean < truth["grad_norm2_corrected"] - 10 * se, (mean, truth["grad_norm2_corrected"], se)
+
+
+def test_count_sketch_keeps_the_estimates_unbiased():
+    """When the gradients do not fit max_bytes they are count-sketched: over sketch seeds the corrected estimates
+    average to the exact ones (inner products are unbiased under the sketch, and the estimates are linear in them)."""
+    model, x, y, _ = _population()
+    idx = torch.cat([c * N_PER_CLASS + torch.arange(6) for c in range(K_CLASSES)])
+    kw = dict(stratified=True, population=[N_PER_CLASS] * K_CLASSES, theta=0.2)
+    exact = gradient_noise(model, x[idx], y[idx], **kw)
+    assert exact["sketch_dim"] is None
+    rows = [gradient_noise(model, x[idx], y[idx], max_bytes=24 * 2 * 8 * 8, seed=s, **kw) for s in range(150)]
+    assert rows[0]["sketch_dim"] == 8 < exact["num_params"]
+    for key in ("grad_norm2_corrected", "bias2_corrected", "sigma2_corrected"):
+        mean, se = _mean_and_se(rows, key)
+        assert abs(mean - exact[key]) < 4 * se, (key, mean, exact[key], se)
