@@ -21,8 +21,14 @@ if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
         "${pip[@]}" torch==2.14.1 torchvision==0.29.1
     fi
 fi
-echo "setup: installing tsla and its test dependencies"
+echo "setup: installing tsla and its test dependencies (with the adapters' Lightning, transformers and timm)"
+torch_before=$(.venv/bin/python -c "import torch; print(torch.__version__)")
 "${pip[@]}" -e ".[test]"
+torch_after=$(.venv/bin/python -c "import torch; print(torch.__version__)")
+if [ "$torch_before" != "$torch_after" ]; then  # the extras must never replace the pinned build
+    echo "setup: error: installing tsla's extras replaced torch $torch_before by $torch_after" >&2
+    exit 1
+fi
 
 # Fashion-MNIST, the embedded default: Debian's dataset-fashion-mnist package, where apt is available.
 fmnist=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz

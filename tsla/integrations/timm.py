@@ -88,6 +88,9 @@ class SmoothingCheckpointSaver(CheckpointSaver):
     strings, so timm's ``weights_only=True`` loading reads it."""
 
     def __init__(self, *args: Any, smoothing: SmoothingScheduler, **kwargs: Any) -> None:
+        if not hasattr(CheckpointSaver, "load_state_dict_from_checkpoint"):
+            raise ImportError("SmoothingCheckpointSaver needs a timm whose CheckpointSaver keeps a saver state "
+                              "(tested with timm 1.0.31): pip install -U \"tsla[timm]\"")
         super().__init__(*args, **kwargs)
         self.smoothing = smoothing
 
