@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     reps = 3 if args.quick else None
     rows = []
     started = time.time()
+    commit = git_commit()  # the code being measured: read before the run, while HEAD may still move
     if args.only in (None, "loss"):
         rows += bench_loss.run(**({"repeats": reps, "inner": 50} if reps else {}))
     if args.only in (None, "engine"):
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         rows += bench_engine.cpu_options(**({"images": 512, "repeats": reps} if reps else {}),
                                          compile_too=not args.no_compile)
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": commit,
             "versions": versions(), "seconds": time.time() - started, "quick": args.quick}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
