@@ -226,3 +226,19 @@ def test_device_range_check_refuses_out_of_range_classes_but_not_ignore_index():
         check_target(logits, target, 7, range_check=True)
     target[0, 2] = 0
     assert check_target(logits, target, 7, range_check=True).dtype == torch.int64  # 7 is ignore_index: fine
+
+
+def test_autocast_with_weight_ignore_index_and_k_dim_inputs_stays_float32():
+    g = torch.Generator().manual_seed(4)
+    low = torch.randn(8, 10, 3, generator=g).bfloat16()
+    target = torch.randint(0, 10, (8, 3), generator=g)
+    target[::3, 1] = -100
+    weight = 0.5 + torch.rand(10, generator=g)
+    ref = F.cross_entropy(low.float(), target, weight=weight, label_smoothing=0.2)  # outside autocast, in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = [label_smoothing_cross_entropy(low, target, 0.2, weight=weight),
+               label_smoothing_cross_entropy(low, target, 0.2, prior=torch.full((10,), 0.1), weight=weight),
+               LabelSmoothingCrossEntropy(weight=weight, theta=0.2, track_onehot=True)(low, target)]
+    for value in got:
+        assert value.dtype == torch.float32
+        torch.testing.assert_close(value, ref, atol=1e-6, rtol=1e-6)
