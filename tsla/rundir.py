@@ -124,8 +124,8 @@ def claim_run_dir(out: Path, primary: bool = True) -> Iterator[None]:
     if not primary:
         yield
         return
-    created = not out.exists()
     try:
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         lock = RunLock(out).__enter__()
     except OSError as exc:
