@@ -188,3 +188,14 @@ def test_count_sketch_keeps_the_estimates_unbiased():
     for key in ("grad_norm2_corrected", "bias2_corrected", "sigma2_corrected"):
         mean, se = _mean_and_se(rows, key)
         assert abs(mean - exact[key]) < 4 * se, (key, mean, exact[key], se)
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_the_truth():
+    """One stratified draw of 8 per class: each interval holds its own estimate (the shift to the bootstrap world's
+    truth; unshifted, the resampled corrected estimates centre s^2/n higher) and here the exact population value."""
+    model, x, y, truth = _population()
+    idx = torch.cat([c * N_PER_CLASS + torch.arange(8) for c in range(K_CLASSES)])
+    d = gradient_noise(model, x[idx], y[idx], theta=0.2, population=[N_PER_CLASS] * K_CLASSES, bootstrap=100)
+    for key in ("grad_norm2_corrected", "sigma2_corrected", "bias2_corrected"):
+        assert d[f"{key}_lo"] <= d[key] <= d[f"{key}_hi"], key
+        assert d[f"{key}_lo"] <= truth[key] <= d[f"{key}_hi"], key

@@ -125,14 +125,24 @@ def bootstrap(
     K: torch.Tensor, Z: torch.Tensor, W: torch.Tensor, f: torch.Tensor, theta: float | None, sgd_batch: int,
     resamples: int, seed: int, level: float = 0.95,
 ) -> dict[str, Any]:
-    """Percentile intervals ``<key>_lo`` / ``<key>_hi`` for the ``BOOTSTRAPPED`` keys: units resampled with
-    replacement within each stratum (``resamples`` times, generator seeded by ``seed``), moments recomputed."""
+    """Intervals ``<key>_lo`` / ``<key>_hi`` for the ``BOOTSTRAPPED`` keys: units resampled with replacement within
+    each stratum (``resamples`` times, generator seeded by ``seed``), the estimates recomputed, and their
+    percentiles shifted by (estimate - bootstrap-world truth).
+
+    The shift matters: in the bootstrap world the population is the sample, whose true ||mean||^2 is the
+    *uncorrected* ||G||^2, and the resampled corrected estimates are centred there, s^2/n above the corrected
+    estimate; unshifted percentile intervals would miss their own estimate. Resamples are drawn with replacement
+    (no finite-population correction: slightly wide when the sampling fraction is large). Resamples where a value is
+    undefined are left out of its interval.
+    """
     gen = torch.Generator().manual_seed(seed)
+    estimate = quantities(moments(K, Z, W, f), theta, sgd_batch)
+    world = quantities(moments(K, Z, W, torch.ones_like(f)), theta, sgd_batch)  # f = 1: no correction, Tc = T
     members = [torch.nonzero(Z[:, c]).flatten() for c in range(Z.shape[1])]
     draws: dict[str, list[float]] = {k: [] for k in BOOTSTRAPPED}
     for _ in range(resamples):
         idx = torch.cat([m[torch.randint(m.numel(), (m.numel(),), generator=gen)] for m in members])
-        q = quantities(moments(K[idx][:, :, idx], Z[idx], W, f), theta, sgd_batch)
+        q = quantities(moments(K[idx][:, :, idx], Z[idx], W, torch.zeros_like(f)), theta, sgd_batch)
         for k in draws:
             if k in q:
                 draws[k].append(math.nan if q[k] is None else q[k])
@@ -142,7 +152,9 @@ def bootstrap(
             continue
         v = torch.tensor(values, dtype=torch.float64)
         v = v[~torch.isnan(v)]
-        lo, hi = (torch.quantile(v, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
-                  if v.numel() else (None, None))
-        out[f"{k}_lo"], out[f"{k}_hi"] = lo, hi
+        out[f"{k}_lo"] = out[f"{k}_hi"] = None
+        if v.numel() and estimate.get(k) is not None and world.get(k) is not None:
+            shift = estimate[k] - world[k]
+            lo, hi = torch.quantile(v, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
+            out[f"{k}_lo"], out[f"{k}_hi"] = lo + shift, hi + shift
     return out
