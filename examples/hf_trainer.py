@@ -69,7 +69,9 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         print("TSLA(4), theta 0.2:")
         run(tsla.SmoothingScheduler(tsla.schedules.two_stage(0.2, 4)), tmp + "/tsla")
-        print("tsla-auto, theta 0.2 (plateau rule: the one-hot loss fell < 5% over 2 epochs):")
-        auto = tsla.SmoothingScheduler.auto_two_stage(0.2, window=2, tolerance=0.05)
+        # measured: here the one-hot loss still falls ~5% an epoch at epoch 7, so a 5%-over-2-epochs rule never
+        # fires in 8 epochs; this rule compares epoch to epoch with a 10% tolerance
+        print("tsla-auto, theta 0.2 (plateau rule: the one-hot loss fell < 10% over 1 epoch):")
+        auto = tsla.SmoothingScheduler.auto_two_stage(0.2, window=1, tolerance=0.1)
         run(auto, tmp + "/auto")
         print(f"  reason: {auto.auto.reason}")

@@ -64,12 +64,18 @@ def test_state_round_trip_continues_exactly(through):
     def fresh():
         return SmoothingScheduler.auto_two_stage(0.3, window=1, tolerance=0.1, steps_per_epoch=2)
 
+    def one_epoch(scheduler, epoch, loss):  # two steps, theta read before each, then the epoch's one-hot loss
+        thetas = []
+        for _ in range(2):
+            thetas.append(scheduler.get_last_theta())
+            scheduler.step()
+        scheduler.auto.update(epoch, loss)
+        return thetas
+
     losses = [2.0, 1.0, 0.95, 0.9, 0.85]  # falls 50%, then 5% (< 10%): the rule fires after epoch 2
     full, full_thetas = fresh(), []
     for epoch, loss in enumerate(losses):
-        full_thetas += [full.get_last_theta(), (full.step(), full.get_last_theta())[1]]
-        full.step()
-        full.auto.update(epoch, loss)
+        full_thetas += one_epoch(full, epoch, loss)
     cut, cut_thetas = fresh(), []
     for epoch, loss in enumerate(losses):
         if epoch == 3:  # save after epoch 2 (and its decision), load into a new object
@@ -77,9 +83,7 @@ def test_state_round_trip_continues_exactly(through):
             state = _roundtrip_torch(state) if through == "torch" else json.loads(json.dumps(state))
             cut = fresh()
             cut.load_state_dict(state)
-        cut_thetas += [cut.get_last_theta(), (cut.step(), cut.get_last_theta())[1]]
-        cut.step()
-        cut.auto.update(epoch, loss)
+        cut_thetas += one_epoch(cut, epoch, loss)
     assert full.switch_epoch == cut.switch_epoch == 3
     assert cut_thetas == full_thetas == [0.3] * 6 + [0.0] * 4
     assert cut.state_dict() == full.state_dict()
