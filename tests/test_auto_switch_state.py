@@ -134,7 +134,12 @@ def test_rank_zero_decides_and_every_rank_follows(tmp_path):
            "WORLD_SIZE": "2"}
     ranks = [subprocess.Popen([sys.executable, str(script)], env={**env, "RANK": str(r)}, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in range(2)]
-    outputs = [p.communicate(timeout=600) for p in ranks]  # generous: two fresh interpreters on a busy machine
+    try:
+        outputs = [p.communicate(timeout=600) for p in ranks]  # generous: two fresh interpreters on a busy machine
+    finally:
+        for p in ranks:  # never leave a rank waiting for its peer
+            if p.poll() is None:
+                p.kill()
     assert [p.returncode for p in ranks] == [0, 0], [err[-2000:] for _, err in outputs]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert [r["switch"] for r in results] == [3, 3]
