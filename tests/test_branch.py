@@ -51,6 +51,9 @@ def test_a_branch_may_change_the_method_only_and_must_agree_before_the_branch_po
         train(_cfg(tiny_fashion, method="tsla@1"), tmp_path / "b2", progress_bar=False, branch=(tmp_path / "lsr", 2))
     with pytest.raises(RunDirError, match="--keep-epochs 1"):
         train(_cfg(tiny_fashion, method="tsla@1"), tmp_path / "b3", progress_bar=False, branch=(tmp_path / "lsr", 1))
+    with pytest.raises(RunDirError, match="CPU thread"):  # another thread count would compute other numbers
+        train(_cfg(tiny_fashion, method="tsla@2", threads=3), tmp_path / "b4", progress_bar=False,
+              branch=(tmp_path / "lsr", 2))
     assert not (tmp_path / "b1").exists() and not (tmp_path / "b2").exists()  # nothing written on refusal
 
 

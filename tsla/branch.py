@@ -20,6 +20,7 @@ from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .errors import ConfigError, RunDirError
 from .schedules import parse_method
+from .threads import check_same_threads
 
 # fields a branch may change besides those a resume may change: the schedule and which checkpoints are kept
 BRANCH_FREE_FIELDS = ("method", "keep_epochs", "keep_checkpoints")
@@ -50,6 +51,7 @@ def branch_state(source: Path, at_epoch: int, cfg: TrainConfig, free_fields: tup
         raise RunDirError(f"{path} holds the state after {state['next_epoch']} epochs, not {at_epoch}: it is not a "
                           f"checkpoint kept by --keep-epochs; train the source again")
     saved = state["config"]
+    check_same_threads(saved, cfg.threads, path, "--branch-from")  # another count computes other numbers
     if "tsla-auto" in (cfg.method, saved.get("method")):
         raise ConfigError("--branch-from: tsla-auto decides its switch from its own run; train it from the start")
     current = cfg.to_dict()
