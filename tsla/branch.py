@@ -85,22 +85,23 @@ def branch_points(method: str, theta: float, epochs: int) -> int | None:
     return drop if drop is not None and 0 < drop < epochs else None
 
 
+def _experiment(cfg: TrainConfig) -> tuple:
+    """The config without the fields a branch may change: equal for a TSLA run and the LSR run it can branch from."""
+    return tuple(sorted((k, repr(v)) for k, v in cfg.to_dict().items() if k not in BRANCH_FREE_FIELDS))
+
+
 def plan_branches(configs: dict[str, TrainConfig]) -> tuple[dict[str, TrainConfig], dict[str, tuple[str, int]]]:
     """For a comparison grid ``{run name: config}``, which runs can branch from which: every TSLA(S) whose grid also
     holds the LSR run of the same config (same seed, theta, everything but the method) branches from it after S
     epochs. Returns the configs with ``keep_epochs`` added to those LSR runs, and ``{tsla run: (lsr run, S)}``."""
-    lsr = {}
-    for name, cfg in configs.items():
-        if cfg.method == "lsr":
-            key = tuple(sorted((k, repr(v)) for k, v in cfg.to_dict().items() if k not in BRANCH_FREE_FIELDS))
-            lsr[key] = name
+    lsr = {_experiment(cfg): name for name, cfg in configs.items() if cfg.method == "lsr"}
     branches: dict[str, tuple[str, int]] = {}
     keep: dict[str, set[int]] = {}
     for name, cfg in configs.items():
         at = branch_points(cfg.method, cfg.theta, cfg.epochs)
         if at is None:
             continue
-        key = tuple(sorted((k, repr(v)) for k, v in cfg.to_dict().items() if k not in BRANCH_FREE_FIELDS))
+        key = _experiment(cfg)
         if key in lsr:
             branches[name] = (lsr[key], at)
             keep.setdefault(lsr[key], set()).add(at)
