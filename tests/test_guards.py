@@ -123,6 +123,19 @@ def test_method_theta_seed_and_where_or_how_fast_may_differ(tmp_path):
     assert summary["labels"] == ["baseline", "lsr", "tsla@1"]
 
 
+def test_tsla_auto_rule_pools_with_runs_that_do_not_read_it_but_not_with_another_rule(tmp_path):
+    # a tsla-auto cell trained later, with its own rule, joins LSR runs whose configs carry the default rule
+    _edit_config(make_run(tmp_path / "x", "lsr", 0, [0.5, 0.6]), auto_rule="plateau", auto_rate=0.02)
+    _edit_config(make_run(tmp_path / "y", "tsla-auto", 0, [0.5, 0.7]), auto_rule="phase-plateau", auto_rate=0.08)
+    _edit_config(make_run(tmp_path / "z", "tsla-auto", 1, [0.5, 0.7]), auto_rule="phase-plateau", auto_rate=0.08)
+    assert write_report([tmp_path / "x", tmp_path / "y", tmp_path / "z"], tmp_path / "rep")["labels"] == [
+        "lsr", "tsla-auto"]
+    # two tsla-auto runs with different rules are two experiments; the message names those two runs
+    _edit_config(make_run(tmp_path / "w", "tsla-auto", 2, [0.5, 0.7]), auto_rule="phase-plateau", auto_rate=0.05)
+    with pytest.raises(RunDirError, match=r"differ in auto_rate \(auto_rate: 0\.08 in .*y/tsla-auto-seed0, 0\.05 in .*w/tsla-auto-seed2\)"):
+        write_report([tmp_path / d for d in "xyzw"], tmp_path / "rep2")
+
+
 # -- 3. compare --out at a training run's folder --------------------------------------------------------------------
 
 def test_compare_into_a_train_run_folder_is_refused(tiny_fashion, tmp_path, capsys):

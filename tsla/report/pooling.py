@@ -21,6 +21,11 @@ COMPARED_FIELDS = ("method", "theta", "seed")
 # where and how fast, not what: the thread count can change the last digits (tsla/threads.py) but not the experiment
 POOL_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "workers", "threads", "keep_checkpoints",
                     "keep_epochs")  # the last two: which checkpoints are kept (branch points), not what is computed
+# options that only one method reads: inert in a run of any other method, so they cannot make two runs different
+# experiments there (a tsla-auto cell added later, with its own rule, pools with the LSR runs trained before it)
+METHOD_ONLY_FIELDS = {"auto_rule": "tsla-auto", "auto_window": "tsla-auto", "auto_tolerance": "tsla-auto",
+                      "auto_factor": "tsla-auto", "auto_rate": "tsla-auto", "auto_gain": "tsla-auto",
+                      "auto_patience": "tsla-auto"}
 
 
 def _defaults() -> dict[str, Any]:
@@ -30,23 +35,32 @@ def _defaults() -> dict[str, Any]:
     return out
 
 
-def config_mismatches(configs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, Any, Any]]:
+def config_mismatches(configs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int, Any, Any]]:
     """Fields (outside the compared and free ones) on which the configs do not all agree with the first one:
-    ``{field: (index of the first config that differs, first config's value, its value)}``.
+    ``{field: (index of that first config, index of the first config that differs, first value, its value)}``.
 
     A field missing from a config (a run from before the field existed) counts as the field's default, the value
-    the code of that time used.
+    the code of that time used. A field of :data:`METHOD_ONLY_FIELDS` is compared only between runs of its method:
+    tsla-auto runs must agree on their rule, the other runs do not read it.
     """
     defaults = _defaults()
     skip = set(COMPARED_FIELDS + POOL_FREE_FIELDS)
     names = [k for k in defaults if k not in skip]
     first = configs[0] if configs else {}
-    found: dict[str, tuple[int, Any, Any]] = {}
+    found: dict[str, tuple[int, int, Any, Any]] = {}
     for index, config in enumerate(configs[1:], 1):
         for name in names:
             a, b = first.get(name, defaults[name]), config.get(name, defaults[name])
             if name not in found and a != b:
-                found[name] = (index, a, b)
+                found[name] = (0, index, a, b)
+    for name, method in METHOD_ONLY_FIELDS.items():
+        found.pop(name, None)
+        readers = [(i, c) for i, c in enumerate(configs) if c.get("method") == method]
+        for index, config in readers[1:]:
+            a, b = readers[0][1].get(name, defaults[name]), config.get(name, defaults[name])
+            if a != b:
+                found[name] = (readers[0][0], index, a, b)
+                break
     return found
 
 
@@ -58,8 +72,8 @@ def check_poolable(paths: Sequence[Path], configs: Sequence[Mapping[str, Any]]) 
         return
     short = reprlib.Repr()
     short.maxstring, short.maxother = 40, 40
-    details = "; ".join(f"{name}: {short.repr(a)} in {paths[0]}, {short.repr(b)} in {paths[i]}"
-                        for name, (i, a, b) in found.items())
+    details = "; ".join(f"{name}: {short.repr(a)} in {paths[h]}, {short.repr(b)} in {paths[i]}"
+                        for name, (h, i, a, b) in found.items())
     raise RunDirError(
         f"these runs are not one experiment, they differ in {', '.join(found)} ({details}): a report pools runs "
         f"that differ only in method, theta and seed; report each experiment on its own"
