@@ -1,0 +1,49 @@
+"""scripts/same_runs.py, the tool behind results.md's "bit-identical" claims: it must see a difference in one weight
+or one metric, and call two trainings of one config identical (on one machine, at one thread count)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from tsla.checkpoint import load_checkpoint, save_checkpoint
+from tsla.cli import main as tsla_main
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "same_runs.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("same_runs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _train(root, out, seed):
+    assert tsla_main(["train", "--data-root", str(root), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                      "--threads", "1", "--no-progress", "--seed", str(seed), "--out", str(out)]) == 0
+
+
+def test_same_config_twice_is_identical_and_one_changed_weight_or_metric_is_seen(tiny_fashion, tmp_path, capsys):
+    same_runs = _load()
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        _train(tiny_fashion, tmp_path / name, seed)
+    a, b, c = (tmp_path / n for n in "abc")
+    assert same_runs.main([str(a), str(b)]) == 0
+    assert "1 of 1 pairs identical" in capsys.readouterr().out
+    assert same_runs.compare(a, c).startswith("epoch 0: ")  # another seed: the first epoch's metrics differ
+
+    state = load_checkpoint(b / "checkpoint.pt")  # one weight moved by one float32 step, metrics untouched
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    flat = state["model"][name].view(-1)
+    flat[0] = torch.nextafter(flat[0], torch.tensor(float("inf")))
+    save_checkpoint(b / "checkpoint.pt", state)
+    assert same_runs.compare(a, b) == f"final weights differ in {name}"
+
+    rows = (b / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(rows[-1])
+    last["test_top1"] += 1e-12
+    (b / "metrics.jsonl").write_text("\n".join(rows[:-1] + [json.dumps(last)]) + "\n")
+    assert same_runs.compare(a, b).startswith("epoch 1: test_top1 ")
+    assert same_runs.main([str(a), str(b)]) == 1
