@@ -80,3 +80,27 @@ def test_paired_report_input_errors_are_one_line(regime, tmp_path, capsys):
     assert "has no cell 'lsr-theta0.4'" in capsys.readouterr().err
     assert main(["report", str(regime), "--paired", "--margin", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--margin must be > 0" in capsys.readouterr().err
+
+
+def test_curves_with_more_than_ten_cells_give_each_its_own_colour(tmp_path):
+    # a study regime has 13 cells; matplotlib's default cycle has 10 colours, so cells 0 and 10 used to look alike
+    from matplotlib.colors import to_hex
+
+    from tsla.report import plots
+    from tsla.report.collect import collect_runs
+    from .test_report import make_run
+
+    for i in range(12):
+        make_run(tmp_path / "grid", "lsr", 0, [0.5, 0.6], theta=round(0.05 * (i + 1), 2),
+                 name=f"lsr-theta{i}-seed0")
+    runs = collect_runs([tmp_path / "grid"])
+    seen = []
+    real = plots._colour
+    plots_colour = lambda index, many: seen.append(to_hex(real(index, many))) or real(index, many)  # noqa: E731
+    try:
+        plots._colour = plots_colour
+        plots.plot_curves(runs, tmp_path / "curves.png")
+    finally:
+        plots._colour = real
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert len(seen) == 12 and len(set(seen)) == 12

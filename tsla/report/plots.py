@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .collect import RunRecord, _grouped
 from .summary import _stats
@@ -30,12 +30,14 @@ def plot_curves(runs: Sequence[RunRecord], path: Path, accuracy: str = "test") -
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(13, 5))
+    groups = _grouped(runs)
+    many = len(groups) > 10  # more lines than the default 10 colours: 20 colours, and the legend beside the panels
+    fig = Figure(figsize=(16, 5.5) if many else (13, 5))
     axes = fig.subplots(1, 2)
     top1 = f"{accuracy}_top1"
     panels = ((top1, 100.0, f"{accuracy} top-1 (%)"), ("train_onehot_loss", 1.0, "one-hot train loss (log scale)"))
-    for index, (label, group) in enumerate(_grouped(runs).items()):
-        color = f"C{index % 10}"
+    for index, (label, group) in enumerate(groups.items()):
+        color = _colour(index, many)
         switches = sorted({r.switch_epoch for r in group if r.switch_epoch is not None})  # tsla-auto: one per seed
         for ax, (key, scale, _) in zip(axes, panels):
             epochs, mean, std = _curve(group, key)
@@ -55,10 +57,23 @@ def plot_curves(runs: Sequence[RunRecord], path: Path, accuracy: str = "test") -
     axes[0].set_title(f"{'Validation' if accuracy == 'val' else 'Test'} top-1 accuracy (mean ± std over seeds)")
     axes[1].set_title("One-hot training loss (mean ± std over seeds)")
     axes[1].set_yscale("log")
-    axes[0].legend(fontsize="small", loc="lower right")
-    fig.tight_layout()
+    if many:
+        fig.legend(*axes[0].get_legend_handles_labels(), fontsize="x-small", loc="center right")
+        fig.tight_layout(rect=(0, 0, 0.76, 1))
+    else:
+        axes[0].legend(fontsize="small", loc="lower right")
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+
+
+def _colour(index: int, many: bool) -> Any:
+    """Line colour of the ``index``-th label: matplotlib's 10-colour cycle, or the 20 colours of tab20 when there are
+    more than 10 labels (so that no two labels share a colour)."""
+    if not many:
+        return f"C{index % 10}"
+    from matplotlib import colormaps
+    return colormaps["tab20"](index % 20)
 
 
 def pooled_calibration(group: Sequence[RunRecord]) -> dict[str, list[float]] | None:
