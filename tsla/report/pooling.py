@@ -21,11 +21,9 @@ COMPARED_FIELDS = ("method", "theta", "seed")
 # where and how fast, not what: the thread count can change the last digits (tsla/threads.py) but not the experiment
 POOL_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "workers", "threads", "keep_checkpoints",
                     "keep_epochs")  # the last two: which checkpoints are kept (branch points), not what is computed
-# options that only one method reads: inert in a run of any other method, so they cannot make two runs different
-# experiments there (a tsla-auto cell added later, with its own rule, pools with the LSR runs trained before it)
-METHOD_ONLY_FIELDS = {"auto_rule": "tsla-auto", "auto_window": "tsla-auto", "auto_tolerance": "tsla-auto",
-                      "auto_factor": "tsla-auto", "auto_rate": "tsla-auto", "auto_gain": "tsla-auto",
-                      "auto_patience": "tsla-auto"}
+# tsla-auto's own options (its rule and the rule's constants): no other method reads them, so they are compared only
+# between tsla-auto runs (a tsla-auto cell added later, with its own rule, pools with the LSR runs trained before it)
+AUTO_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name.startswith("auto_"))
 
 
 def _defaults() -> dict[str, Any]:
@@ -40,28 +38,30 @@ def config_mismatches(configs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[i
     ``{field: (index of that first config, index of the first config that differs, first value, its value)}``.
 
     A field missing from a config (a run from before the field existed) counts as the field's default, the value
-    the code of that time used. A field of :data:`METHOD_ONLY_FIELDS` is compared only between runs of its method:
-    tsla-auto runs must agree on their rule, the other runs do not read it.
+    the code of that time used. A field of :data:`AUTO_FIELDS` is compared only between tsla-auto runs: they must
+    agree on their rule, the other runs do not read it.
     """
     defaults = _defaults()
-    skip = set(COMPARED_FIELDS + POOL_FREE_FIELDS)
-    names = [k for k in defaults if k not in skip]
-    first = configs[0] if configs else {}
+    names = [k for k in defaults if k not in COMPARED_FIELDS + POOL_FREE_FIELDS + AUTO_FIELDS]
     found: dict[str, tuple[int, int, Any, Any]] = {}
-    for index, config in enumerate(configs[1:], 1):
+    _differ_from_first(list(enumerate(configs)), names, defaults, found)
+    autos = [(i, c) for i, c in enumerate(configs) if c.get("method") == "tsla-auto"]
+    _differ_from_first(autos, AUTO_FIELDS, defaults, found)
+    return found
+
+
+def _differ_from_first(indexed: Sequence[tuple[int, Mapping[str, Any]]], names: Sequence[str],
+                       defaults: Mapping[str, Any], found: dict[str, tuple[int, int, Any, Any]]) -> None:
+    """Add to ``found`` each of ``names`` on which a config of ``indexed`` ((index, config) pairs) first differs
+    from the first one."""
+    if not indexed:
+        return
+    head, first = indexed[0]
+    for index, config in indexed[1:]:
         for name in names:
             a, b = first.get(name, defaults[name]), config.get(name, defaults[name])
             if name not in found and a != b:
-                found[name] = (0, index, a, b)
-    for name, method in METHOD_ONLY_FIELDS.items():
-        found.pop(name, None)
-        readers = [(i, c) for i, c in enumerate(configs) if c.get("method") == method]
-        for index, config in readers[1:]:
-            a, b = readers[0][1].get(name, defaults[name]), config.get(name, defaults[name])
-            if a != b:
-                found[name] = (readers[0][0], index, a, b)
-                break
-    return found
+                found[name] = (head, index, a, b)
 
 
 def check_poolable(paths: Sequence[Path], configs: Sequence[Mapping[str, Any]]) -> None:
