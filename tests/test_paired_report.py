@@ -82,7 +82,7 @@ def test_paired_report_input_errors_are_one_line(regime, tmp_path, capsys):
     assert "--margin must be > 0" in capsys.readouterr().err
 
 
-def test_curves_with_more_than_ten_cells_give_each_its_own_colour(tmp_path):
+def test_curves_with_more_than_ten_cells_give_each_its_own_colour(tmp_path, monkeypatch):
     # a study regime has 13 cells; matplotlib's default cycle has 10 colours, so cells 0 and 10 used to look alike
     from matplotlib.colors import to_hex
 
@@ -93,14 +93,15 @@ def test_curves_with_more_than_ten_cells_give_each_its_own_colour(tmp_path):
     for i in range(12):
         make_run(tmp_path / "grid", "lsr", 0, [0.5, 0.6], theta=round(0.05 * (i + 1), 2),
                  name=f"lsr-theta{i}-seed0")
-    runs = collect_runs([tmp_path / "grid"])
     seen = []
     real = plots._colour
-    plots_colour = lambda index, many: seen.append(to_hex(real(index, many))) or real(index, many)  # noqa: E731
-    try:
-        plots._colour = plots_colour
-        plots.plot_curves(runs, tmp_path / "curves.png")
-    finally:
-        plots._colour = real
+
+    def recording(index, many):
+        colour = real(index, many)
+        seen.append(to_hex(colour))
+        return colour
+
+    monkeypatch.setattr(plots, "_colour", recording)
+    plots.plot_curves(collect_runs([tmp_path / "grid"]), tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert len(seen) == 12 and len(set(seen)) == 12
