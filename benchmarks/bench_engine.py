@@ -12,8 +12,8 @@ from torchvision import transforms as T
 
 from tsla.data.fashion_mnist import MEAN, STD
 from tsla.data.in_memory import InMemoryLoader, TensorImages
-from tsla.engine import StepContext, train_one_epoch
-from tsla.loss import LabelSmoothingCrossEntropy
+from tsla.training.engine import StepContext, train_one_epoch
+from tsla.losses.cross_entropy import LabelSmoothingCrossEntropy
 from tsla.models import build_model
 
 from .timing import alternate, seconds

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tsla import LabelSmoothingCrossEntropy, label_smoothing_cross_entropy
-from tsla.loss import combine
+from tsla.losses.cross_entropy import combine
 
 from .timing import alternate
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tsla.env_info import git_commit, versions
+from tsla.training.env_info import git_commit, versions
 
 from . import bench_engine, bench_loss
 

@@ -16,8 +16,8 @@ import torch
 
 from tsla.data.cifar import STATS
 from tsla.data.in_memory import InMemoryLoader, TensorImages
-from tsla.engine import StepContext, evaluate, train_one_epoch
-from tsla.loss import LabelSmoothingCrossEntropy
+from tsla.training.engine import StepContext, evaluate, train_one_epoch
+from tsla.losses.cross_entropy import LabelSmoothingCrossEntropy
 from tsla.models import build_model
 
 

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from tsla.switch_rules import decide
+from tsla.smoothing.switch_rules import decide
 
 
 def switch_epoch(records: list[dict], rule: str, params: dict) -> int | None:

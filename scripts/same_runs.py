@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from tsla.checkpoint import load_checkpoint
+from tsla.training.checkpoint import load_checkpoint
 
 TIMING = ("seconds", "per_second")
 

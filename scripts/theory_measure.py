@@ -1,4 +1,4 @@
-"""Measure the theory's quantities (tsla.diagnose_run, i.e. what --diagnose-every logs) on saved checkpoints of
+"""Measure the theory's quantities (tsla.experiments.diagnose, i.e. what --diagnose-every logs) on saved checkpoints of
 finished runs, without training anything, and append one JSON line per (run, epoch) to OUT.
 
     python scripts/theory_measure.py OUT EXAMPLES BATCHES RUN[:EPOCH[,EPOCH...]] ...
@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from tsla.data import build_data
-from tsla.diagnose_run import diagnose_run
-from tsla.trainer import load_run_config
+from tsla.experiments.diagnose import diagnose_run
+from tsla.training.trainer import load_run_config
 
 
 def main(argv: list[str]) -> None:

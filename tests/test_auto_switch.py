@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-import tsla.trainer
-from tsla.auto_switch import should_switch
+import tsla.training.trainer
+from tsla.smoothing.auto_switch import should_switch
 from tsla.cli import main
 from tsla.config import TrainConfig
-from tsla.trainer import train
+from tsla.training.trainer import train
 
 
 def _records(losses):
@@ -55,17 +55,17 @@ def test_auto_switch_is_recorded_and_survives_resume(tiny_fashion, tmp_path, mon
     assert r["diag_n"] == 20 and r["diag_theta_star"] == pytest.approx(1 / (1 + r["diag_delta"]))
     assert r["diag_lsr_floor"] == pytest.approx(2 * r["diag_delta_sigma2"] / (1 + r["diag_delta"]))
 
-    real = tsla.trainer.train_one_epoch
+    real = tsla.training.trainer.train_one_epoch
 
     def crash_at_epoch_3(ctx, batches, theta, epoch, *args, **kw):
         if epoch == 3:
             raise KeyboardInterrupt
         return real(ctx, batches, theta, epoch, *args, **kw)
 
-    monkeypatch.setattr(tsla.trainer, "train_one_epoch", crash_at_epoch_3)
+    monkeypatch.setattr(tsla.training.trainer, "train_one_epoch", crash_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", progress_bar=False)
-    monkeypatch.setattr(tsla.trainer, "train_one_epoch", real)
+    monkeypatch.setattr(tsla.training.trainer, "train_one_epoch", real)
     # the resumed run restores the recorded decision instead of deciding again
     resumed = train(cfg, tmp_path / "cut", resume=True, progress_bar=False)
     assert resumed["switch_epoch"] == 2

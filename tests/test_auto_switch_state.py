@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import tsla
-from tsla.auto_switch import AutoSwitch, auto_switch_for
+from tsla.smoothing.auto_switch import AutoSwitch, auto_switch_for
 from tsla.config import TrainConfig
 from tsla.schedules import AutoTwoStage, two_stage
 
@@ -106,7 +106,7 @@ def test_trainer_checkpoint_holds_the_switch_state(tiny_fashion, tmp_path):
 _RANKS = """
     import json, os
     import torch.distributed as dist
-    from tsla.auto_switch import AutoSwitch
+    from tsla.smoothing.auto_switch import AutoSwitch
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     # rank 0's losses plateau after epoch 2 (5% < 10%); rank 1's never would

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from tsla.cli import main
-from tsla.compare import plan
+from tsla.experiments.compare import plan
 from tsla.config import TrainConfig
 from tsla.errors import ConfigError, RunDirError
-from tsla.trainer import train
+from tsla.training.trainer import train
 
 
 def _cfg(root, **kw):

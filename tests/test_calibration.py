@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from tsla.engine import StepContext, evaluate
+from tsla.training.engine import StepContext, evaluate
 
 # five predictions over two classes, chosen away from the 1/15 bin edges
 PROBS = [[0.9, 0.1], [0.62, 0.38], [0.3, 0.7], [0.55, 0.45], [0.42, 0.58]]

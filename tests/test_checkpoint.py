@@ -5,9 +5,9 @@ import io
 import pytest
 import torch
 
-import tsla.checkpoint as ckpt
+import tsla.training.checkpoint as ckpt
 from tsla.errors import RunDirError
-from tsla.progress import EpochProgress
+from tsla.training.progress import EpochProgress
 
 
 def _state(next_epoch, weights):

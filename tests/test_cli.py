@@ -42,7 +42,7 @@ def test_dry_run_touches_no_data(capsys, tmp_path):
 
 
 def test_every_preset_dry_runs(capsys):
-    from tsla.presets import preset_names
+    from tsla.experiments.presets import preset_names
 
     assert {"fashion-mnist", "fashion-mnist-replication", "cifar100-resnet18", "dogs-resnet50",
             "cub-resnet50"} <= set(preset_names())

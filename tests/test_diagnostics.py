@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tsla.diagnostics import gradient_noise, per_example_gradients
+from tsla.theory.gradient_noise import gradient_noise, per_example_gradients
 from tsla.models import build_model
 
 

@@ -18,7 +18,7 @@ import torch
 from tsla.cli import main
 from tsla.config import TrainConfig
 from tsla.data import build_data
-from tsla.engine import StepContext, evaluate
+from tsla.training.engine import StepContext, evaluate
 from tsla.models import build_model
 
 

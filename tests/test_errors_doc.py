@@ -16,7 +16,7 @@ import torch
 import yaml
 from matplotlib.figure import Figure
 
-from tsla.checkpoint import load_checkpoint, save_checkpoint
+from tsla.training.checkpoint import load_checkpoint, save_checkpoint
 from tsla.cli import main
 
 from .conftest import FASHION_ROOT, write_idx
@@ -88,7 +88,7 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
     elif kind == "live-lock":
         (tmp / "run").mkdir()
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time; from pathlib import Path; from tsla.rundir import RunLock; "
+            [sys.executable, "-c", "import sys, time; from pathlib import Path; from tsla.training.rundir import RunLock; "
              "RunLock(Path(sys.argv[1])).__enter__(); print('held', flush=True); time.sleep(60)", str(tmp / "run")],
             stdout=subprocess.PIPE, text=True)
         cleanup.append(holder)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tsla.cli import main
-from tsla.progress import describe_schedule
+from tsla.training.progress import describe_schedule
 from tsla.report import write_report
 from tsla.schedules import parse_method
 

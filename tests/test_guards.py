@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-import tsla.checkpoint as ckpt
+import tsla.training.checkpoint as ckpt
 from tsla.cli import main
 from tsla.errors import RunDirError
 from tsla.report import write_report
@@ -38,7 +38,7 @@ def _rows(out):
 _PAUSED = """
 import sys, time
 from pathlib import Path
-import tsla.trainer as trainer
+import tsla.training.trainer as trainer
 from tsla.cli import main
 real, marker, go = trainer.build_data, Path(sys.argv[1]), Path(sys.argv[2])
 def paused(*args, **kwargs):
@@ -266,15 +266,15 @@ def test_thread_count_is_recorded_and_kept_on_resume(tiny_fashion, tmp_path, cap
 
 def test_training_runs_on_the_recorded_thread_count(tiny_fashion, tmp_path, monkeypatch):
     seen = []
-    import tsla.engine
+    import tsla.training.engine
 
-    real = tsla.engine.train_one_epoch
+    real = tsla.training.engine.train_one_epoch
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("tsla.trainer.train_one_epoch", spy)
+    monkeypatch.setattr("tsla.training.trainer.train_one_epoch", spy)
     assert main(_train(tiny_fashion, tmp_path / "run", "--threads", "1")) == 0
     assert seen == [1, 1]
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["threads"] == 1

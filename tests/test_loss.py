@@ -212,7 +212,7 @@ def test_checks_do_not_warn_for_a_target_that_requires_grad():
 
 def test_device_range_check_refuses_out_of_range_classes_but_not_ignore_index():
     """The range check that runs on GPUs (where kernels cannot raise a clear error), exercised here on CPU."""
-    from tsla.loss_checks import check_target
+    from tsla.losses.checks import check_target
 
     logits = torch.randn(2, 5, 3)
     target = torch.tensor([[0, 4, -100], [2, 3, 1]], dtype=torch.int32)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tsla import LabelSmoothingCrossEntropy, label_smoothing_cross_entropy, label_smoothing_cross_entropy_parts
-from tsla.loss import combine, uniform_prior
+from tsla.losses.cross_entropy import combine, uniform_prior
 
 K = 5
 SHAPES = {"(N, K)": (6, K), "(N, K, d1, d2)": (3, K, 2, 4), "(K,)": (K,)}

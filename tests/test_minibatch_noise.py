@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tsla.minibatch_noise import minibatch_gradient_noise
+from tsla.theory.minibatch_noise import minibatch_gradient_noise
 
 
 def _model():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tsla.errors import ConfigError
-from tsla.priors import class_frequency_prior, read_prior_file, resolve_prior
+from tsla.losses.priors import class_frequency_prior, read_prior_file, resolve_prior
 
 
 def test_class_frequency_by_hand():

@@ -14,7 +14,7 @@ import torch
 
 from tsla.cli import main
 from tsla.errors import RunDirError
-from tsla.rundir import RunLock
+from tsla.training.rundir import RunLock
 
 KEYS = ("train_loss", "train_onehot_loss", "train_top1", "test_loss", "test_top1", "test_ece")
 
@@ -96,7 +96,7 @@ def test_sigterm_saves_mid_epoch_and_resume_is_identical(fashion_root, tmp_path,
 def test_a_live_lock_is_refused_and_a_stale_one_taken_over(tmp_path, capsys):
     # another process holds the lock: a child that takes it, reports, and sleeps
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tsla.rundir import RunLock; "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tsla.training.rundir import RunLock; "
          "lock = RunLock(Path(sys.argv[1])).__enter__(); print('held', flush=True); time.sleep(60)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -149,10 +149,10 @@ def test_full_disk_keeps_the_last_checkpoint(tiny_fashion, tmp_path, capsys, mon
 
 
 def test_nonfinite_loss_exits_1_and_keeps_the_checkpoint(fashion_root, tmp_path, capsys, monkeypatch):
-    import tsla.trainer
+    import tsla.training.trainer
 
     # epoch 0 trains normally; in epoch 1 the step size explodes
-    monkeypatch.setattr(tsla.trainer, "make_lr_schedule", lambda *a: (lambda epoch: 0.05 if epoch == 0 else 1e12))
+    monkeypatch.setattr(tsla.training.trainer, "make_lr_schedule", lambda *a: (lambda epoch: 0.05 if epoch == 0 else 1e12))
     out = tmp_path / "run"
     code = main(["train", "--data-root", str(fashion_root), "--train-subset", "512", "--test-subset", "200",
                  "--epochs", "2", "--batch-size", "32", "--device", "cpu", "--out", str(out), "--no-progress"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from tsla.checkpoint import load_checkpoint, save_checkpoint
+from tsla.training.checkpoint import load_checkpoint, save_checkpoint
 from tsla.cli import main as tsla_main
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "same_runs.py"

@@ -10,7 +10,7 @@ import torch
 
 import tsla
 from tsla import schedules
-from tsla.scheduler import SmoothingScheduler
+from tsla.smoothing.scheduler import SmoothingScheduler
 
 
 def _thetas(scheduler, n):

@@ -66,7 +66,7 @@ def test_table_shows_switch():
 
 
 def test_lr_schedules_against_formulas():
-    from tsla.lr_schedule import make_lr_schedule
+    from tsla.training.lr_schedule import make_lr_schedule
 
     step = make_lr_schedule("step", 0.1, 200, (100, 150), 0.1)
     assert [step(e) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])

@@ -10,7 +10,7 @@ from tsla.data import build_data
 from tsla.data.label_noise import symmetric_noise
 from tsla.data.validation import split_train_val
 from tsla.errors import ConfigError
-from tsla.trainer import train
+from tsla.training.trainer import train
 
 
 def test_symmetric_noise_moves_exactly_the_fraction_to_other_classes_uniformly():

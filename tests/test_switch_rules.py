@@ -1,8 +1,8 @@
-"""tsla-auto's switch rules (tsla.switch_rules.decide), each checked on histories worked out by hand."""
+"""tsla-auto's switch rules (tsla.smoothing.switch_rules.decide), each checked on histories worked out by hand."""
 
 import pytest
 
-from tsla.switch_rules import decide
+from tsla.smoothing.switch_rules import decide
 
 
 def _records(losses):

@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
-import tsla.trainer
+import tsla.training.trainer
 from tsla.config import TrainConfig
 from tsla.errors import RunDirError, TrainingError
-from tsla.trainer import train
+from tsla.training.trainer import train
 
 METRIC_KEYS = {
     "epoch", "lr", "theta", "train_loss", "train_onehot_loss", "train_top1",
@@ -62,20 +62,20 @@ def test_resume_after_one_epoch_equals_uninterrupted(fashion_root, tmp_path, mon
     cfg = _cfg(fashion_root)
     full = train(cfg, tmp_path / "full", progress_bar=False)
 
-    real = tsla.trainer.train_one_epoch
+    real = tsla.training.trainer.train_one_epoch
 
     def crash_in_second_epoch(ctx, batches, theta, epoch, *args, **kw):
         if epoch == 1:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C during epoch 1
         return real(ctx, batches, theta, epoch, *args, **kw)
 
-    monkeypatch.setattr(tsla.trainer, "train_one_epoch", crash_in_second_epoch)
+    monkeypatch.setattr(tsla.training.trainer, "train_one_epoch", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", progress_bar=False)
     assert not (tmp_path / "cut" / "summary.json").exists()
     # as if the crash also hit between the checkpoint and the metrics line of epoch 0: the checkpoint restores it
     (tmp_path / "cut" / "metrics.jsonl").write_text("")
-    monkeypatch.setattr(tsla.trainer, "train_one_epoch", real)
+    monkeypatch.setattr(tsla.training.trainer, "train_one_epoch", real)
     resumed = train(cfg, tmp_path / "cut", resume=True, progress_bar=False)
     for key in ("train_loss", "train_onehot_loss", "train_top1", "test_loss", "test_top1", "test_top5"):
         assert resumed["final"][key] == full["final"][key], key

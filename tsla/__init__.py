@@ -10,18 +10,22 @@ from ._startup import quiet_interrupt as _quiet_interrupt
 
 _restore_excepthook = _quiet_interrupt()  # Ctrl-C during the slow imports below (torch): one line, no traceback
 
-from . import schedules
-from .auto_switch import AutoSwitch
+import sys as _sys
+
+from .smoothing import schedules
+
+_sys.modules[__name__ + ".schedules"] = schedules  # the documented path: import tsla.schedules, from tsla.schedules import ...
+from .smoothing.auto_switch import AutoSwitch
 from .config import TrainConfig
 from .errors import ConfigError, DataError, RunDirError, TrainingError, TslaError
-from .loss import (
+from .losses.cross_entropy import (
     LabelSmoothingCrossEntropy,
     LossParts,
     label_smoothing_cross_entropy,
     label_smoothing_cross_entropy_parts,
 )
-from .scheduler import SmoothingScheduler
-from .trainer import train
+from .smoothing.scheduler import SmoothingScheduler
+from .training.trainer import train
 
 _restore_excepthook()
 

@@ -20,8 +20,8 @@ import yaml
 
 from .config import TrainConfig, build_config, field_types, read_yaml
 from .errors import ConfigError, TslaError
-from .presets import load_preset, preset_names
-from .schedules import format_table, parse_method
+from .experiments.presets import load_preset, preset_names
+from .smoothing.schedules import format_table, parse_method
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,7 +95,7 @@ def _layers(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> tu
 
 
 def _show_plan(cfg: TrainConfig) -> str:
-    from .lr_schedule import make_lr_schedule
+    from .training.lr_schedule import make_lr_schedule
 
     lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
     schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
@@ -104,7 +104,7 @@ def _show_plan(cfg: TrainConfig) -> str:
 
 def _out(args: argparse.Namespace, needed: bool = True) -> Path | None:
     """``--out``, checked (not empty, no over-long name); None when it is not given and not needed (a dry run)."""
-    from .rundir import check_out_path
+    from .training.rundir import check_out_path
 
     if args.out is None:
         if needed:
@@ -114,8 +114,8 @@ def _out(args: argparse.Namespace, needed: bool = True) -> Path | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .checkpoint import CONFIG
-    from .trainer import train
+    from .training.checkpoint import CONFIG
+    from .training.trainer import train
 
     layers, _ = _layers(args)
     out = _out(args, needed=not args.dry_run or args.resume)
@@ -153,7 +153,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import parse_shard, run_compare
+    from .experiments.compare import parse_shard, run_compare
 
     layers, grid = _layers(args)
     out = _out(args, needed=not args.dry_run) or Path("OUT")
@@ -215,7 +215,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     import json
 
-    from .diagnose_run import diagnose_run, format_diagnosis
+    from .experiments.diagnose import diagnose_run, format_diagnosis
 
     if args.examples is not None and args.examples < 2:
         raise ConfigError(f"--examples must be >= 2 (got {args.examples})")

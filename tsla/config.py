@@ -19,7 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import ConfigError
-from .schedules import METHOD_HELP, parse_method
+from .smoothing.schedules import METHOD_HELP, parse_method
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "dogs", "cub")
 MODELS = ("resnet8", "resnet20", "resnet18", "resnet50")

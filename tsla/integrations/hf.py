@@ -33,8 +33,8 @@ import torch
 
 from . import require
 from .pytorch import report_epoch
-from ..loss import LabelSmoothingCrossEntropy
-from ..scheduler import SmoothingScheduler
+from ..losses.cross_entropy import LabelSmoothingCrossEntropy
+from ..smoothing.scheduler import SmoothingScheduler
 
 transformers = require("transformers", "hf", "Hugging Face transformers")
 require("accelerate", "hf", "Hugging Face accelerate (the Trainer needs it)")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .pytorch import report_epoch
-from ..scheduler import SmoothingScheduler
+from ..smoothing.scheduler import SmoothingScheduler
 
 try:
     import lightning.pytorch as _pl

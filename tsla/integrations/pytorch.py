@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from ..distributed import all_reduce_sum
-from ..scheduler import SmoothingScheduler
+from ..smoothing.scheduler import SmoothingScheduler
 
 
 def epoch_onehot_loss(criterion: Any) -> float:

@@ -31,9 +31,9 @@ from torch import nn
 
 from . import require
 from .pytorch import report_epoch
-from ..loss import LabelSmoothingCrossEntropy
-from ..scheduler import SmoothingScheduler
-from ..schedules import AnySchedule
+from ..losses.cross_entropy import LabelSmoothingCrossEntropy
+from ..smoothing.scheduler import SmoothingScheduler
+from ..smoothing.schedules import AnySchedule
 
 require("timm", "timm", "timm")
 from timm.utils import CheckpointSaver  # noqa: E402

@@ -98,7 +98,7 @@ def plot_reliability(runs: Sequence[RunRecord], path: Path) -> bool:
     """
     from matplotlib.figure import Figure
 
-    from ..calibration import expected_calibration_error
+    from .calibration import expected_calibration_error
 
     panels = [(label, pooled_calibration(group)) for label, group in _grouped(runs).items()]
     panels = [(label, bins) for label, bins in panels if bins is not None]

@@ -9,7 +9,7 @@ On the command line, methods are named compactly (see :func:`parse_method`):
     baseline     theta = 0 throughout (one-hot labels)
     lsr          theta constant throughout
     tsla@S       theta for epochs 0..S-1, then 0 (TSLA(S))
-    tsla-auto    theta until the one-hot objective stops improving, then 0 (see tsla.auto_switch)
+    tsla-auto    theta until the one-hot objective stops improving, then 0 (see tsla.smoothing.auto_switch)
     linear@E     theta decays linearly to 0 at epoch E
     cosine@E     theta decays along a half cosine to 0 at epoch E
 """
@@ -20,8 +20,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, ClassVar, Mapping, Union
 
-from .errors import ConfigError
-from .loss import check_theta
+from ..errors import ConfigError
+from ..losses.cross_entropy import check_theta
 
 Schedule = Callable[[float], float]
 
@@ -156,7 +156,7 @@ class Cosine(_Stored):
 
 @dataclass(frozen=True)
 class AutoTwoStage(_Stored):
-    """tsla-auto: theta until the trainer decides to drop smoothing (see :mod:`tsla.auto_switch`), then 0.
+    """tsla-auto: theta until the trainer decides to drop smoothing (see :mod:`tsla.smoothing.auto_switch`), then 0.
 
     The decision is data: ``switch_epoch`` is None until it is made; :class:`tsla.SmoothingScheduler` asks its
     :class:`tsla.AutoSwitch` for it and applies this schedule with it set. Given ``switch_epoch``, theta is a pure

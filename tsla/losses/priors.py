@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
-from .loss import check_prior
+from ..errors import ConfigError
+from .cross_entropy import check_prior
 
 PRIOR_CHOICES = "'uniform', 'class-frequency', or the path of a text file with one probability per class"
 

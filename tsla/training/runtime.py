@@ -7,13 +7,13 @@ import random
 import numpy as np
 import torch
 
-from .config import TrainConfig
-from .data import DataBundle
+from ..config import TrainConfig
+from ..data import DataBundle
 from .engine import StepContext
-from .errors import ConfigError
-from .loss import LabelSmoothingCrossEntropy
-from .models import build_model
-from .priors import resolve_prior
+from ..errors import ConfigError
+from ..losses.cross_entropy import LabelSmoothingCrossEntropy
+from ..models import build_model
+from ..losses.priors import resolve_prior
 
 
 def resolve_device(name: str) -> torch.device:

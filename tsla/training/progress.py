@@ -50,7 +50,7 @@ def describe_schedule(schedule: Callable[[int], float], epochs: int) -> str:
     """The smoothing a run applies, in words, epochs counted from 0: e.g. "theta 0.1 in epochs 0-5, then 0 from epoch
     6" for tsla@6, "theta 0 in every epoch (one-hot labels)" for the baseline. Read from the schedule's values, so
     it says what the run does whatever ``--theta`` was given."""
-    from .schedules import AutoTwoStage
+    from ..smoothing.schedules import AutoTwoStage
 
     if isinstance(schedule, AutoTwoStage) and schedule.switch_epoch is None:
         return f"theta {schedule.theta:g} until tsla-auto drops it to 0"

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY
-from .config import TrainConfig, config_text
-from .errors import ConfigError, RunDirError
+from ..config import TrainConfig, config_text
+from ..errors import ConfigError, RunDirError
 
 LOCK = ".lock"
 RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, CONFIG)

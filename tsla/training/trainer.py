@@ -24,30 +24,30 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .auto_switch import auto_switch_for
+from ..smoothing.auto_switch import auto_switch_for
 from .branch import branch_state, kept_checkpoint
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
-from .config import TrainConfig, build_config, config_text, read_yaml
-from .data import DataBundle, build_data
-from .diagnose_epoch import diagnostic_setup, measure
-from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, check_batch, init_distributed
+from ..config import TrainConfig, build_config, config_text, read_yaml
+from ..data import DataBundle, build_data
+from ..theory.diagnose_epoch import diagnostic_setup, measure
+from ..distributed import DistInfo, any_rank, barrier, broadcast_buffers, check_batch, init_distributed
 from .engine import EpochProgressState, evaluate, evaluate_split, train_one_epoch
 from .env_info import git_commit, versions
-from .errors import Interrupted, RunDirError, TrainingError
+from ..errors import Interrupted, RunDirError, TrainingError
 from .lr_schedule import make_lr_schedule
 from .progress import EpochProgress, describe_schedule, format_epoch
-from .data.fingerprint import check_fingerprint
+from ..data.fingerprint import check_fingerprint
 from .rundir import claim_run_dir, clear_run, has_run
 from .threads import check_same_threads, using_threads
 from .runtime import build_context, resolve_device, seed_everything
-from .scheduler import SmoothingScheduler
-from .schedules import format_table, parse_method
+from ..smoothing.scheduler import SmoothingScheduler
+from ..smoothing.schedules import format_table, parse_method
 from .signals import StopRequest
 
-CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.checkpoint) and the data fingerprint
+CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.training.checkpoint) and the data fingerprint
 # fields that may differ between a checkpoint and a --resume: they change where and how fast, not what is computed
-# ("threads" must not change either, but is checked on its own, by tsla.threads.check_same_threads)
+# ("threads" must not change either, but is checked on its own, by tsla.training.threads.check_same_threads)
 RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "keep_checkpoints", "keep_epochs",
                       "threads")
 
@@ -113,7 +113,7 @@ def train(
 
     ``resume`` continues from RUN/checkpoint.pt (its config must match ``cfg`` except for the fields in
     ``RESUME_FREE_FIELDS``); ``branch=(RUN, S)`` starts from RUN's checkpoint kept after S epochs (see
-    :mod:`tsla.branch`); ``overwrite`` deletes an earlier run's files first; with neither, a directory that
+    :mod:`tsla.training.branch`); ``overwrite`` deletes an earlier run's files first; with neither, a directory that
     already holds a run (or a config.yaml of another) is refused, so no result is ever lost. Nothing is written
     before the data and the model are ready. ``data`` lets a caller that trains several runs load it once.
 

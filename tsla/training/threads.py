@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 import torch
 
-from .errors import RunDirError
+from ..errors import RunDirError
 
 
 def check_same_threads(saved: Mapping[str, Any], threads: int, source: str | Path, what: str = "--resume") -> None:

@@ -15,10 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .calibration import ECE_BINS, calibration_sums, expected_calibration_error
-from .distributed import all_reduce_sum, any_rank
-from .errors import TrainingError
-from .loss import LabelSmoothingCrossEntropy, combine
+from ..report.calibration import ECE_BINS, calibration_sums, expected_calibration_error
+from ..distributed import all_reduce_sum, any_rank
+from ..errors import TrainingError
+from ..losses.cross_entropy import LabelSmoothingCrossEntropy, combine
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import RunDirError
+from ..errors import RunDirError
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"

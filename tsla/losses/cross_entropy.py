@@ -9,7 +9,7 @@ the one-hot training loss (the paper's objective F) at no extra cost. With the u
 ``torch.nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
 label_smoothing=theta)`` (the true class gets 1 - theta + theta/K), for every input shape torch accepts: logits
 (N, K), (N, K, d1, ..., dk) or unbatched (K,); class indices (N, d1, ..., dk) or probabilities shaped like the logits.
-The weighting and the mean's denominator are described in :mod:`tsla.loss_terms`.
+The weighting and the mean's denominator are described in :mod:`tsla.losses.terms`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .loss_checks import (check_ignore_index, check_logits, check_prior, check_reduction, check_target, check_theta,
+from .checks import (check_ignore_index, check_logits, check_prior, check_reduction, check_target, check_theta,
                           check_weight, num_classes)
-from .loss_terms import LossParts, compute_parts, fused
+from .terms import LossParts, compute_parts, fused
 
 
 def _checked(logits, target, prior, weight, ignore_index, reduction):

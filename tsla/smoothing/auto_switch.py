@@ -1,7 +1,7 @@
 """tsla-auto as an object: :class:`AutoSwitch` is told each epoch's one-hot training loss (and, when measured, the
 diagnostics), asks a switch rule whether LSR has reached its floor, and keeps the history and the decision.
 
-The rules themselves are pure functions of the per-epoch records (:mod:`tsla.switch_rules`); this object only
+The rules themselves are pure functions of the per-epoch records (:mod:`tsla.smoothing.switch_rules`); this object only
 collects the records, applies the first True decision (smoothing off from the next epoch on), keeps it for good, and
 saves all of it as plain numbers and strings, so a resumed run decides exactly as an uninterrupted one. tsla's own
 trainer, the plain-loop helper and the Lightning and Hugging Face adapters all use this one class.
@@ -16,7 +16,7 @@ import math
 from dataclasses import fields
 from typing import Any, Mapping, Sequence
 
-from .distributed import broadcast_object
+from ..distributed import broadcast_object
 from .switch_rules import RULES, decide, unbiased_grad_norm2
 
 __all__ = ["AutoSwitch", "auto_switch_for", "should_switch", "unbiased_grad_norm2"]
@@ -42,7 +42,7 @@ def _plain(key: str, value: Any) -> Any:
 class AutoSwitch:
     """Decides once, from measurements, the epoch after which label smoothing stops.
 
-    ``rule`` names a rule of :mod:`tsla.switch_rules` (``plateau``, ``floor``, ...); ``params`` are its constants by
+    ``rule`` names a rule of :mod:`tsla.smoothing.switch_rules` (``plateau``, ``floor``, ...); ``params`` are its constants by
     name (``window``, ``tolerance``, ``factor``, ...), passed to it as a dict. Call :meth:`update` (or
     :meth:`observe`) once at the end of every epoch, in order. Before the decision ``switch_epoch`` is None; once a
     rule returns True after epoch ``e``, ``switch_epoch`` is ``e + 1`` for good and ``reason`` says why.
@@ -75,7 +75,7 @@ class AutoSwitch:
     def update(self, epoch: int, onehot_loss: float, diagnostics: Mapping[str, Any] | None = None,
                **metrics: Any) -> bool:
         """Record epoch ``epoch`` (counted from 0): its mean one-hot training loss, the diagnostics of
-        :func:`tsla.diagnostics.gradient_noise` if measured (stored as ``diag_<key>``), and any other metrics by
+        :func:`tsla.theory.gradient_noise.gradient_noise` if measured (stored as ``diag_<key>``), and any other metrics by
         name (e.g. ``lr=0.1``, ``val_loss=...``). Returns True if the switch was decided by this call."""
         record: dict[str, Any] = {"epoch": epoch, "train_onehot_loss": onehot_loss, **metrics}
         if diagnostics:
@@ -178,5 +178,5 @@ def should_switch(
 ) -> tuple[bool, str]:
     """Whether to drop smoothing after the last epoch in ``history`` (metric records, oldest first), and why.
 
-    A thin call into :func:`tsla.switch_rules.decide`, which owns the rules."""
+    A thin call into :func:`tsla.smoothing.switch_rules.decide`, which owns the rules."""
     return decide(rule, history, {"window": window, "tolerance": tolerance, "factor": factor})

@@ -5,14 +5,14 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from ..config import read_yaml
-from ..errors import ConfigError
+from ...config import read_yaml
+from ...errors import ConfigError
 
 GRID_KEY = "methods"  # a preset's default method grid for 'tsla compare'
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in resources.files("tsla.presets").iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[: -len(".yaml")] for p in resources.files("tsla.experiments.presets").iterdir() if p.name.endswith(".yaml"))
 
 
 def load_preset(name: str) -> tuple[dict[str, Any], list[str]]:
@@ -23,7 +23,7 @@ def load_preset(name: str) -> tuple[dict[str, Any], list[str]]:
     names = preset_names()
     if name not in names:
         raise ConfigError(f"--preset {name!r} is unknown: choose one of {', '.join(names)}")
-    with resources.as_file(resources.files("tsla.presets") / f"{name}.yaml") as path:
+    with resources.as_file(resources.files("tsla.experiments.presets") / f"{name}.yaml") as path:
         values = read_yaml(path)
     methods = values.pop(GRID_KEY, [])
     return values, [str(m) for m in methods]

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from .branch import kept_checkpoint, plan_branches
-from .checkpoint import CHECKPOINT, CONFIG, atomic_write_text
-from .config import TrainConfig, build_config, config_text
-from .errors import ConfigError, Interrupted, RunDirError, TrainingError
-from .rundir import is_finished
-from .runtime import resolve_device
-from .signals import StopRequest
-from .trainer import config_differences, load_run_config, train
+from ..training.branch import kept_checkpoint, plan_branches
+from ..training.checkpoint import CHECKPOINT, CONFIG, atomic_write_text
+from ..config import TrainConfig, build_config, config_text
+from ..errors import ConfigError, Interrupted, RunDirError, TrainingError
+from ..training.rundir import is_finished
+from ..training.runtime import resolve_device
+from ..training.signals import StopRequest
+from ..training.trainer import config_differences, load_run_config, train
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def plan(
 
     With several ``thetas`` each method runs once per theta, except ``baseline``, which does not depend on theta and
     runs once per seed. With ``branch``, every TSLA(S) whose LSR run (same seed and theta) is in the grid branches
-    from it after S epochs (:func:`tsla.branch.plan_branches`): the same result for the post-switch epochs' cost.
+    from it after S epochs (:func:`tsla.training.branch.plan_branches`): the same result for the post-switch epochs' cost.
     """
     _check_distinct(methods, seeds, thetas)
     grid: list[GridRun] = []
@@ -263,8 +263,8 @@ def run_compare(
     log: TextIO | None = None,
 ) -> dict[str, Any] | None:
     """Train (or skip, or resume) this shard's runs of the grid in ``out``; with a single shard, write the report."""
-    from .data import build_data
-    from .report import format_markdown, write_report
+    from ..data import build_data
+    from ..report import format_markdown, write_report
 
     log = log or sys.stdout
     _check_not_a_run(out)

@@ -28,7 +28,7 @@ def git_commit() -> str | None:
 
 
 def versions() -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     return {
         "tsla": __version__,

@@ -114,7 +114,7 @@ def _gain(record: Record) -> float | None:
 
 def gain(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:
     """v2, diagnostic: LSR's best one-step decrease of F has fallen below ``gain`` x one-hot's for the last
-    ``patience`` diagnosed epochs in a row (see tsla.diagnostics: one_step_gain = <grad F, E h>^2 / E||h_b||^2
+    ``patience`` diagnosed epochs in a row (see tsla.theory.gradient_noise: one_step_gain = <grad F, E h>^2 / E||h_b||^2
     over ||grad F||^4 / E||g_b||^2, scale-free). An undefined gain (||grad F||^2 estimated <= 0: noise dominates
     the signal, so neither label can make progress on F) counts as below the threshold.
     """

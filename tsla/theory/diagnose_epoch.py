@@ -1,5 +1,5 @@
 """``--diagnose-every``: what the trainer measures after an epoch, as diag_* (per-example, eval mode) and diag_mb_*
-(train-mode mini-batches) keys of the metrics record. See :mod:`tsla.diagnostics` and :mod:`tsla.minibatch_noise`
+(train-mode mini-batches) keys of the metrics record. See :mod:`tsla.theory.gradient_noise` and :mod:`tsla.theory.minibatch_noise`
 for what each key means."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
-from .config import TrainConfig
-from .data import DataBundle, diagnostic_set
-from .diagnostics import gradient_noise
-from .errors import ConfigError
+from ..config import TrainConfig
+from ..data import DataBundle, diagnostic_set
+from .gradient_noise import gradient_noise
+from ..errors import ConfigError
 from .minibatch_noise import minibatch_gradient_noise
 
 # offset of the generator streams the train-mode estimator draws its batches from: never the run's own (seed, epoch)

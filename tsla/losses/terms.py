@@ -1,4 +1,4 @@
-"""The computation behind the loss, on inputs already checked by :mod:`tsla.loss_checks`.
+"""The computation behind the loss, on inputs already checked by :mod:`tsla.losses.checks`.
 
 With class weights w (all 1 when none are given), prior pi and the smoothed label y_LS = (1 - theta) y + theta pi,
 each position's loss is -sum_c w_c y_LS,c log p_c, which splits exactly into
@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .loss_checks import bad_class, num_classes
+from .checks import bad_class, num_classes
 
 
 class LossParts(NamedTuple):

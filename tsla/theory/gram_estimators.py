@@ -85,7 +85,7 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def quantities(m: Moments, theta: float | None, sgd_batch: int = 1) -> dict[str, Any]:
-    """The corrected quantities (formulas in :mod:`tsla.diagnostics`) from :func:`moments`; with ``theta`` also
+    """The corrected quantities (formulas in :mod:`tsla.theory.gradient_noise`) from :func:`moments`; with ``theta`` also
     the LSR ones, where ``sgd_batch`` is the batch b of the stochastic gradient whose one-step decrease is
     compared (b units drawn with replacement: E||g_b||^2 = ||mean||^2 + variance / b)."""
     R, Tc, _ = m

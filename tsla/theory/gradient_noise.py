@@ -2,11 +2,11 @@
 LSR floor, and what is needed to judge them: ||grad F||^2 and the LSR bias, corrected for the sampling design.
 
 Population: the training set; F = mean one-hot loss over it, F_yhat = mean loss against the prior label yhat.
-For a unit i (an example here; a mini-batch in :mod:`tsla.minibatch_noise`) g_i = gradient of its one-hot loss,
+For a unit i (an example here; a mini-batch in :mod:`tsla.theory.minibatch_noise`) g_i = gradient of its one-hot loss,
 p_i = gradient of its prior-label loss, h_i = (1 - theta) g_i + theta p_i (the LSR gradient). Population means:
 grad F = E g, grad F_yhat = E p, bias b = grad F_yhat - grad F, so E h = grad F + theta b.
 
-Corrected keys (unbiased under the sampling design of :mod:`tsla.gram_estimators`; ratios consistent):
+Corrected keys (unbiased under the sampling design of :mod:`tsla.theory.gram_estimators`; ratios consistent):
 
     grad_norm2_corrected      ||grad F||^2
     sigma2_corrected          sigma^2 = E||g - grad F||^2                    (per unit)
@@ -36,7 +36,7 @@ population quantities — ||G||^2 overstates ||grad F||^2 by the sampling varian
     lsr_variance_ratio = lsr_variance / sigma2             (mostly the (1 - theta)^2 rescale: see docs/theory.md)
 
 Per-example gradients need the model in eval mode (BatchNorm's running statistics, so each example's gradient is
-its own): this F is the eval-mode loss on un-augmented images. :mod:`tsla.minibatch_noise` measures the F SGD
+its own): this F is the eval-mode loss on un-augmented images. :mod:`tsla.theory.minibatch_noise` measures the F SGD
 descends (train-mode BatchNorm on augmented mini-batches) instead.
 """
 

@@ -7,20 +7,20 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CHECKPOINT, load_checkpoint
-from .data import DataBundle, build_data
-from .diagnose_epoch import diagnostic_setup, measure
-from .errors import RunDirError
-from .models import build_model
-from .priors import resolve_prior
-from .trainer import load_run_config
+from ..training.checkpoint import CHECKPOINT, load_checkpoint
+from ..data import DataBundle, build_data
+from ..theory.diagnose_epoch import diagnostic_setup, measure
+from ..errors import RunDirError
+from ..models import build_model
+from ..losses.priors import resolve_prior
+from ..training.trainer import load_run_config
 
 
 def diagnose_run(
     run: Path, epoch: int | None = None, examples: int | None = None, batches: int | None = None,
     data: DataBundle | None = None,
 ) -> dict[str, Any]:
-    """Measure what ``--diagnose-every`` measures (:mod:`tsla.diagnose_epoch`) for the model saved after ``epoch``
+    """Measure what ``--diagnose-every`` measures (:mod:`tsla.theory.diagnose_epoch`) for the model saved after ``epoch``
     (counted from 0; None: the latest checkpoint), on CPU, on the run's own diagnostic subset (``examples`` images,
     default the run's ``diagnose_examples``) and, with ``batches`` (default the run's ``diagnose_batches``) >= 2,
     the train-mode estimator (keys ``mb_*``). Keys as in metrics.jsonl without the ``diag_`` prefix. ``data``: the

@@ -1,15 +1,15 @@
 """The train-mode estimator: the gradient noise of the objective SGD actually descends.
 
-SGD does not descend the eval-mode loss on clean images that :func:`tsla.diagnostics.gradient_noise` measures: it
+SGD does not descend the eval-mode loss on clean images that :func:`tsla.theory.gradient_noise.gradient_noise` measures: it
 follows mini-batch gradients of the loss on *augmented* images with BatchNorm in *train* mode (each batch normalised
 by its own statistics), so a batch gradient is not a mean of independent per-example gradients. Here the unit is the
 mini-batch: m independent batches of size b, drawn as the run draws them, give gradients g_j (one-hot loss) and p_j
 (prior-label loss) of the batch-mean losses; F_b = E over batches of the batch loss, grad F_b = E g_j. With the
-simple-random design over independent batches (:mod:`tsla.gram_estimators`, infinite population):
+simple-random design over independent batches (:mod:`tsla.theory.gram_estimators`, infinite population):
 
     sigma2_corrected      = (1/(m-1)) sum_j ||g_j - Gbar||^2        sigma_b^2, the batch-gradient variance (unbiased)
     grad_norm2_corrected  = ||Gbar||^2 - sigma_b^2 / m               ||grad F_b||^2 (unbiased)
-    bias2_corrected, lsr_cosine, one_step_* ...                       as in tsla.diagnostics, per batch of b
+    bias2_corrected, lsr_cosine, one_step_* ...                       as in tsla.theory.gradient_noise, per batch of b
 
 (one_step_* with sgd_batch 1: the unit already is the run's batch). No per-example gradients are needed: the cost
 is 2m backward passes. BatchNorm's running statistics are left untouched (the forward pass runs on copies of the
@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .diagnostics import estimates, gram
+from .gradient_noise import estimates, gram
 
 
 def batch_gradients(

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import load_checkpoint
-from .config import TrainConfig
-from .errors import ConfigError, RunDirError
-from .schedules import parse_method
+from ..config import TrainConfig
+from ..errors import ConfigError, RunDirError
+from ..smoothing.schedules import parse_method
 from .threads import check_same_threads
 
 # fields a branch may change besides those a resume may change: the schedule and which checkpoints are kept
