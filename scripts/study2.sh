@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Study 2 (docs/study2.md): 3 noise regimes x 3 data draws x 4 seeds, every cell of the plan, two (regime, draw,
+# seed) families at a time, one thread per run. Resumable: re-running it skips finished runs and resumes interrupted
+# ones. Each family trains its trunks (lsr, baseline) and branches every tail from their kept checkpoints.
+#   STUDY2_OUT      where the runs go (default: runs/study2): OUT/<regime>/d<D>/<label>-seed<S>/
+#   STUDY2_PYTHON   the interpreter with tsla's dependencies (default: .venv/bin/python)
+#   STUDY2_REGIMES  which regimes, in order (default: "sym40 pair40 clean")
+#   STUDY2_DRAWS    data draws (default: "1 2 3");  STUDY2_SEEDS  initialisation seeds (default: "0 1 2 3")
+#   STUDY2_JOBS     families at a time (default: 2)
+# Run it from the source tree whose tsla should train (python -m tsla imports the package from the current folder).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export STUDY2_OUT=${STUDY2_OUT:-$root/runs/study2}
+export STUDY2_PYTHON=${STUDY2_PYTHON:-$root/.venv/bin/python}
+regimes=${STUDY2_REGIMES:-"sym40 pair40 clean"}
+draws=${STUDY2_DRAWS:-"1 2 3"}
+seeds=${STUDY2_SEEDS:-"0 1 2 3"}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # one thread per run: the thread count changes the numbers (results.md)
+
+family() {  # one (regime, draw, seed): its trunks and every branch, in the plan's order
+    local regime=$1 draw=$2 seed=$3
+    local dir="$STUDY2_OUT/$regime/d$draw"
+    local noise=()
+    case $regime in
+        sym40) noise=(--label-noise 0.4) ;;
+        pair40) noise=(--label-noise 0.4 --label-noise-type pair) ;;
+        clean) noise=() ;;
+        *) echo "study2: unknown regime $regime" >&2; return 2 ;;
+    esac
+    local common=(--dataset fashion-mnist --model resnet8 --train-subset 2000 --val-size 1000 --epochs 30
+                  --milestones 15,25 --batch-size 64 --lr 0.05 --weight-decay 5e-4 --no-augment --channels-last
+                  --test-every 30 --threads 1 --no-progress --subset-seed "$draw" --label-noise-seed "$draw"
+                  --seed "$seed" "${noise[@]}")
+    run() {  # run LABEL ARGS...: train (or resume, or skip when finished) OUT/<label>-seed<S>
+        local out="$dir/$1-seed$seed"; shift
+        if [ -f "$out/summary.json" ] && grep -q '"status": "finished"' "$out/summary.json"; then return 0; fi
+        local again=()
+        [ -f "$out/config.yaml" ] && again=(--resume)
+        echo "study2: $(date -u +%H:%M:%S) $regime d$draw seed $seed: ${out#"$STUDY2_OUT"/}"
+        "$STUDY2_PYTHON" -m tsla train "${common[@]}" "$@" --out "$out" "${again[@]}" > /dev/null
+    }
+    local lsr="$dir/lsr-seed$seed" base="$dir/baseline-seed$seed"
+    run lsr --method lsr --theta 0.4 --keep-epochs 15,25,28,30
+    run tsla@25 --method tsla@25 --theta 0.4 --branch-from "$lsr" --at-epoch 25
+    run tsla@28 --method tsla@28 --theta 0.4 --branch-from "$lsr" --at-epoch 28
+    run budget --method tsla@30 --theta 0.4 --epochs 35 --branch-from "$lsr" --at-epoch 30
+    run lsr-neg@25 --method tsla@25 --theta 0.4 --theta-after -0.2 --allow-negative --branch-from "$lsr" --at-epoch 25
+    run tsla@15 --method tsla@15 --theta 0.4 --branch-from "$lsr" --at-epoch 15
+    run baseline --method baseline --theta 0.4 --keep-epochs 15
+    run wei@15 --method reverse@15 --theta -0.2 --allow-negative --branch-from "$base" --at-epoch 15
+}
+export -f family
+
+for regime in $regimes; do
+    for draw in $draws; do
+        for seed in $seeds; do
+            echo "$regime $draw $seed"
+        done
+    done
+done | xargs -P "${STUDY2_JOBS:-2}" -L 1 bash -c 'set -e; family $0 $1 $2'
+echo "study2: done; analyse with: python scripts/study2_analyse.py $STUDY2_OUT"

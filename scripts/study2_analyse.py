@@ -1,0 +1,320 @@
+"""Study 2's analysis (docs/study2.md): runs.csv from the run folders, then everything else from runs.csv alone.
+
+    python scripts/study2_analyse.py RUNS_DIR [--out docs/evidence/study2] [--figure docs/figures/study2-profile.png]
+    python scripts/study2_analyse.py --runs-csv docs/evidence/study2/runs.csv [--out ...]
+
+RUNS_DIR holds OUT/<regime>/d<D>/<label>-seed<S>/ (scripts/study2.sh's layout, or its committed small files under
+docs/evidence/study2/runs). Writes into --out: ``runs.csv`` (one row per finished run, plus the derived ``select``
+and ``auto-v3`` rows), ``contrasts.csv`` (the plan's families, Holm within each, a ``measure`` column),
+``mixed.csv`` (MixedLM intercept per P/S1/S4 contrast, random intercept per draw), ``superiority.csv`` (P(a > b)
+with a bootstrap interval stratified by draw), ``variance.csv`` (between-draw and within-draw variance per cell) and
+the performance-profile figure. A family with fewer than 12 pairs in any contrast gets the verdict "interim" (the
+plan's stopping rule): its numbers are descriptive only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import yaml
+
+from tsla.report.paired import analyse
+from tsla.report.stats import holm, verdict
+
+COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "theta_after", "draw", "seed", "noise", "noise_rate",
+           "val_top1", "test_top1", "best_val_epoch", "test_top1_at_best_val", "test_nll", "test_ece",
+           "noise_memorised_final", "commit")
+MEASURES = {"best-val": "test_top1_at_best_val", "last": "test_top1"}
+MARGIN = 0.5
+PAIRS_PLANNED = 12
+NOISY = ("sym40", "pair40")
+SELECT_FROM = ("baseline", "lsr", "tsla@15", "tsla@25", "tsla@28")  # the candidates tsla select scores
+FIXED = ("baseline", "lsr", "tsla@15", "tsla@25", "tsla@28", "budget", "lsr-neg@25", "wei@15")
+CONTROLS = [("budget", "tsla@25"), ("tsla@28", "lsr"), ("tsla@15", "lsr"), ("lsr", "baseline")]
+NEGATIVE = [("lsr-neg@25", "tsla@25"), ("wei@15", "tsla@25"), ("wei@15", "baseline")]
+# (family, measure, [(regime, a, b)]) as declared in docs/study2.md
+FAMILIES = [
+    ("P", "best-val", [(r, "tsla@25", "lsr") for r in NOISY]),
+    ("S1", "last", [(r, "tsla@25", "lsr") for r in NOISY + ("clean",)]),
+    ("S2", "best-val", [(r, a, b) for r in NOISY for a, b in CONTROLS]),
+    ("S3", "best-val", [(r, a, b) for r in NOISY for a, b in NEGATIVE]),
+    ("S4", "best-val", [("clean", "tsla@25", "lsr"), ("clean", "lsr", "baseline")]),
+    ("S5", "last", [(r, a, b) for r in NOISY for a, b in CONTROLS + NEGATIVE]),
+]
+MIXED_FAMILIES = ("P", "S1", "S4")
+
+
+# ---------------------------------------------------------------- runs.csv from run folders
+
+def _pct(x: Optional[float]) -> Optional[float]:
+    return None if x is None else 100.0 * float(x)
+
+
+def run_row(run: Path, regime: str) -> Optional[dict[str, Any]]:
+    """One runs.csv row for a finished run folder (None for an unfinished one)."""
+    summary = json.loads((run / "summary.json").read_text())
+    if summary.get("status") != "finished":
+        return None
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    lines = [line for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    last = json.loads(lines[-1])
+    best = summary.get("best_val") or {}
+    label = run.name.rpartition("-seed")[0]
+    return {
+        "regime": regime, "label": label, "method": cfg["method"], "theta": cfg["theta"],
+        "switch_epoch": summary.get("switch_epoch"), "theta_after": cfg.get("theta_after", 0.0),
+        "draw": cfg["subset_seed"], "seed": cfg["seed"],
+        "noise": cfg.get("label_noise_type", "symmetric") if cfg.get("label_noise") else "none",
+        "noise_rate": cfg.get("label_noise", 0.0),
+        "val_top1": _pct(last.get("val_top1")), "test_top1": _pct(last.get("test_top1")),
+        "best_val_epoch": best.get("epoch"), "test_top1_at_best_val": _pct(best.get("test_top1")),
+        "test_nll": last.get("test_nll"), "test_ece": _pct(last.get("test_ece")),
+        "noise_memorised_final": last.get("noise_memorised"), "commit": summary.get("commit") or cfg.get("commit"),
+    }
+
+
+def collect(root: Path) -> list[dict[str, Any]]:
+    rows = []
+    for summary in sorted(root.glob("*/d*/*-seed*/summary.json")):
+        run = summary.parent
+        row = run_row(run, run.parent.parent.name)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def derived_rows(rows: list[dict[str, Any]], auto_switch: Optional[Callable[[Path], Optional[int]]] = None,
+                 root: Optional[Path] = None) -> list[dict[str, Any]]:
+    """The ``select`` cell (per regime, draw and seed: the candidate with the highest final validation top-1; ties
+    to the earlier candidate of SELECT_FROM) and, given a replay ``auto_switch(lsr_run) -> switch epoch``, the
+    ``auto-v3`` cell (the tsla@S run its decision names)."""
+    out = []
+    cases = sorted({(r["regime"], r["draw"], r["seed"]) for r in rows})
+    for regime, draw, seed in cases:
+        mine = {r["label"]: r for r in rows if (r["regime"], r["draw"], r["seed"]) == (regime, draw, seed)}
+        if all(label in mine for label in SELECT_FROM):
+            chosen = max(SELECT_FROM, key=lambda label: (mine[label]["val_top1"], -SELECT_FROM.index(label)))
+            out.append({**mine[chosen], "label": "select"})
+        if auto_switch is not None and root is not None and "lsr" in mine:
+            epoch = auto_switch(root / regime / f"d{draw}" / f"lsr-seed{seed}")
+            named = "lsr" if epoch is None else f"tsla@{epoch}"
+            if named in mine:
+                out.append({**mine[named], "label": "auto-v3"})
+    return out
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> None:
+    def fmt(v: Any) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([fmt(r.get(c)) for c in columns])
+    tmp.replace(path)
+
+
+def read_runs_csv(path: Path) -> list[dict[str, Any]]:
+    numeric = {"theta", "switch_epoch", "theta_after", "draw", "seed", "noise_rate", "val_top1", "test_top1",
+               "best_val_epoch", "test_top1_at_best_val", "test_nll", "test_ece", "noise_memorised_final"}
+    rows = []
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            rows.append({k: (float(v) if k in numeric and v != "" else (None if v == "" else v)) for k, v in r.items()})
+    return rows
+
+
+# ---------------------------------------------------------------- analysis from runs.csv alone
+
+def paired(rows: list[dict[str, Any]], regime: str, a: str, b: str, key: str) -> list[tuple[Any, Any, float]]:
+    """(draw, seed, a − b) for every (draw, seed) where both cells have the measure."""
+    def values(label):
+        return {(r["draw"], r["seed"]): r[key] for r in rows
+                if r["regime"] == regime and r["label"] == label and r.get(key) is not None}
+    va, vb = values(a), values(b)
+    return [(d, s, va[(d, s)] - vb[(d, s)]) for d, s in sorted(set(va) & set(vb))]
+
+
+def contrast_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for family, measure, contrasts in FAMILIES:
+        fam = []
+        for regime, a, b in contrasts:
+            pairs = paired(rows, regime, a, b, MEASURES[measure])
+            if len(pairs) < 2:
+                continue
+            diffs = [d for _, _, d in pairs]
+            fam.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
+                        "n_draws": len({d for d, _, _ in pairs}), **analyse(diffs, MARGIN)})
+        interim = len(fam) < len(contrasts) or any(r["n_pairs"] < PAIRS_PLANNED for r in fam)
+        for row, p in zip(fam, holm([r["p_raw"] for r in fam])):
+            row["p_holm"] = p
+            row["verdict"] = "interim" if interim else verdict(row["mean_diff"], p, row["tost_p"], MARGIN)
+        out += fam
+    return out
+
+
+def mixed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """statsmodels' MixedLM on the paired differences, diff ~ 1 with a random intercept per draw."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    out = []
+    for family, measure, contrasts in FAMILIES:
+        if family not in MIXED_FAMILIES:
+            continue
+        for regime, a, b in contrasts:
+            pairs = paired(rows, regime, a, b, MEASURES[measure])
+            if len({d for d, _, _ in pairs}) < 2:
+                continue
+            frame = pd.DataFrame(pairs, columns=["draw", "seed", "diff"])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fit = smf.mixedlm("diff ~ 1", frame, groups=frame["draw"]).fit(reml=True)
+            low, high = fit.conf_int().loc["Intercept"]
+            out.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
+                        "n_pairs": len(pairs), "intercept": fit.params["Intercept"], "ci_low": low, "ci_high": high,
+                        "p": fit.pvalues["Intercept"], "var_draw": float(fit.cov_re.iloc[0, 0]),
+                        "var_residual": fit.scale, "converged": bool(fit.converged),
+                        "warnings": "; ".join(sorted({type(w.message).__name__ for w in caught}))})
+    return out
+
+
+def superiority(diffs_by_draw: dict[Any, list[float]], resamples: int = 10_000, seed: int = 0) -> tuple[float, ...]:
+    """P(a > b) over pairs (a tie counts one half) and its bootstrap 95 % interval, resampling pairs with
+    replacement within each draw."""
+    def share(values):
+        v = np.asarray(values)
+        return float(np.mean((v > 0) + 0.5 * (v == 0)))
+    everything = [d for ds in diffs_by_draw.values() for d in ds]
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    for i in range(resamples):
+        drawn = [rng.choice(np.asarray(ds), size=len(ds), replace=True) for ds in diffs_by_draw.values()]
+        stats[i] = share(np.concatenate(drawn))
+    return share(everything), float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
+
+
+def superiority_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for family, measure, contrasts in FAMILIES:
+        if family not in MIXED_FAMILIES:
+            continue
+        for regime, a, b in contrasts:
+            pairs = paired(rows, regime, a, b, MEASURES[measure])
+            if not pairs:
+                continue
+            by_draw: dict[Any, list[float]] = {}
+            for d, _, diff in pairs:
+                by_draw.setdefault(d, []).append(diff)
+            p, low, high = superiority(by_draw)
+            out.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
+                        "n_pairs": len(pairs), "p_a_gt_b": p, "ci_low": low, "ci_high": high})
+    return out
+
+
+def variance_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One-way random-effects ANOVA by draw: between-draw and within-draw (seed) variance of each cell."""
+    out = []
+    for measure, key in MEASURES.items():
+        for regime, label in sorted({(r["regime"], r["label"]) for r in rows}):
+            groups: dict[Any, list[float]] = {}
+            for r in rows:
+                if r["regime"] == regime and r["label"] == label and r.get(key) is not None:
+                    groups.setdefault(r["draw"], []).append(r[key])
+            sizes = [len(g) for g in groups.values()]
+            if len(groups) < 2 or min(sizes) < 2:
+                continue
+            n, k = sum(sizes), len(groups)
+            grand = np.mean([v for g in groups.values() for v in g])
+            ms_between = sum(len(g) * (np.mean(g) - grand) ** 2 for g in groups.values()) / (k - 1)
+            ms_within = sum(((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups.values()) / (n - k)
+            n0 = (n - sum(s * s for s in sizes) / n) / (k - 1)  # the per-group size for unequal groups
+            out.append({"measure": measure, "regime": regime, "label": label, "n_runs": n, "n_draws": k,
+                        "mean": grand, "var_draw": max(0.0, (ms_between - ms_within) / n0), "var_seed": ms_within})
+    return out
+
+
+def profile_figure(rows: list[dict[str, Any]], path: Path, key: str = MEASURES["best-val"]) -> None:
+    """Performance profile over every (regime, draw, seed): the share of cases where a cell is within τ points of
+    the best cell of that case, τ from 0 to 5."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if r.get(key) is not None:
+            cases.setdefault((r["regime"], r["draw"], r["seed"]), {})[r["label"]] = r[key]
+    labels = [label for label in FIXED + ("select", "auto-v3") if any(label in c for c in cases.values())]
+    taus = np.linspace(0, 5, 101)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label in labels:
+        short = [max(c.values()) - c[label] for c in cases.values() if label in c]
+        ax.plot(taus, [np.mean([s <= t + 1e-9 for s in short]) for t in taus], label=f"{label} ({len(short)})")
+    ax.set_xlabel("τ: points of test top-1 below the best cell of the same (regime, draw, seed)")
+    ax.set_ylabel("share of cases within τ")
+    ax.set_title("Study 2 performance profile (early-stopped test top-1, all regimes)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="?", type=Path, help="the study's run folder (OUT/<regime>/d<D>/<label>-seed<S>)")
+    parser.add_argument("--runs-csv", type=Path, help="analyse this runs.csv instead of collecting run folders")
+    parser.add_argument("--out", type=Path, default=Path("docs/evidence/study2"))
+    parser.add_argument("--figure", type=Path, default=Path("docs/figures/study2-profile.png"))
+    args = parser.parse_args()
+    if (args.runs is None) == (args.runs_csv is None):
+        parser.error("give RUNS_DIR or --runs-csv FILE (one of them)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.runs is not None:
+        rows = collect(args.runs)
+        rows += derived_rows(rows, auto_switch=_auto_v3(), root=args.runs)
+        write_csv(args.out / "runs.csv", rows, COLUMNS)
+    rows = read_runs_csv(args.runs_csv or args.out / "runs.csv")
+    cons = contrast_rows(rows)
+    write_csv(args.out / "contrasts.csv", cons, ["family", "measure", "regime", "a", "b", "n_pairs", "n_draws",
+                                                 "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
+                                                 "tost_p", "verdict"])
+    mixed = mixed_rows(rows)
+    if mixed:
+        write_csv(args.out / "mixed.csv", mixed, list(mixed[0]))
+    sup = superiority_rows(rows)
+    if sup:
+        write_csv(args.out / "superiority.csv", sup, list(sup[0]))
+    var = variance_rows(rows)
+    if var:
+        write_csv(args.out / "variance.csv", var, list(var[0]))
+    args.figure.parent.mkdir(parents=True, exist_ok=True)
+    profile_figure(rows, args.figure)
+    print("| family | measure | regime | a | b | pairs | draws | mean diff | 95% CI | sign-flip p | Holm p | verdict |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in cons:
+        print(f"| {r['family']} | {r['measure']} | {r['regime']} | {r['a']} | {r['b']} | {r['n_pairs']} | "
+              f"{r['n_draws']} | {r['mean_diff']:+.2f} | [{r['ci_low']:.2f}, {r['ci_high']:.2f}] | "
+              f"{r['p_raw']:.4f} | {r['p_holm']:.4f} | {r['verdict']} |")
+
+
+def _auto_v3() -> Optional[Callable[[Path], Optional[int]]]:
+    """The tsla-auto v3 replay (its rule and constants as committed in docs/selection.md), or None where this
+    checkout has no v3 rule yet."""
+    return None
+
+
+if __name__ == "__main__":
+    main()

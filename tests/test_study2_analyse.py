@@ -1,0 +1,113 @@
+"""scripts/study2_analyse.py: the numbers study 2 publishes, checked against hand computations on a small runs.csv."""
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "study2_analyse.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("study2_analyse", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(regime, label, draw, seed, best, last, val=80.0):
+    return {"regime": regime, "label": label, "method": label, "theta": 0.4, "switch_epoch": None,
+            "theta_after": 0.0, "draw": draw, "seed": seed, "noise": "symmetric", "noise_rate": 0.4,
+            "val_top1": val, "test_top1": last, "best_val_epoch": 20, "test_top1_at_best_val": best,
+            "test_nll": 1.0, "test_ece": 10.0, "noise_memorised_final": 0.2, "commit": "abc"}
+
+
+def test_paired_contrast_by_draw_and_seed_equals_hand_computation(tmp_path):
+    s2 = _load()
+    rows = []
+    diffs = []
+    for draw in (1, 2, 3):
+        for seed in range(4):
+            d = 0.1 * draw + 0.05 * seed  # a known difference per (draw, seed)
+            diffs.append(d)
+            rows.append(_row("sym40", "lsr", draw, seed, 70.0 + seed, 69.0))
+            rows.append(_row("sym40", "tsla@25", draw, seed, 70.0 + seed + d, 69.0 + 2 * d))
+    path = tmp_path / "runs.csv"
+    s2.write_csv(path, rows, s2.COLUMNS)
+    back = s2.read_runs_csv(path)
+    cons = {(r["family"], r["regime"], r["a"], r["b"]): r for r in s2.contrast_rows(back)}
+    p = cons[("P", "sym40", "tsla@25", "lsr")]
+    assert p["n_pairs"] == 12 and p["n_draws"] == 3
+    assert p["mean_diff"] == pytest.approx(np.mean(diffs), abs=1e-9)
+    half = 2.200985160082949 * np.std(diffs, ddof=1) / np.sqrt(12)  # t(0.975, 11)
+    assert (p["ci_low"], p["ci_high"]) == pytest.approx((np.mean(diffs) - half, np.mean(diffs) + half), abs=1e-6)
+    # every difference positive: the exact sign-flip p is 2 / 2^12; family P has one contrast present of its two,
+    # so the plan's stopping rule withholds the verdict
+    assert p["p_raw"] == pytest.approx(2 / 4096)
+    assert p["verdict"] == "interim"
+    s1 = cons[("S1", "sym40", "tsla@25", "lsr")]
+    assert s1["mean_diff"] == pytest.approx(2 * np.mean(diffs), abs=1e-9)
+
+
+def test_full_family_gets_a_verdict_and_holm(tmp_path):
+    s2 = _load()
+    rows = []
+    for regime, shift in (("sym40", 1.0), ("pair40", 0.0)):
+        for draw in (1, 2, 3):
+            for seed in range(4):
+                noise = 0.01 * ((draw * 7 + seed * 3) % 5 - 2)  # small spread of both signs: equivalence can be shown
+                rows.append(_row(regime, "lsr", draw, seed, 70.0, 70.0))
+                rows.append(_row(regime, "tsla@25", draw, seed, 70.0 + shift + noise, 70.0))
+    cons = {(r["family"], r["regime"]): r for r in s2.contrast_rows(rows) if r["family"] == "P"}
+    assert cons[("P", "sym40")]["verdict"] == "a > b"
+    assert cons[("P", "pair40")]["verdict"] == "equivalent (±0.5)"
+    assert cons[("P", "sym40")]["p_holm"] == pytest.approx(2 * 2 / 4096)  # Holm over two, smallest p first
+
+
+def test_select_row_is_the_validation_argmax_and_never_reads_test():
+    s2 = _load()
+    rows = []
+    for label, val, test in (("baseline", 70, 90), ("lsr", 72, 60), ("tsla@15", 71, 95), ("tsla@25", 74, 50),
+                             ("tsla@28", 73, 99)):
+        rows.append(_row("sym40", label, 1, 0, test, test, val=val))
+    derived = s2.derived_rows(rows)
+    assert [r["label"] for r in derived] == ["select"]
+    assert derived[0]["method"] == "tsla@25"  # the highest validation, though its test is the lowest
+
+
+def test_superiority_counts_ties_half_and_interval_holds_estimate():
+    s2 = _load()
+    p, low, high = s2.superiority({1: [1.0, -1.0, 0.0, 2.0], 2: [0.5, 0.5, -0.2, 0.0]})
+    assert p == pytest.approx(((1 + 0 + 0.5 + 1) + (1 + 1 + 0 + 0.5)) / 8)  # a tie counts one half
+    assert low <= p <= high
+
+
+def test_variance_split_equals_one_way_anova():
+    s2 = _load()
+    values = {1: [70.0, 71.0, 72.0, 73.0], 2: [75.0, 75.5, 76.0, 76.5], 3: [68.0, 70.0, 69.0, 71.0]}
+    rows = [_row("sym40", "lsr", d, s, v, v) for d, vs in values.items() for s, v in enumerate(vs)]
+    out = {(r["measure"], r["label"]): r for r in s2.variance_rows(rows)}["best-val", "lsr"]
+    means = {d: np.mean(v) for d, v in values.items()}
+    grand = np.mean([x for v in values.values() for x in v])
+    msb = 4 * sum((m - grand) ** 2 for m in means.values()) / 2
+    msw = sum((x - means[d]) ** 2 for d, v in values.items() for x in v) / 9
+    assert out["var_seed"] == pytest.approx(msw)
+    assert out["var_draw"] == pytest.approx((msb - msw) / 4)
+
+
+def test_mixed_model_intercept_of_a_balanced_design_is_the_mean(tmp_path):
+    pytest.importorskip("statsmodels")
+    s2 = _load()
+    rows, diffs = [], []
+    for draw, offset in ((1, 0.5), (2, 1.5), (3, 1.0)):
+        for seed in range(4):
+            d = offset + 0.1 * seed
+            diffs.append(d)
+            rows.append(_row("sym40", "lsr", draw, seed, 70.0, 70.0))
+            rows.append(_row("sym40", "tsla@25", draw, seed, 70.0 + d, 70.0 + d))
+    mixed = [r for r in s2.mixed_rows(rows) if r["family"] == "P" and r["regime"] == "sym40"]
+    assert len(mixed) == 1
+    assert mixed[0]["intercept"] == pytest.approx(np.mean(diffs), abs=1e-6)  # balanced: GLS = the plain mean
+    assert mixed[0]["ci_low"] < np.mean(diffs) < mixed[0]["ci_high"]
