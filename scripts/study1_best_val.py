@@ -17,11 +17,10 @@ comparison issue 19 quotes), and prints them as markdown.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
-from tsla.report.paired import analyse
+from tsla.report.paired import analyse, write_csv
 from tsla.report.stats import holm, verdict
 
 REGIMES = ("r1-few", "r2-noise")
@@ -79,14 +78,6 @@ def contrast_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("docs/evidence/study/runs"))
@@ -94,8 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = run_rows(args.runs)
     cons = contrast_rows(rows)
-    write(args.out / "runs-best-val.csv", rows)
-    write(args.out / "contrasts-best-val.csv", cons)
+    write_csv(args.out / "runs-best-val.csv", rows, list(rows[0]))
+    write_csv(args.out / "contrasts-best-val.csv", cons, list(cons[0]))
     print("| measure | regime | family | a | b | pairs | mean diff | 95% CI | sign-flip p | Holm p | verdict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in cons:

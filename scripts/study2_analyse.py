@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import yaml
 
-from tsla.report.paired import analyse
+from tsla.report.paired import analyse, write_csv
 from tsla.report.stats import holm, verdict
 
 COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "theta_after", "draw", "seed", "noise", "noise_rate",
@@ -108,20 +108,6 @@ def derived_rows(rows: list[dict[str, Any]], auto_switch: Optional[Callable[[Pat
             if named in mine:
                 out.append({**mine[named], "label": "auto-v3"})
     return out
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] | list[str]) -> None:
-    def fmt(v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return ""
-        return f"{v:.6g}" if isinstance(v, float) else str(v)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([fmt(r.get(c)) for c in columns])
-    tmp.replace(path)
 
 
 def read_runs_csv(path: Path) -> list[dict[str, Any]]:
