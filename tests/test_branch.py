@@ -10,6 +10,7 @@ from tsla.cli import main
 from tsla.experiments.compare import plan
 from tsla.config import TrainConfig
 from tsla.errors import ConfigError, RunDirError
+from tsla.training.branch import plan_branches
 from tsla.training.trainer import train
 
 
@@ -40,6 +41,52 @@ def test_a_branch_ends_bit_identical_to_a_run_trained_from_scratch(tiny_fashion,
     assert branched["final"]["test_top1"] == alone["final"]["test_top1"]
     assert branched["branched_from"] == {"run": str(tmp_path / "lsr"), "at_epoch": 1}
     assert alone["branched_from"] is None
+
+
+@pytest.mark.parametrize("source, branch, at, thetas", [
+    ({"method": "lsr"}, {"method": "tsla@1", "theta_after": -0.2, "allow_negative": True}, 1, [0.2, -0.2, -0.2]),
+    ({"method": "baseline"}, {"method": "reverse@2", "theta": -0.3, "allow_negative": True}, 2, [0.0, 0.0, -0.3]),
+    ({"method": "lsr", "epochs": 2, "milestones": [1]}, {"method": "tsla@2", "epochs": 3, "milestones": [1]}, 2,
+     [0.2, 0.2, 0.0]),  # budget control: one-hot epochs at the final lr after the LSR run
+])
+def test_every_tail_branches_bit_identical_to_a_run_trained_from_scratch(tiny_fashion, tmp_path, source, branch,
+                                                                         at, thetas):
+    configs = {"source": _cfg(tiny_fashion, **source), "branch": _cfg(tiny_fashion, **branch)}
+    planned, branches = plan_branches(configs)
+    assert branches == {"branch": ("source", at)} and planned["source"].keep_epochs == [at]
+    train(planned["source"], tmp_path / "source", progress_bar=False)
+    branched = train(configs["branch"], tmp_path / "branch", progress_bar=False, branch=(tmp_path / "source", at))
+    alone = train(configs["branch"], tmp_path / "alone", progress_bar=False)
+    assert _metrics(tmp_path / "branch") == _metrics(tmp_path / "alone")
+    assert [r["theta"] for r in _metrics(tmp_path / "alone")] == thetas
+    a = torch.load(tmp_path / "branch" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "alone" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert branched["branched_from"] == {"run": str(tmp_path / "source"), "at_epoch": at}
+
+
+def test_which_runs_share_a_prefix():
+    def cfg(**kw):
+        base = dict(dataset="fashion-mnist", epochs=4, milestones=[2], method="lsr", theta=0.4, device="cpu",
+                    threads=1, allow_negative=True)
+        return TrainConfig(**{**base, **kw})
+
+    grid = {"baseline": cfg(method="baseline"), "lsr": cfg(), "tsla@3": cfg(method="tsla@3"),
+            "tsla@3-neg": cfg(method="tsla@3", theta_after=-0.2), "tsla@1": cfg(method="tsla@1"),
+            "reverse@2": cfg(method="reverse@2", theta=-0.2), "budget": cfg(method="tsla@4", epochs=6),
+            "longer-lsr": cfg(epochs=6), "other-seed": cfg(method="tsla@3", seed=1),
+            "lsr-0.2": cfg(theta=0.2), "auto": cfg(method="tsla-auto")}
+    _, branches = plan_branches(grid)
+    assert branches == {"tsla@3": ("lsr", 3), "tsla@3-neg": ("lsr", 3), "tsla@1": ("lsr", 1),
+                        "reverse@2": ("baseline", 2), "budget": ("lsr", 4), "longer-lsr": ("lsr", 4)}
+    # a cosine lr depends on the run length: the longer run's lr differs from epoch 1 on (the lr recorded as
+    # next_lr after epoch 0), so it shares no epoch; with the same length it does
+    cos = {"lsr": cfg(lr_schedule="cosine", milestones=[]),
+           "budget": cfg(lr_schedule="cosine", milestones=[], method="tsla@4", epochs=6),
+           "tsla@3": cfg(lr_schedule="cosine", milestones=[], method="tsla@3")}
+    assert plan_branches(cos)[1] == {"tsla@3": ("lsr", 3)}
+    # a step lr with other milestones is another experiment
+    assert plan_branches({"lsr": cfg(), "tsla@3": cfg(method="tsla@3", milestones=[1])})[1] == {}
 
 
 def test_a_branch_may_change_the_method_only_and_must_agree_before_the_branch_point(tiny_fashion, tmp_path):

@@ -21,7 +21,7 @@ import yaml
 from .config import TrainConfig, build_config, field_types, read_yaml
 from .errors import ConfigError, TslaError
 from .experiments.presets import load_preset, preset_names
-from .smoothing.schedules import format_table, parse_method
+from .smoothing.schedules import format_table
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,7 +98,7 @@ def _show_plan(cfg: TrainConfig) -> str:
     from .training.lr_schedule import make_lr_schedule
 
     lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
-    schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
+    schedule = cfg.schedule()
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False) + "\n" + format_table(schedule, cfg.epochs, lr_at)
 
 

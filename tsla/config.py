@@ -19,7 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import ConfigError
-from .smoothing.schedules import METHOD_HELP, parse_method
+from .smoothing.schedules import METHOD_HELP, check_cli_theta, parse_method
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "dogs", "cub")
 MODELS = ("resnet8", "resnet20", "resnet18", "resnet50")
@@ -60,7 +60,12 @@ class TrainConfig:
     pretrained: bool = _f(False, "start from torchvision's ImageNet weights (resnet50 only)")
     # smoothing
     method: str = _f("lsr", f"smoothing method: {METHOD_HELP}")
-    theta: float = _f(0.1, "smoothing strength theta in [0, 1] (the label is (1-theta)*onehot + theta*prior)")
+    theta: float = _f(0.1, "smoothing strength theta in [0, 1] (the label is (1-theta)*onehot + theta*prior); "
+                      "with --allow-negative also [-1, 0)")
+    theta_after: float = _f(0.0, "tsla@S only: theta from epoch S on (0: one-hot labels, TSLA; e.g. -0.2 with "
+                            "--allow-negative: negative smoothing)")
+    allow_negative: bool = _f(False, "accept a negative --theta / --theta-after (negative label smoothing, "
+                              "Wei et al. 2022), down to -1")
     prior: str = _f("uniform", "smoothing prior: uniform, class-frequency, or a text file with one probability per class")
     # theory diagnostics and the automatic switch
     diagnose_every: int = _f(0, "every K epochs, measure sigma^2, delta, theta* and the LSR floor on a fixed training "
@@ -138,8 +143,7 @@ class TrainConfig:
                               f"not yet for --dataset {self.dataset}: leave them out")
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0 (got {self.workers})")
-        if not (0.0 <= self.theta <= 1.0):
-            raise ConfigError(f"--theta {self.theta} is outside [0, 1]: pass a smoothing strength between 0 and 1")
+        check_cli_theta(self.theta, "--theta", self.allow_negative)
         if self.lr is None:  # resolved here, so config.yaml and --dry-run always show the number used
             self.lr = 0.01 if self.pretrained else 0.1
         if self.lr <= 0:
@@ -159,7 +163,7 @@ class TrainConfig:
                                   f"shorter --epochs, pass milestones within the run, e.g. --milestones "
                                   f"{_example_milestones(self.epochs, len(self.milestones))} (or --milestones '' for "
                                   f"a constant lr)")
-        parse_method(self.method, self.theta, self.epochs)  # after the milestones: a shortened preset names them first
+        self.schedule()  # after the milestones: a shortened preset names them first
         if not (0 < self.lr_gamma <= 1):
             raise ConfigError(f"--lr-gamma must be in (0, 1] (got {self.lr_gamma})")
         for name in ("seed", "subset_seed", "label_noise_seed"):
@@ -202,6 +206,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def schedule(self):
+        """The smoothing schedule of this run: ``--method`` with ``--theta``, ``--theta-after`` and ``--epochs``."""
+        return parse_method(self.method, self.theta, self.epochs, self.theta_after, self.allow_negative)
+
+
+def field_default(name: str) -> Any:
+    """A config field's default: what a config saved before the field existed meant (e.g. theta_after 0)."""
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 def _example_milestones(epochs: int, count: int) -> str:

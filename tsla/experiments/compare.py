@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from ..training.branch import kept_checkpoint, plan_branches
+from ..training.branch import branch_order, kept_checkpoint, plan_branches
 from ..training.checkpoint import CHECKPOINT, CONFIG, atomic_write_text
 from ..config import TrainConfig, build_config, config_text
 from ..errors import ConfigError, Interrupted, RunDirError, TrainingError
@@ -33,7 +33,8 @@ class GridRun:
     name: str
     cfg: TrainConfig
     branch: tuple[str, int] | None = None
-    """(name of the LSR run of this grid, S): this TSLA(S) run starts from that run's state after S epochs."""
+    """(name of another run of this grid, S): this run starts from that run's state after S epochs (e.g. TSLA(S)
+    from the LSR run; see :func:`tsla.training.branch.plan_branches`)."""
 
 
 def run_dir_name(method: str, seed: int, theta: float | None = None) -> str:
@@ -86,8 +87,9 @@ def plan(
     """Every run of the grid, each config validated before anything trains.
 
     With several ``thetas`` each method runs once per theta, except ``baseline``, which does not depend on theta and
-    runs once per seed. With ``branch``, every TSLA(S) whose LSR run (same seed and theta) is in the grid branches
-    from it after S epochs (:func:`tsla.training.branch.plan_branches`): the same result for the post-switch epochs' cost.
+    runs once per seed. With ``branch``, every run that trains as another run of the grid for its first S epochs
+    (TSLA(S) as the LSR run of its seed and theta, reverse@S as the baseline) branches from it after S epochs
+    (:func:`tsla.training.branch.plan_branches`): the same result for the cost of the epochs after S.
     """
     _check_distinct(methods, seeds, thetas)
     grid: list[GridRun] = []
@@ -247,7 +249,8 @@ def _report_saving(grid: list[GridRun], log: TextIO) -> None:
     saved = sum(run.branch[1] for run in grid if run.branch)
     if saved:
         print(f"branching: {len(grid)} runs train {full - saved} epochs instead of {full} "
-              f"({100 * (full - saved) / full:.0f}%): each TSLA(S) starts from its LSR run after S epochs", file=log)
+              f"({100 * (full - saved) / full:.0f}%): each run that shares its first S epochs with another (TSLA(S) with "
+              f"its LSR run) starts from it after S epochs", file=log)
 
 
 def run_compare(
@@ -286,7 +289,8 @@ def run_compare(
             print(f"[{i}/{len(mine)}] {run}: finished, skipped", file=log)
         else:
             todo.append((run, item.cfg, (out / item.branch[0], item.branch[1]) if item.branch else None))
-    todo.sort(key=lambda t: t[2] is not None)  # sources before their branches (a stable sort keeps the grid order)
+    depth = {item.name: branch_order({g.name: g.branch for g in grid if g.branch}, item.name) for item in mine}
+    todo.sort(key=lambda t: depth[t[0].name])  # sources before their branches (a stable sort keeps the grid order)
     _report_saving(mine, log)
     if jobs > 1 and todo:
         _run_in_processes(todo, jobs, log)

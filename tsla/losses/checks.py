@@ -15,14 +15,25 @@ import torch
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def check_theta(theta: float) -> float:
-    """Return ``theta`` as a float; raise ``ValueError`` unless it is a number in [0, 1]."""
+def check_theta(theta: float, allow_negative: bool = False) -> float:
+    """Return ``theta`` as a float; raise ``ValueError`` unless it is a number in [0, 1].
+
+    With ``allow_negative`` (negative label smoothing, Wei et al. 2022) theta may also lie in [-1, 0): the label
+    (1 - theta) * onehot + theta * prior then puts more than 1 on the true class and negative mass elsewhere.
+    theta < -1 is refused always.
+    """
     try:
         value = float(theta)
     except (TypeError, ValueError):
         raise ValueError(f"theta={theta!r} is not a number: pass a smoothing strength between 0 and 1") from None
+    if allow_negative and -1.0 <= value < 0.0:
+        return value
     if not (0.0 <= value <= 1.0):  # also rejects NaN
-        raise ValueError(f"theta={theta!r} is outside [0, 1]: pass a smoothing strength between 0 and 1")
+        if -1.0 <= value < 0.0:
+            raise ValueError(f"theta={theta!r} is negative: negative label smoothing is opt-in, pass "
+                             f"allow_negative=True (theta in [-1, 0))")
+        lowest = -1 if allow_negative else 0
+        raise ValueError(f"theta={theta!r} is outside [{lowest}, 1]: pass a smoothing strength between {lowest} and 1")
     return value
 
 

@@ -55,9 +55,10 @@ def label_smoothing_cross_entropy_parts(
     return compute_parts(logits, target, prior, weight, ignore_index, reduction)[0]
 
 
-def combine(parts: LossParts, theta: float) -> torch.Tensor:
-    """(1 - theta) * onehot + theta * prior: the smoothed loss from its two terms (theta checked)."""
-    theta = check_theta(theta)
+def combine(parts: LossParts, theta: float, allow_negative: bool = False) -> torch.Tensor:
+    """(1 - theta) * onehot + theta * prior: the smoothed loss from its two terms (theta checked; negative only
+    with ``allow_negative``)."""
+    theta = check_theta(theta, allow_negative)
     if theta == 0.0:
         return parts.onehot
     return (1.0 - theta) * parts.onehot + theta * parts.prior
@@ -72,6 +73,7 @@ def label_smoothing_cross_entropy(
     *,
     weight: torch.Tensor | None = None,
     ignore_index: int = -100,
+    allow_negative: bool = False,
 ) -> torch.Tensor:
     """Cross-entropy of ``logits`` against y_LS = (1 - theta) * onehot(target) + theta * prior.
 
@@ -79,22 +81,24 @@ def label_smoothing_cross_entropy(
         logits: unnormalised scores, (N, K), (N, K, d1, ..., dk) or unbatched (K,).
         target: class indices in [0, K) of shape (N, d1, ..., dk) (() for unbatched logits), any integer dtype;
             or class probabilities with exactly the logits' shape, every row summing to 1.
-        theta: smoothing strength in [0, 1]; 0 gives plain cross-entropy.
+        theta: smoothing strength in [0, 1]; 0 gives plain cross-entropy. With ``allow_negative=True`` also
+            [-1, 0): negative label smoothing (Wei et al., ICML 2022), computed here, never by torch (whose
+            ``label_smoothing`` silently ignores a negative value).
         prior: None for the uniform distribution 1/K, or a length-K probability tensor.
         reduction: "mean", "sum" or "none" (torch's meaning, including the weighted mean's denominator).
         weight: None, or one non-negative weight per class, as torch's ``weight``.
         ignore_index: class-index positions equal to it count nowhere (torch's default, -100).
 
     Raises:
-        ValueError: theta outside [0, 1]; a prior or weight of the wrong length, negative, (for a prior) not summing
-            to 1; a target of the wrong shape or dtype or outside [0, K); probability targets whose rows do not sum
-            to 1 or used with ignore_index >= 0.
+        ValueError: theta outside [0, 1] (a negative theta without ``allow_negative``; theta < -1 always); a
+            prior or weight of the wrong length, negative, (for a prior) not summing to 1; a target of the wrong shape
+            or dtype or outside [0, K); probability targets whose rows do not sum to 1 or used with ignore_index >= 0.
     """
-    theta = check_theta(theta)
+    theta = check_theta(theta, allow_negative)
     target, prior, weight = _checked(logits, target, prior, weight, ignore_index, reduction)
-    if prior is None:  # torch computes this itself: its fused kernel, with exactly its semantics
+    if prior is None and theta >= 0:  # torch computes this itself: its fused kernel, with exactly its semantics
         return fused(logits, target, theta, weight, ignore_index, reduction)
-    return combine(compute_parts(logits, target, prior, weight, ignore_index, reduction)[0], theta)
+    return combine(compute_parts(logits, target, prior, weight, ignore_index, reduction)[0], theta, allow_negative)
 
 
 class LabelSmoothingCrossEntropy(nn.Module):
@@ -110,6 +114,8 @@ class LabelSmoothingCrossEntropy(nn.Module):
     device synchronisation: ``pop_onehot_mean()`` returns the one-hot loss F over everything since the last pop —
     the one-hot term as if all those batches were one batch under ``reduction="mean"`` — and resets the sums.
 
+    ``allow_negative=True`` accepts theta in [-1, 0) from any of the three sources (negative label smoothing).
+
     The prior and the weight are checked once, here. ``check_targets=False`` skips the per-call range check of the
     targets, which costs a device synchronisation on a GPU; the trainer uses it there, its labels having been checked
     at load time.
@@ -120,7 +126,7 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
     def __init__(self, prior: torch.Tensor | None = None, reduction: str = "mean", check_targets: bool = True, *,
                  weight: torch.Tensor | None = None, ignore_index: int = -100, theta: float | None = None,
-                 scheduler=None, track_onehot: bool = False) -> None:
+                 scheduler=None, track_onehot: bool = False, allow_negative: bool = False) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
         self.ignore_index = check_ignore_index(ignore_index)
@@ -135,7 +141,8 @@ class LabelSmoothingCrossEntropy(nn.Module):
         self.register_buffer("prior", prior, persistent=False)
         self.register_buffer("weight", weight, persistent=False)
         self.check_targets = check_targets
-        self.theta = None if theta is None else check_theta(theta)
+        self.allow_negative = bool(allow_negative)
+        self.theta = None if theta is None else check_theta(theta, self.allow_negative)
         self.scheduler = scheduler
         self.track_onehot = track_onehot
         self._onehot_totals: torch.Tensor | None = None  # float64 [sum, denominator], on the logits' device
@@ -143,11 +150,11 @@ class LabelSmoothingCrossEntropy(nn.Module):
     def current_theta(self, theta: float | None = None) -> float:
         """The theta a call would use now (see the class docstring for the order); raises ``ValueError``."""
         if theta is not None:
-            return check_theta(theta)
+            return check_theta(theta, self.allow_negative)
         if self.scheduler is not None:
-            return check_theta(self.scheduler.get_last_theta())
+            return check_theta(self.scheduler.get_last_theta(), self.allow_negative)
         if self.theta is not None:
-            return check_theta(self.theta)
+            return check_theta(self.theta, self.allow_negative)
         raise ValueError("no theta for this loss: pass theta= to the call, set criterion.theta, or build "
                          "LabelSmoothingCrossEntropy(scheduler=...)")
 
@@ -173,9 +180,9 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, theta: float | None = None) -> torch.Tensor:
         theta = self.current_theta(theta)
-        if self.prior is None and not (self.track_onehot and torch.is_grad_enabled()):
+        if self.prior is None and theta >= 0 and not (self.track_onehot and torch.is_grad_enabled()):
             return fused(logits, self._inputs(logits, target), theta, self.weight, self.ignore_index, self.reduction)
-        return combine(self.parts(logits, target), theta)
+        return combine(self.parts(logits, target), theta, self.allow_negative)
 
     def pop_onehot_sums(self) -> torch.Tensor:
         """float64 tensor [sum of the one-hot term, the mean's denominator] accumulated since the last pop (zeros if
@@ -199,6 +206,7 @@ class LabelSmoothingCrossEntropy(nn.Module):
     def extra_repr(self) -> str:
         kind = "uniform" if self.prior is None else f"custom({self.prior.numel()} classes)"
         extra = "" if self.weight is None else ", weighted"
+        extra += ", allow_negative=True" if self.allow_negative else ""
         return f"prior={kind}, reduction={self.reduction!r}, ignore_index={self.ignore_index}{extra}"
 
 

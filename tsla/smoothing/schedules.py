@@ -1,14 +1,16 @@
 """Smoothing schedules: pure functions ``epoch -> theta``.
 
 Epochs count from 0. ``two_stage(0.4, 30)`` gives 0.4 for epochs 0..29 and 0.0 from epoch 30 on, so TSLA(30) trains
-with label smoothing for exactly 30 epochs. Each schedule is a frozen dataclass: calling it has no side effects and
+with label smoothing for exactly 30 epochs; ``two_stage(0.4, 30, after=-0.2)`` ends on negative smoothing instead.
+A schedule accepts theta in [-1, 1]; the loss refuses a negative theta unless built with ``allow_negative=True``. Each schedule is a frozen dataclass: calling it has no side effects and
 its value depends on the epoch alone, so a resumed run sees the same theta as an uninterrupted one.
 
 On the command line, methods are named compactly (see :func:`parse_method`):
 
     baseline     theta = 0 throughout (one-hot labels)
     lsr          theta constant throughout
-    tsla@S       theta for epochs 0..S-1, then 0 (TSLA(S))
+    tsla@S       theta for epochs 0..S-1, then theta_after (default 0) (TSLA(S))
+    reverse@S    0 for epochs 0..S-1, then theta (one-hot first: Wei et al.'s CE warm-up, then e.g. negative theta)
     tsla-auto    theta until the one-hot objective stops improving, then 0 (see tsla.smoothing.auto_switch)
     linear@E     theta decays linearly to 0 at epoch E
     cosine@E     theta decays along a half cosine to 0 at epoch E
@@ -17,7 +19,7 @@ On the command line, methods are named compactly (see :func:`parse_method`):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Callable, ClassVar, Mapping, Union
 
 from ..errors import ConfigError
@@ -59,7 +61,8 @@ class _Stored:
         if cls is not _Stored and target is not cls:
             raise ValueError(f"schedule kind {kind!r} is not a {cls.__name__}")
         names = {f.name for f in fields(target)}
-        if set(data) - names or {f.name for f in fields(target) if f.name != "switch_epoch"} - set(data):
+        required = {f.name for f in fields(target) if f.default is MISSING}  # older stored TSLA lacks "after"
+        if set(data) - names or required - set(data):
             raise ValueError(f"schedule {kind!r} takes the fields {sorted(names)}, got {sorted(data)}")
         return target(**data)
 
@@ -72,7 +75,7 @@ class Constant(_Stored):
     theta: float
 
     def __post_init__(self) -> None:
-        check_theta(self.theta)
+        _check_value(self.theta)
 
     def __call__(self, epoch: float) -> float:
         _check_epoch(epoch)
@@ -86,24 +89,49 @@ class Constant(_Stored):
 
 @dataclass(frozen=True)
 class TwoStage(_Stored):
-    """TSLA: theta for epochs 0..drop_epoch-1, then 0."""
+    """TSLA: theta for epochs 0..drop_epoch-1, then ``after`` (0: one-hot labels; negative: negative smoothing)."""
 
     kind: ClassVar[str] = "two_stage"
     theta: float
     drop_epoch: int
+    after: float = 0.0
 
     def __post_init__(self) -> None:
-        check_theta(self.theta)
+        _check_value(self.theta)
+        _check_value(self.after, "after")
         if self.drop_epoch < 0:
-            raise ValueError(f"drop_epoch={self.drop_epoch} is negative: give the first epoch without smoothing")
+            raise ValueError(f"drop_epoch={self.drop_epoch} is negative: give the first epoch of the second stage")
 
     def __call__(self, epoch: float) -> float:
-        return float(self.theta) if _check_epoch(epoch) < self.drop_epoch else 0.0
+        return float(self.theta) if _check_epoch(epoch) < self.drop_epoch else float(self.after)
 
     @property
     def switch_epoch(self) -> int:
-        """The first epoch without smoothing: ``drop_epoch``."""
+        """The first epoch of the second stage: ``drop_epoch``."""
         return self.drop_epoch
+
+
+@dataclass(frozen=True)
+class Reverse(_Stored):
+    """The reverse order: theta = 0 (one-hot labels) for epochs 0..start_epoch-1, then ``theta`` (Wei et al., ICML
+    2022: plain cross-entropy first, then negative smoothing)."""
+
+    kind: ClassVar[str] = "reverse"
+    theta: float
+    start_epoch: int
+
+    def __post_init__(self) -> None:
+        _check_value(self.theta)
+        if self.start_epoch < 0:
+            raise ValueError(f"start_epoch={self.start_epoch} is negative: give the first epoch with smoothing")
+
+    def __call__(self, epoch: float) -> float:
+        return 0.0 if _check_epoch(epoch) < self.start_epoch else float(self.theta)
+
+    @property
+    def switch_epoch(self) -> int:
+        """The first epoch with smoothing: ``start_epoch``."""
+        return self.start_epoch
 
 
 @dataclass(frozen=True)
@@ -115,7 +143,7 @@ class Linear(_Stored):
     end_epoch: int
 
     def __post_init__(self) -> None:
-        check_theta(self.theta)
+        _check_value(self.theta)
         if self.end_epoch < 1:
             raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
 
@@ -138,7 +166,7 @@ class Cosine(_Stored):
     end_epoch: int
 
     def __post_init__(self) -> None:
-        check_theta(self.theta)
+        _check_value(self.theta)
         if self.end_epoch < 1:
             raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
 
@@ -168,7 +196,7 @@ class AutoTwoStage(_Stored):
     switch_epoch: int | None = None
 
     def __post_init__(self) -> None:
-        check_theta(self.theta)
+        _check_value(self.theta)
         if self.switch_epoch is not None and self.switch_epoch < 0:
             raise ValueError(f"switch_epoch={self.switch_epoch} is negative: give the first epoch without smoothing")
 
@@ -177,8 +205,8 @@ class AutoTwoStage(_Stored):
         return float(self.theta) if self.switch_epoch is None or epoch < self.switch_epoch else 0.0
 
 
-AnySchedule = Union[Constant, TwoStage, Linear, Cosine, AutoTwoStage]
-KINDS: dict[str, type] = {c.kind: c for c in (Constant, TwoStage, Linear, Cosine, AutoTwoStage)}
+AnySchedule = Union[Constant, TwoStage, Reverse, Linear, Cosine, AutoTwoStage]
+KINDS: dict[str, type] = {c.kind: c for c in (Constant, TwoStage, Reverse, Linear, Cosine, AutoTwoStage)}
 
 
 def from_dict(data: Mapping[str, Any]) -> AnySchedule:
@@ -196,9 +224,15 @@ def constant(theta: float) -> Constant:
     return Constant(theta)
 
 
-def two_stage(theta: float, drop_epoch: int) -> TwoStage:
-    """TSLA(drop_epoch): theta for epochs 0..drop_epoch-1 (exactly drop_epoch epochs of LSR), then 0."""
-    return TwoStage(theta, drop_epoch)
+def two_stage(theta: float, switch_epoch: int, after: float = 0.0) -> TwoStage:
+    """TSLA(switch_epoch): theta for epochs 0..switch_epoch-1 (exactly switch_epoch epochs of LSR), then ``after``
+    (0: one-hot labels, TSLA as in the paper; e.g. -0.2: negative smoothing)."""
+    return TwoStage(theta, switch_epoch, after)
+
+
+def reverse(theta: float, switch_epoch: int) -> Reverse:
+    """The reverse order: one-hot labels for epochs 0..switch_epoch-1, then ``theta`` (e.g. -0.2, Wei et al.)."""
+    return Reverse(theta, switch_epoch)
 
 
 def linear(theta: float, end_epoch: int) -> Linear:
@@ -211,20 +245,44 @@ def cosine(theta: float, end_epoch: int) -> Cosine:
     return Cosine(theta, end_epoch)
 
 
-METHOD_HELP = "baseline | lsr | tsla@S | tsla-auto | linear@E | cosine@E (S, E: epochs counted from 0)"
+METHOD_HELP = "baseline | lsr | tsla@S | reverse@S | tsla-auto | linear@E | cosine@E (S, E: epochs counted from 0)"
 
 
-def parse_method(method: str, theta: float, epochs: int | None = None) -> AnySchedule:
-    """Build the schedule a ``--method`` string names, with smoothing strength ``theta``.
+def _check_value(theta: float, name: str = "theta") -> None:
+    try:
+        check_theta(theta, allow_negative=True)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("theta=", f"{name}=", 1)) from None
 
-    ``epochs`` (the run length), when given, bounds S and E: 0 <= S <= epochs and 1 <= E <= epochs.
-    Raises ``ConfigError`` naming the method and the accepted forms.
+
+def check_cli_theta(theta: float, flag: str, allow_negative: bool) -> float:
+    """``theta`` of the command-line ``flag`` checked: in [0, 1], or [-1, 1] with ``--allow-negative``.
+    Raises ``ConfigError`` naming the flag (and, for a negative value, ``--allow-negative``)."""
+    try:
+        return check_theta(theta, allow_negative)
+    except ValueError:
+        pass
+    if not allow_negative and isinstance(theta, (int, float)) and -1.0 <= theta < 0.0:
+        raise ConfigError(f"{flag} {theta:g} is negative: negative label smoothing is opt-in, add --allow-negative "
+                          f"(theta in [-1, 0))")
+    lowest = -1 if allow_negative else 0
+    raise ConfigError(f"{flag} {theta} is outside [{lowest}, 1]: pass a smoothing strength between {lowest} and 1")
+
+
+def parse_method(method: str, theta: float, epochs: int | None = None, theta_after: float = 0.0,
+                 allow_negative: bool = False) -> AnySchedule:
+    """Build the schedule a ``--method`` string names, with smoothing strength ``theta`` (and, for ``tsla@S``,
+    ``theta_after`` from epoch S on; any other method refuses a nonzero ``theta_after``).
+
+    ``epochs`` (the run length), when given, bounds S and E: 0 <= S <= epochs and 1 <= E <= epochs. A negative
+    theta or theta_after needs ``allow_negative``. Raises ``ConfigError`` naming the method and the accepted forms.
     """
     name, _, arg = method.strip().partition("@")
-    try:
-        check_theta(theta)
-    except ValueError as exc:
-        raise ConfigError(f"--theta: {exc}") from None
+    check_cli_theta(theta, "--theta", allow_negative)
+    check_cli_theta(theta_after, "--theta-after", allow_negative)
+    if theta_after != 0 and name != "tsla":
+        raise ConfigError(f"--theta-after {theta_after:g} applies to tsla@S only, not --method {method!r}: leave it "
+                          f"at 0 (or use reverse@S with --theta for smoothing after one-hot epochs)")
     if name == "tsla-auto":
         if arg:
             raise ConfigError(f"--method {method!r}: tsla-auto chooses its own switch epoch; write tsla-auto")
@@ -233,23 +291,26 @@ def parse_method(method: str, theta: float, epochs: int | None = None) -> AnySch
         if arg:
             raise ConfigError(f"--method {method!r}: {name} takes no @epoch; choose one of {METHOD_HELP}")
         return none() if name == "baseline" else constant(theta)
-    if name not in ("tsla", "linear", "cosine"):
+    if name not in ("tsla", "reverse", "linear", "cosine"):
         raise ConfigError(f"--method {method!r} is unknown: choose one of {METHOD_HELP}")
     try:
         at = int(arg)
     except ValueError:
         raise ConfigError(f"--method {method!r}: {name} needs an integer epoch, e.g. {name}@30") from None
-    lowest = 0 if name == "tsla" else 1
+    lowest = 0 if name in ("tsla", "reverse") else 1
     if at < lowest or (epochs is not None and at > epochs):
         upper = f"the epoch count ({epochs})" if epochs is not None else "the epoch count"
         raise ConfigError(f"--method {method!r}: the epoch must lie between {lowest} and {upper}")
-    factory = {"tsla": two_stage, "linear": linear, "cosine": cosine}[name]
+    if name == "tsla":
+        return two_stage(theta, at, theta_after)
+    factory = {"reverse": reverse, "linear": linear, "cosine": cosine}[name]
     return factory(theta, at)
 
 
 def switch_epoch(schedule: AnySchedule) -> int | None:
-    """Where smoothing ends: the first epoch from which theta stays 0 (TSLA's drop epoch, linear/cosine's end
-    epoch, tsla-auto's decision), None for a constant theta and for tsla-auto before it decides."""
+    """Where the schedule's last stage begins: TSLA's switch epoch (theta_after from there on), reverse@S's first
+    smoothed epoch, linear/cosine's end epoch (theta 0 from there on), tsla-auto's decision; None for a constant
+    theta and for tsla-auto before it decides."""
     return schedule.switch_epoch
 
 

@@ -101,7 +101,7 @@ def train_one_epoch(
         with ctx.autocast():
             logits = ctx.model(ctx.prepare(images))
         parts = ctx.loss_fn.parts(logits, targets)
-        loss = combine(parts, theta)
+        loss = combine(parts, theta, ctx.loss_fn.allow_negative)
         ctx.optimizer.zero_grad(set_to_none=True)
         if ctx.scaler is not None:
             ctx.scaler.scale(loss).backward()

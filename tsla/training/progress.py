@@ -59,9 +59,10 @@ def describe_schedule(schedule: Callable[[int], float], epochs: int) -> str:
         return "theta 0 in every epoch (one-hot labels)"
     if all(v == values[0] for v in values):
         return f"theta {values[0]:g} in every epoch"
+    switch = next(e for e in range(epochs) if values[e] != values[0])
+    if all(v == values[switch] for v in values[switch:]):  # two stages: TSLA (ending on any theta), reverse@S
+        span = "epoch 0" if switch == 1 else f"epochs 0-{switch - 1}"
+        return f"theta {values[0]:g} in {span}, then {values[switch]:g} from epoch {switch}"
     off = next((e for e in range(epochs) if all(v == 0 for v in values[e:])), epochs)  # smoothing over from here
-    if all(v == values[0] for v in values[:off]):
-        span = "epoch 0" if off == 1 else f"epochs 0-{off - 1}"
-        return f"theta {values[0]:g} in {span}, then 0 from epoch {off}"
     end = f"0 from epoch {off}" if off < epochs else f"{values[-1]:.3g} in epoch {epochs - 1}"
     return f"theta {values[0]:g} in epoch 0, decaying to {end}"

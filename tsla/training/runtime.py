@@ -70,7 +70,8 @@ def build_context(
         model=model,
         optimizer=optimizer,
         # labels were range-checked when the data was loaded: skip the per-step check that would sync a GPU
-        loss_fn=LabelSmoothingCrossEntropy(prior, check_targets=device.type == "cpu").to(device),
+        loss_fn=LabelSmoothingCrossEntropy(prior, check_targets=device.type == "cpu",
+                                           allow_negative=cfg.allow_negative).to(device),
         device=device,
         amp=cfg.amp,
         channels_last=cfg.channels_last,

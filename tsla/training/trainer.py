@@ -28,7 +28,7 @@ from ..smoothing.auto_switch import auto_switch_for
 from .branch import branch_state, kept_checkpoint
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
-from ..config import TrainConfig, build_config, config_text, read_yaml
+from ..config import TrainConfig, build_config, config_text, field_default, read_yaml
 from ..data import DataBundle, build_data
 from ..theory.diagnose_epoch import diagnostic_setup, measure
 from ..distributed import DistInfo, any_rank, barrier, broadcast_buffers, check_batch, init_distributed
@@ -42,7 +42,7 @@ from .rundir import claim_run_dir, clear_run, has_run
 from .threads import check_same_threads, using_threads
 from .runtime import build_context, resolve_device, seed_everything
 from ..smoothing.scheduler import SmoothingScheduler
-from ..smoothing.schedules import format_table, parse_method
+from ..smoothing.schedules import format_table
 from .signals import StopRequest
 
 CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.training.checkpoint) and the data fingerprint
@@ -60,7 +60,8 @@ class _Best:
 
 def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
     """The fields (outside ``RESUME_FREE_FIELDS``) where ``cfg`` differs from a saved config dict."""
-    return [k for k, v in cfg.to_dict().items() if k not in RESUME_FREE_FIELDS and saved.get(k) != v]
+    return [k for k, v in cfg.to_dict().items()
+            if k not in RESUME_FREE_FIELDS and saved.get(k, field_default(k)) != v]  # a field added later: its default
 
 
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
@@ -169,7 +170,7 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
 
 def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -> dict[str, Any]:
     """The epoch loop of :func:`train`, once the run directory is ours. Files are written by the primary rank."""
-    schedule = parse_method(cfg.method, cfg.theta, cfg.epochs)
+    schedule = cfg.schedule()
     # tsla-auto: the AutoSwitch decides (and, resumed, keeps its history and decision)
     smoothing = SmoothingScheduler(schedule, auto=auto_switch_for(cfg, schedule, state))
     lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
