@@ -24,6 +24,7 @@ from .smoothing.schedules import METHOD_HELP, check_cli_theta, parse_method
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "dogs", "cub")
 MODELS = ("resnet8", "resnet20", "resnet18", "resnet50")
 AMP_CHOICES = ("bf16", "fp16")
+NOISE_TYPES = ("symmetric", "pair")
 MAX_SEED = 2**32 - 1
 
 
@@ -46,8 +47,12 @@ class TrainConfig:
     subset_seed: int = _f(0, "seed of the subsets; fixed apart from --seed so that every seed sees the same images")
     val_size: Optional[int] = _f(None, "hold out this many class-balanced training images (never in the training "
                                  "subset; drawn by --subset-seed) as a validation set, evaluated every epoch as val_*")
-    label_noise: float = _f(0.0, "fraction of training labels replaced by a different class drawn uniformly "
-                            "(symmetric noise, drawn once by --label-noise-seed; validation and test stay clean)")
+    label_noise: float = _f(0.0, "fraction of training labels replaced by another class, as --label-noise-type "
+                            "says (drawn once by --label-noise-seed; validation and test stay clean)")
+    label_noise_type: str = _f("symmetric", "kind of --label-noise: symmetric (the new label drawn uniformly from the "
+                               "other classes) or pair (every class flipped to one fixed partner: Fashion-MNIST's "
+                               "confusable pairs T-shirt/Shirt, Pullover/Coat, Sandal/Sneaker, Trouser/Dress, "
+                               "Bag/Ankle boot; class c to c+1 mod K for any other data set)")
     label_noise_seed: int = _f(0, "seed of the label noise; fixed apart from --seed so that every seed and method "
                                "sees the same noisy labels")
     augment: bool = _f(True, "augment the training images (random crop with zero padding + horizontal flip for the "
@@ -99,7 +104,8 @@ class TrainConfig:
     batch_size: int = _f(128, "training batch size (images per SGD step)")
     eval_batch_size: int = _f(512, "evaluation batch size")
     test_every: int = _f(1, "evaluate on the test set every K epochs and after the last one (the validation set, "
-                         "if any, every epoch); K > 1 saves evaluation time on small training sets")
+                         "if any, every epoch); K > 1 saves evaluation time on small training sets; 0 never touches "
+                         "the test set (for choosing hyperparameters on validation only)")
     lr: Optional[float] = _f(None, "initial learning rate for the whole batch of --batch-size images "
                              "(default: 0.1, or 0.01 with --pretrained, as fine-tuning wants a smaller step)")
     momentum: float = _f(0.9, "SGD momentum")
@@ -126,7 +132,9 @@ class TrainConfig:
             raise ConfigError(f"--model {self.model!r} is unknown: choose one of {', '.join(MODELS)}")
         if self.pretrained and self.model != "resnet50":
             raise ConfigError(f"--pretrained is available for resnet50 only, not {self.model}: drop the flag")
-        for name in ("epochs", "batch_size", "eval_batch_size", "image_size", "test_every"):
+        if self.test_every < 0:
+            raise ConfigError(f"--test-every must be >= 0 (got {self.test_every}); 0 never evaluates the test set")
+        for name in ("epochs", "batch_size", "eval_batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{_flag(name)} must be >= 1 (got {getattr(self, name)})")
         for name in ("train_subset", "test_subset"):
@@ -138,6 +146,11 @@ class TrainConfig:
         if not (0.0 <= self.label_noise < 1.0):
             raise ConfigError(f"--label-noise {self.label_noise} is outside [0, 1): give the fraction of training "
                               f"labels to corrupt, e.g. 0.4")
+        if self.label_noise_type not in NOISE_TYPES:
+            raise ConfigError(f"--label-noise-type {self.label_noise_type!r} is unknown: choose symmetric or pair")
+        if self.label_noise_type != "symmetric" and not self.label_noise:
+            raise ConfigError(f"--label-noise-type {self.label_noise_type} has no effect without --label-noise: pass "
+                              f"the fraction to flip, e.g. --label-noise 0.4, or drop --label-noise-type")
         if self.dataset in ("dogs", "cub") and (self.val_size is not None or self.label_noise or not self.augment):
             raise ConfigError(f"--val-size, --label-noise and --no-augment are available for fashion-mnist and CIFAR, "
                               f"not yet for --dataset {self.dataset}: leave them out")

@@ -19,7 +19,7 @@ from .fashion_mnist import DEBIAN_ROOT
 from .augment import normalize
 from .fingerprint import files_fingerprint, tensor_fingerprint
 from .in_memory import InMemoryLoader, TensorImages, batches_per_epoch, epoch_generator
-from .label_noise import symmetric_noise
+from .label_noise import label_noise
 from .subset import balanced_subset
 from .validation import split_train_val
 
@@ -47,6 +47,10 @@ class DataBundle:
     """The validation split (``--val-size``), evaluated like the test set; None without one."""
     train_clean_targets: torch.Tensor | None = None
     """The training labels before ``--label-noise`` (None: no noise, ``train_targets`` are clean)."""
+    train_eval: BatchSource | None = None
+    """The training images in order, not augmented, evaluated like the test set, with (N, 2) labels: column 0 the
+    given (possibly noisy) label, column 1 the clean one; for the memorisation instruments
+    (:mod:`tsla.training.memorisation`). Present with ``--label-noise`` or ``--val-size`` (in-memory data sets)."""
     fingerprint: str = ""
     """SHA-256 of the training images and labels trained on (:mod:`tsla.data.fingerprint`), checked on resume."""
 
@@ -138,7 +142,8 @@ def _in_memory(cfg: TrainConfig, device: torch.device, rank: int, world: int) ->
         test = test.subset(balanced_subset(test.targets, cfg.test_subset, cfg.subset_seed, "--test-subset"))
     clean = train  # the diagnostics measure the clean objective
     if cfg.label_noise:
-        noisy = symmetric_noise(train.targets, cfg.label_noise, len(train.classes), cfg.label_noise_seed)
+        noisy = label_noise(train.targets, cfg.label_noise, cfg.label_noise_type, cfg.dataset, len(train.classes),
+                            cfg.label_noise_seed)
         train = TensorImages(train.images, noisy, train.classes)
 
     def diagnostic_examples(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,6 +165,8 @@ def _in_memory(cfg: TrainConfig, device: torch.device, rank: int, world: int) ->
         diagnostic_examples=diagnostic_examples,
         val=evaluation(val) if val is not None else None,
         train_clean_targets=clean.targets if cfg.label_noise else None,
+        train_eval=evaluation(TensorImages(train.images, torch.stack([train.targets, clean.targets], 1),
+                                           train.classes)) if cfg.label_noise or val is not None else None,
         fingerprint=tensor_fingerprint(train.images, train.targets),
     )
 

@@ -39,7 +39,7 @@ def kept_checkpoint(run: Path, finished_epochs: int) -> Path:
 
 def _tested(cfg: TrainConfig, epoch: int) -> bool:
     """Whether a run evaluates the test set after ``epoch`` (the trainer's rule)."""
-    return (epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs
+    return cfg.test_every > 0 and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs)
 
 
 def _first_difference(source: TrainConfig, cfg: TrainConfig, limit: int) -> tuple[int, str] | None:

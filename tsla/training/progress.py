@@ -40,6 +40,8 @@ def format_epoch(record: dict[str, Any], epochs: int) -> str:
         f"train loss {record['train_loss']:.4f} (one-hot {record['train_onehot_loss']:.4f}) "
         f"top1 {100 * record['train_top1']:.2f}%  |  "
         + (f"val top1 {100 * record['val_top1']:.2f}%  |  " if "val_top1" in record else "")
+        + (f"noisy labels memorised {100 * record['noise_memorised']:.1f}% corrected "
+           f"{100 * record['noise_corrected']:.1f}%  |  " if "noise_memorised" in record else "")
         + (f"test loss {record['test_loss']:.4f} top1 {100 * record['test_top1']:.2f}% "
            f"top5 {100 * record['test_top5']:.2f}% ece {record['test_ece']:.3f}  |  " if "test_top1" in record else "")
         + f"{record['epoch_seconds']:.1f}s {record['train_images_per_second']:.0f} img/s"

@@ -1,10 +1,12 @@
 """``train(cfg, out)``: wires data, model, loss, schedules and the epoch loop, and writes the run directory.
 
 RUN/config.yaml      the fully resolved config
-RUN/metrics.jsonl    one JSON line per epoch (train_*, test_*, diag_* metrics, lr, theta, timings)
+RUN/metrics.jsonl    one JSON line per epoch (train_*, val_*, test_*, diag_* metrics, lr, theta, timings; with
+                     --label-noise or --val-size the memorisation instruments, :mod:`tsla.training.memorisation`)
 RUN/checkpoint.pt    everything needed to continue: model, optimizer, scaler, the metrics so far, the tsla-auto
                      decision, and, after a SIGINT/SIGTERM, the position inside the interrupted epoch (atomic)
 RUN/summary.json     final and best metrics, wall time, git commit, library versions (when finished)
+RUN/best.pt          with --val-size: the weights of the best validation epoch (:mod:`tsla.training.best_val`)
 
 Every random draw of an epoch (data order, augmentation) is seeded by (seed, epoch) rather than carried over in RNG
 state, so a run resumed from any checkpoint, even one written in mid-epoch, ends exactly like an uninterrupted run
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..smoothing.auto_switch import auto_switch_for
+from .best_val import BEST_WEIGHTS, BestVal
 from .branch import branch_state, kept_checkpoint
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
@@ -36,6 +39,7 @@ from .engine import EpochProgressState, evaluate, evaluate_split, train_one_epoc
 from .env_info import git_commit, versions
 from ..errors import Interrupted, RunDirError, TrainingError
 from .lr_schedule import make_lr_schedule
+from .memorisation import memorisation
 from .progress import EpochProgress, describe_schedule, format_epoch
 from ..data.fingerprint import check_fingerprint
 from .rundir import claim_run_dir, clear_run, has_run
@@ -178,6 +182,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
     primary = info.is_primary
     start_epoch, best, wall_before, history, calibration, carry = 0, _Best(), 0.0, [], {}, None
     branched_from = None  # {"run", "at_epoch"} of a run started by --branch-from
+    best_val = BestVal() if data.val is not None else None  # None: no validation set, or its record is incomplete
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -192,6 +197,12 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
             write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
         where = f" step {carry.step}" if carry else ""
         branched_from = state.get("branched_from")
+        if state.get("best_val") is not None:
+            best_val = BestVal.from_state(state["best_val"])
+        elif best_val is not None and start_epoch > 0:  # a checkpoint written before tsla kept the best weights
+            best_val = None
+            print("tsla: the checkpoint predates best-validation tracking: summary.json will have no best_val",
+                  file=log)
         if state.get("branching"):
             print(f"branching {out} from {branched_from['run']} after {start_epoch} epochs", file=log)
         else:
@@ -213,6 +224,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
             "auto_switch": smoothing.auto.state_dict() if smoothing.auto else None,
             "branched_from": branched_from,
             "data_fingerprint": data.fingerprint,
+            "best_val": best_val.state_dict() if best_val is not None else None,
         }
 
     print(f"tsla: {cfg.method}: {describe_schedule(schedule, cfg.epochs)}; {cfg.dataset}, {cfg.model}, "
@@ -245,7 +257,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
                 raise Interrupted(f"stopped by {signal.Signals(signum).name} in epoch {epoch} after step {at.step - 1}; "
                                   f"checkpoint saved: continue with 'tsla train --out {out} --resume'", signum)
             broadcast_buffers(model)  # every rank evaluates rank 0's model, the one the checkpoint holds
-            test_now = (epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs
+            test_now = cfg.test_every > 0 and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs)
             test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch)) if test_now else {}
             if test_now and not math.isfinite(test_metrics["test_loss"]):
                 raise TrainingError(f"the test loss became non-finite after epoch {epoch}: lower --lr or turn off "
@@ -256,6 +268,12 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
                       **test_metrics}
             if data.val is not None:  # the split that chooses theta and s; the test set only reports
                 record.update(evaluate_split(ctx, data.val.epoch(cfg.seed, epoch), "val_"))
+                if best_val is not None:
+                    best_val.observe(record, model)
+            if data.train_eval is not None:  # one eval-mode pass over the un-augmented training images
+                record.update(memorisation(ctx, data.train_eval.epoch(cfg.seed, epoch), bool(cfg.label_noise)))
+                if "val_top1" in record:
+                    record["gen_gap"] = record["train_eval_top1"] - record["val_top1"]
             if primary and diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:  # logged by rank 0 only
                 record.update(measure(model, diag_set, cfg, data, epoch, prior, ctx.prepare))
             if smoothing.auto is not None:  # rank 0 decides (its diagnostics are rank 0's), every rank follows
@@ -276,6 +294,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
                 _write(out, METRICS, lambda r=record: append_jsonl(out / METRICS, r))
             print(format_epoch(record, cfg.epochs), file=log, flush=True)
 
+    best_val_summary = _finish_best_val(cfg, out, ctx, data, best_val, primary) if best_val is not None else None
     summary = {
         "status": "finished",
         "method": cfg.method,
@@ -285,6 +304,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         "switch_epoch": smoothing.switch_epoch,
         "final": history[-1] if history else {},
         "best": {"test_top1": best.test_top1, "epoch": best.epoch},
+        "best_val": best_val_summary,
         "final_calibration": calibration,
         "wall_seconds": wall_before + time.perf_counter() - started,
         "git_commit": git_commit(),
@@ -298,6 +318,25 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         _write(out, SUMMARY, lambda: atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n"))
     barrier()
     return summary
+
+
+def _finish_best_val(cfg, out, ctx, data, best_val: BestVal, primary: bool) -> dict[str, Any] | None:
+    """Write RUN/best.pt and evaluate the test set once on the best validation epoch's weights (not with
+    ``--test-every 0``); the model is left with its final weights. Returns summary.json's ``best_val``."""
+    if best_val.epoch < 0:
+        return None
+    if primary:
+        weights = {"model": best_val.model, "epoch": best_val.epoch, "val_top1": best_val.val_top1,
+                   "val_nll": best_val.val_nll, "config": cfg.to_dict()}
+        _write(out, BEST_WEIGHTS, lambda: save_checkpoint(out / BEST_WEIGHTS, weights))
+    test = None
+    if cfg.test_every > 0:
+        model = ctx.module
+        final = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(best_val.model)
+        test = evaluate(ctx, data.test.epoch(cfg.seed, best_val.epoch))
+        model.load_state_dict(final)
+    return best_val.summary(test)
 
 
 def load_run_config(out: Path) -> TrainConfig:
