@@ -52,11 +52,18 @@ family() {  # one (regime, draw, seed): its trunks and every branch, in the plan
 }
 export -f family
 
-for regime in $regimes; do
+{   # the noisy regimes interleaved by (draw, seed), so that pairs finish in both together; then the others
+    noisy=$(for r in $regimes; do [[ $r == *40 ]] && echo "$r"; done)
     for draw in $draws; do
         for seed in $seeds; do
-            echo "$regime $draw $seed"
+            for regime in $noisy; do echo "$regime $draw $seed"; done
         done
     done
-done | xargs -P "${STUDY2_JOBS:-2}" -L 1 bash -c 'set -e; family $0 $1 $2'
+    for regime in $regimes; do
+        [[ $regime == *40 ]] && continue
+        for draw in $draws; do
+            for seed in $seeds; do echo "$regime $draw $seed"; done
+        done
+    done
+} | xargs -P "${STUDY2_JOBS:-2}" -L 1 bash -c 'set -e; family $0 $1 $2'
 echo "study2: done; analyse with: python scripts/study2_analyse.py $STUDY2_OUT"
