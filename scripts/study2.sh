@@ -53,17 +53,17 @@ family() {  # one (regime, draw, seed): its trunks and every branch, in the plan
 export -f family
 
 {   # the noisy regimes interleaved by (draw, seed), so that pairs finish in both together; then the others
-    noisy=$(for r in $regimes; do [[ $r == *40 ]] && echo "$r"; done)
+    noisy=$(for r in $regimes; do if [[ $r == *40 ]]; then echo "$r"; fi; done)
     for draw in $draws; do
         for seed in $seeds; do
             for regime in $noisy; do echo "$regime $draw $seed"; done
         done
     done
     for regime in $regimes; do
-        [[ $regime == *40 ]] && continue
+        if [[ $regime == *40 ]]; then continue; fi
         for draw in $draws; do
             for seed in $seeds; do echo "$regime $draw $seed"; done
         done
     done
-} | xargs -P "${STUDY2_JOBS:-2}" -L 1 bash -c 'set -e; family $0 $1 $2'
+} | xargs -r -P "${STUDY2_JOBS:-2}" -L 1 bash -c 'set -e; family $0 $1 $2'
 echo "study2: done; analyse with: python scripts/study2_analyse.py $STUDY2_OUT"
