@@ -231,6 +231,24 @@ def variance_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def cell_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Descriptive per (regime, cell): runs, draws, mean and sample std of each measure."""
+    keys = ("test_top1_at_best_val", "test_top1", "val_top1", "best_val_epoch", "test_nll", "test_ece",
+            "noise_memorised_final")
+    out = []
+    for regime in dict.fromkeys(r["regime"] for r in rows):
+        for label in dict.fromkeys(r["label"] for r in rows if r["regime"] == regime):
+            mine = [r for r in rows if r["regime"] == regime and r["label"] == label]
+            row: dict[str, Any] = {"regime": regime, "label": label, "n_runs": len(mine),
+                                   "n_draws": len({r["draw"] for r in mine})}
+            for key in keys:
+                values = [r[key] for r in mine if r.get(key) is not None]
+                row[key] = float(np.mean(values)) if values else None
+                row[key + "_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+            out.append(row)
+    return out
+
+
 def profile_figure(rows: list[dict[str, Any]], path: Path, key: str = MEASURES["best-val"]) -> None:
     """Performance profile over every (regime, draw, seed): the share of cases where a cell is within τ points of
     the best cell of that case, τ from 0 to 5."""
@@ -283,11 +301,24 @@ def main() -> None:
     sup = superiority_rows(rows)
     if sup:
         write_csv(args.out / "superiority.csv", sup, list(sup[0]))
+    cells = cell_rows(rows)
+    write_csv(args.out / "cells.csv", cells, list(cells[0]))
     var = variance_rows(rows)
     if var:
         write_csv(args.out / "variance.csv", var, list(var[0]))
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     profile_figure(rows, args.figure)
+    print("| regime | cell | runs | draws | test top-1 at best val (%) | test top-1 last (%) | best-val epoch | "
+          "test NLL | test ECE (%) | noise memorised (last) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        def f(key, digits=2):
+            v, s = c[key], c.get(key + "_std")
+            return "" if v is None else (f"{v:.{digits}f}" + ("" if s is None else f" ± {s:.{digits}f}"))
+        print(f"| {c['regime']} | {c['label']} | {c['n_runs']} | {c['n_draws']} | {f('test_top1_at_best_val')} | "
+              f"{f('test_top1')} | {f('best_val_epoch', 1)} | {f('test_nll', 3)} | {f('test_ece', 1)} | "
+              f"{f('noise_memorised_final', 3)} |")
+    print()
     print("| family | measure | regime | a | b | pairs | draws | mean diff | 95% CI | sign-flip p | Holm p | verdict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in cons:
