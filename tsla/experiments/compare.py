@@ -1,8 +1,10 @@
 """``tsla compare``: every method x theta x seed with everything else identical, then the report.
 
-The grid is ordered method-major (then theta, then seed); ``--shard i/n`` takes every n-th run starting at i, so the
-n shards of a grid cover it exactly once, whatever machine runs them. ``--jobs K`` trains K runs at once, each in its
-own process pinned to its share of the CPU cores.
+The grid is ordered method-major (then theta, then seed). A ``--methods`` entry may set the run's own theta,
+theta_after or epochs (:func:`parse_cell`), e.g. ``tsla@30:theta_after=-0.2`` or ``tsla@30:epochs=35``, so one grid
+holds LSR, TSLA ending on a negative theta and a budget control, each branching from the run it shares epochs with.
+``--shard i/n`` takes every n-th run starting at i, so the n shards of a grid cover it exactly once, whatever machine
+runs them. ``--jobs K`` trains K runs at once, each in its own process pinned to its share of the CPU cores.
 """
 
 from __future__ import annotations
@@ -38,8 +40,35 @@ class GridRun:
 
 
 def run_dir_name(method: str, seed: int, theta: float | None = None) -> str:
-    """``<method>-seed<k>``, or ``<method>-theta<θ>-seed<k>`` when the grid spans several thetas."""
+    """``<method>-seed<k>``, or ``<method>-theta<θ>-seed<k>`` when the grid spans several thetas (a cell's own
+    settings are named after the method: ``tsla@30-after-0.2-seed0``, ``tsla@30-epochs35-seed0``)."""
     return f"{method}-seed{seed}" if theta is None else f"{method}-theta{theta:g}-seed{seed}"
+
+
+# what a --methods entry may set for its own runs, and how the run folder names it
+CELL_FIELDS = {"theta": ("theta", float), "theta_after": ("after", float), "epochs": ("epochs", int)}
+
+
+def parse_cell(entry: str) -> tuple[str, dict[str, Any]]:
+    """``METHOD[:field=value...]`` -> (method, {field: value}): the fields of :data:`CELL_FIELDS` (``theta-after``
+    also spelt with a dash). Raises ``ConfigError`` naming the entry."""
+    method, *settings = entry.strip().split(":")
+    values: dict[str, Any] = {}
+    for setting in settings:
+        key, eq, text = setting.partition("=")
+        key = key.strip().replace("-", "_")
+        if key not in CELL_FIELDS or not eq:
+            raise ConfigError(f"--methods entry {entry!r}: {setting!r} is not field=value with a field among "
+                              f"{', '.join(CELL_FIELDS)}, e.g. tsla@30:theta_after=-0.2 or tsla@30:epochs=35")
+        try:
+            values[key] = CELL_FIELDS[key][1](text)
+        except ValueError:
+            raise ConfigError(f"--methods entry {entry!r}: {text!r} is not a valid {key}") from None
+    return method.strip(), values
+
+
+def _cell_folder(method: str, values: dict[str, Any]) -> str:
+    return method + "".join(f"-{CELL_FIELDS[k][0]}{values[k]:g}" for k in CELL_FIELDS if k in values)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -66,8 +95,9 @@ def _check_distinct(methods: Sequence[str], seeds: Sequence[int], thetas: Sequen
         raise ConfigError("--seeds must not repeat an entry")
     seen: dict[str, str] = {}
     for method in methods:
-        name, _, arg = method.strip().partition("@")
-        key = f"{name}@{int(arg)}" if arg.strip().isdigit() else method.strip()
+        base, values = parse_cell(method)
+        name, _, arg = base.partition("@")
+        key = (f"{name}@{int(arg)}" if arg.strip().isdigit() else base) + repr(sorted(values.items()))
         if key in seen:
             raise ConfigError(f"--methods: {seen[key]!r} and {method!r} name the same schedule: list it once")
         seen[key] = method
@@ -86,23 +116,29 @@ def plan(
 ) -> list[GridRun]:
     """Every run of the grid, each config validated before anything trains.
 
-    With several ``thetas`` each method runs once per theta, except ``baseline``, which does not depend on theta and
-    runs once per seed. With ``branch``, every run that trains as another run of the grid for its first S epochs
+    With several ``thetas`` each method runs once per theta, except ``baseline``, which does not depend on theta, and
+    an entry that sets its own theta: those run once per seed. A grid-wide ``theta_after`` (``--theta-after``) applies
+    to the grid's ``tsla@S`` runs only, the other methods having no second stage to apply it to. With ``branch``, every run that trains as another run of the grid for its first S epochs
     (TSLA(S) as the LSR run of its seed and theta, reverse@S as the baseline) branches from it after S epochs
     (:func:`tsla.training.branch.plan_branches`): the same result for the cost of the epochs after S.
     """
     _check_distinct(methods, seeds, thetas)
     grid: list[GridRun] = []
     multi = thetas is not None and len(thetas) > 1
-    for method in methods:
+    for entry in methods:
+        method, cell = parse_cell(entry)
+        once = method == "baseline" or "theta" in cell
         for theta in (thetas or [None]):
-            if multi and method == "baseline" and theta != thetas[0]:
+            if multi and once and theta != thetas[0]:
                 continue
             for seed in seeds:
                 values: dict[str, Any] = {"method": method, "seed": seed}
                 if theta is not None:
                     values["theta"] = theta
-                name = run_dir_name(method, seed, theta if multi and method != "baseline" else None)
+                if not method.startswith("tsla@"):
+                    values["theta_after"] = 0.0
+                values.update(cell)
+                name = run_dir_name(_cell_folder(method, cell), seed, theta if multi and not once else None)
                 grid.append(GridRun(name, build_config(*layers, ("--methods/--thetas/--seeds", values))))
     if not branch:
         return grid
@@ -279,7 +315,9 @@ def run_compare(
     if dry_run:
         for item in mine:
             cfg = item.cfg
-            print(f"{out / item.name}: {cfg.method}, theta {cfg.theta}, seed {cfg.seed}", file=log)
+            extra = f", theta_after {cfg.theta_after:g}" if cfg.theta_after else ""
+            extra += f", {cfg.epochs} epochs" + (f", from {item.branch[0]} after {item.branch[1]}" if item.branch else "")
+            print(f"{out / item.name}: {cfg.method}, theta {cfg.theta:g}, seed {cfg.seed}{extra}", file=log)
         return None
     todo: list[tuple[Path, TrainConfig, tuple[Path, int] | None]] = []
     for i, item in enumerate(mine, 1):

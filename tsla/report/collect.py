@@ -31,6 +31,8 @@ class RunRecord:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     """The run's resolved config (config.yaml, overridden by summary.json's ``config``)."""
+    epochs: int | None = None
+    """The run's length (a run whose length differs from the baseline's/LSR's is labelled with it)."""
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -77,6 +79,10 @@ def _load_run(path: Path, notes: list[str]) -> RunRecord | None:
         switch = int(method[5:])
     try:
         theta, seed = float(pick("theta", 0.0)), int(pick("seed", 0))
+        theta_after, epochs = float(pick("theta_after", 0.0)), pick("epochs", None)
+        epochs = None if epochs is None else int(epochs)
+        if theta_after:  # TSLA ending on another theta is its own cell, named as in 'tsla compare --methods'
+            method += f":theta_after={theta_after:g}"
         if switch is not None:
             switch = int(switch)
         _check_numbers(summary)
@@ -84,7 +90,7 @@ def _load_run(path: Path, notes: list[str]) -> RunRecord | None:
         notes.append(f"skipped {path}: summary.json has a field of the wrong type ({exc})")
         return None
     return RunRecord(path=path, method=method, theta=theta, seed=seed, switch_epoch=switch, summary=summary,
-                     metrics=_read_metrics(path / "metrics.jsonl", notes), config=config)
+                     metrics=_read_metrics(path / "metrics.jsonl", notes), config=config, epochs=epochs)
 
 
 def _check_numbers(summary: dict[str, Any]) -> None:
@@ -102,46 +108,58 @@ def _check_numbers(summary: dict[str, Any]) -> None:
 def collect_runs(dirs: Sequence[Path], notes: list[str] | None = None) -> list[RunRecord]:
     """Finished runs in ``dirs``, each a run directory itself or a directory of run directories one level down.
 
+    A run of another length than the baseline and LSR runs (when those agree on one) is its own cell, its method
+    labelled ``<method>:epochs=<n>`` (a budget control, ``tsla compare --methods tsla@30:epochs=35``); TSLA ending on
+    a nonzero theta is labelled ``<method>:theta_after=<θ>``.
+
     Unfinished or unreadable runs are skipped; a repeated (method, theta, seed) keeps the first one found. Each such
     event is appended to ``notes`` when given, else issued with ``warnings.warn``. Raises ``RunDirError`` naming a
     directory that does not exist, and (:func:`tsla.report.pooling.check_poolable`) runs that are not one experiment.
     Returns runs in directory order (sorted names within a directory).
     """
     found: list[str] = []
-    runs: list[RunRecord] = []
-    seen: dict[tuple[str, float | None, int], Path] = {}
+    loaded: list[RunRecord] = []
     for directory in map(Path, dirs):
         if not directory.is_dir():
             raise RunDirError(f"{directory} is not a directory: give a run directory or a directory of runs")
         candidates = [directory] if _is_run_dir(directory) else sorted(
             p for p in directory.iterdir() if p.is_dir() and _is_run_dir(p))
-        for path in candidates:
-            run = _load_run(path, found)
-            if run is None:
-                continue
-            key = (run.method, None if run.method == "baseline" else run.theta, run.seed)
-            if key in seen:
-                found.append(f"skipped {path}: duplicate of {seen[key]} ({run.method}, seed {run.seed})")
-                continue
-            seen[key] = path
-            runs.append(run)
+        loaded += [run for run in (_load_run(path, found) for path in candidates) if run is not None]
+    lengths = {r.epochs for r in loaded if r.method in ("baseline", "lsr")}
+    length = lengths.pop() if len(lengths) == 1 else None
+    pooled: list[dict[str, Any]] = []
+    runs: list[RunRecord] = []
+    seen: dict[tuple[str, float | None, int], Path] = {}
+    for run in loaded:
+        config = run.config
+        if length is not None and run.epochs is not None and run.epochs != length:
+            run.method += f":epochs={run.epochs}"
+            config = {**config, "epochs": length}  # its length is in its label: pooled as one cell of its own
+        key = (run.method, None if run.method == "baseline" else run.theta, run.seed)
+        if key in seen:
+            found.append(f"skipped {run.path}: duplicate of {seen[key]} ({run.method}, seed {run.seed})")
+            continue
+        seen[key] = run.path
+        runs.append(run)
+        pooled.append(config)
     if notes is not None:
         notes.extend(found)
     else:
         for note in found:
             warnings.warn(note, stacklevel=2)
-    check_poolable([r.path for r in runs], [r.config for r in runs])
+    check_poolable([r.path for r in runs], pooled)
     return runs
 
 
 def _method_key(method: str) -> tuple[int, int, list[Any]]:
     """Sort key: baseline, lsr, tsla@S by S, then other methods by name with numbers compared as numbers."""
+    method, _, cell = method.partition(":")  # a cell's own settings (:theta_after=..., :epochs=...) sort after it
     name, _, arg = method.partition("@")
-    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", method)]
+    natural = [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", method)] + [cell]
     if name in ("baseline", "lsr"):
-        return (0 if name == "baseline" else 1, 0, [])
+        return (0 if name == "baseline" else 1, 0, [cell])
     if name == "tsla" and arg.isdigit():
-        return (2, int(arg), [])
+        return (2, int(arg), [cell])
     return (3, 0, natural)
 
 

@@ -1,9 +1,11 @@
 """Which runs may share a table: one experiment, differing only in what a comparison varies.
 
 A report averages runs over seeds and sets methods side by side. That is only meaningful when every run is the same
-experiment apart from the method, θ and the seed: a run of 2 epochs and one of 4, or runs on clean and on noisy
+experiment apart from the method, θ (and TSLA's θ after the switch) and the seed: a run of 2 epochs and one of 4, or runs on clean and on noisy
 labels, averaged into one cell would be a silently wrong number. So :func:`check_poolable` refuses a set of runs
-whose configs differ in any other field, except those that only change where or how fast a run trains.
+whose configs differ in any other field, except those that only change where or how fast a run trains. (A run of
+another length than the baseline and LSR runs is its own labelled cell, ``tsla@30:epochs=35``: see
+:func:`tsla.report.collect.collect_runs`, which passes it here with the common length.)
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any, Mapping, Sequence
 from ..config import TrainConfig
 from ..errors import RunDirError
 
-# what a comparison varies
-COMPARED_FIELDS = ("method", "theta", "seed")
+# what a comparison varies (theta_after: TSLA's second stage, shown in the run's label)
+COMPARED_FIELDS = ("method", "theta", "theta_after", "seed")
 # where and how fast, not what: the thread count can change the last digits (tsla/threads.py) but not the experiment
 POOL_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "workers", "threads", "keep_checkpoints",
-                    "keep_epochs")  # the last two: which checkpoints are kept (branch points), not what is computed
+                    "keep_epochs",  # these two: which checkpoints are kept (branch points), not what is computed
+                    "allow_negative")  # a permission: the thetas it allows are in the method, theta and theta_after
 # tsla-auto's own options (its rule and the rule's constants): no other method reads them, so they are compared only
 # between tsla-auto runs (a tsla-auto cell added later, with its own rule, pools with the LSR runs trained before it)
 AUTO_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name.startswith("auto_"))
