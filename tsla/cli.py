@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "metrics, summary, config) and start afresh")
     p_train.add_argument("--branch-from", metavar="RUN", help="start from RUN's checkpoint kept after --at-epoch "
                          "epochs (RUN trained with --keep-epochs) with RUN's config and these flags: e.g. TSLA(S) "
-                         "branched from the LSR run of the same seed; only --method may differ")
+                         "branched from the LSR run of the same seed; only the schedule (--method, --theta, --theta-after, --epochs) "
+                         "may differ, and only from the epoch where it parts from RUN's")
     p_train.add_argument("--at-epoch", type=int, metavar="S", help="with --branch-from: the number of epochs taken "
                          "from RUN")
     add_config_flags(p_train)
