@@ -64,21 +64,23 @@ def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Return ``prior`` as a 1-D tensor after checking it is a distribution over ``num_classes`` classes.
 
     Raises ``ValueError`` if its length differs from ``num_classes``, an entry is negative or not finite, or the
-    entries do not sum to 1 within 1e-6.
+    entries do not sum to 1 within 1e-6. The values are read detached; the prior itself is returned as given, so a
+    prior that requires grad (a learned prior) keeps its place in the autograd graph.
     """
-    prior = torch.as_tensor(prior).detach()
+    prior = torch.as_tensor(prior)
+    values = prior.detach()
     if prior.dim() != 1 or prior.numel() != num_classes:
         raise ValueError(
             f"prior has shape {tuple(prior.shape)} but the model has {num_classes} classes: "
             f"give one probability per class"
         )
-    lowest, total = torch.stack([prior.min(), prior.double().sum().to(prior.dtype)]).tolist()  # one sync
+    lowest, total = torch.stack([values.min(), values.double().sum().to(values.dtype)]).tolist()  # one sync
     if lowest >= 0 and math.isfinite(total) and abs(total - 1.0) <= 1e-6:
         return prior
-    problem = _distribution_problem("prior", prior)
+    problem = _distribution_problem("prior", values)
     if problem:
         raise ValueError(f"{problem}: every class probability must be >= 0")
-    total = float(prior.double().sum())
+    total = float(values.double().sum())
     raise ValueError(f"prior sums to {total:.8g}, not 1 (tolerance 1e-6): normalise it first")
 
 
