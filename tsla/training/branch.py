@@ -37,8 +37,9 @@ def kept_checkpoint(run: Path, finished_epochs: int) -> Path:
     return Path(run) / "checkpoints" / f"epoch-{finished_epochs - 1}.pt"
 
 
-def _tested(cfg: TrainConfig, epoch: int) -> bool:
-    """Whether a run evaluates the test set after ``epoch`` (the trainer's rule)."""
+def tested_after(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether a run evaluates the test set after ``epoch`` (epochs from 0): every ``test_every`` epochs and after the
+    last one; never with ``test_every`` 0. The trainer's rule, shared so that branching checks what it runs."""
     return cfg.test_every > 0 and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs)
 
 
@@ -57,7 +58,7 @@ def _first_difference(source: TrainConfig, cfg: TrainConfig, limit: int) -> tupl
             at = epoch if lr_old(epoch) != lr_new(epoch) else epoch + 1
             return epoch, (f"the learning rate at epoch {at} is {lr_new(at):g}, the source's was {lr_old(at):g} "
                            f"(a cosine schedule depends on --epochs)")
-        if _tested(source, epoch) != _tested(cfg, epoch):
+        if tested_after(source, epoch) != tested_after(cfg, epoch):
             return epoch, f"the test set is evaluated after epoch {epoch} in one run only (--test-every, --epochs)"
     return None
 

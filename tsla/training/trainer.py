@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from ..smoothing.auto_switch import auto_switch_for
 from .best_val import BEST_WEIGHTS, BestVal
-from .branch import branch_state, kept_checkpoint
+from .branch import branch_state, kept_checkpoint, tested_after
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
 from ..config import TrainConfig, build_config, config_text, field_default, read_yaml
@@ -257,7 +257,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
                 raise Interrupted(f"stopped by {signal.Signals(signum).name} in epoch {epoch} after step {at.step - 1}; "
                                   f"checkpoint saved: continue with 'tsla train --out {out} --resume'", signum)
             broadcast_buffers(model)  # every rank evaluates rank 0's model, the one the checkpoint holds
-            test_now = cfg.test_every > 0 and ((epoch + 1) % cfg.test_every == 0 or epoch + 1 == cfg.epochs)
+            test_now = tested_after(cfg, epoch)
             test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch)) if test_now else {}
             if test_now and not math.isfinite(test_metrics["test_loss"]):
                 raise TrainingError(f"the test loss became non-finite after epoch {epoch}: lower --lr or turn off "
