@@ -126,6 +126,7 @@ def test_test_every_0_never_evaluates_the_test_set(fashion_root, tmp_path, monke
     assert calls == []
     assert not any(k.startswith("test_") for r in _rows(tmp_path / "run") for k in r)
     assert summary["best_val"]["test_top1"] is None and summary["best_val"]["epoch"] in (0, 1)
+    assert summary["best"] == {"test_top1": None, "epoch": None}  # no placeholder a report could read as -100 %
     assert (tmp_path / "run" / "best.pt").is_file()
 
 

@@ -80,6 +80,10 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         (root / "images" / CUB_IMAGES[0][1]).write_bytes(b"not a jpeg")
     elif kind == "file":
         (tmp / "afile").write_text("a file, not a folder")
+    elif kind == "old-runs-csv":  # a runs.csv written before the best-validation columns
+        (tmp / "afile").write_text("regime,label,method,theta,switch_epoch,seed,val_top1,test_top1,test_nll,test_ece,"
+                                   "train_top1,train_onehot_loss,epochs,commit\nr1,lsr-theta0.1,lsr,0.1,,0,,90,0.3,1,"
+                                   "99,0.1,5,abc\n")
     elif kind in ("trained-run", "corrupt-checkpoint"):
         assert main(["train", "--data-root", str(tiny), "--epochs", "1", "--out", str(tmp / "run"), "--no-progress"]) == 0
         if kind == "corrupt-checkpoint":

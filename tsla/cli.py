@@ -184,7 +184,7 @@ def _cmd_paired(args: argparse.Namespace) -> int:
         if args.dirs:
             raise ConfigError("give either run directories or --runs-csv, not both")
         out = Path(args.out) if args.out else Path(args.runs_csv).parent
-        found = contrasts_from_csv(Path(args.runs_csv), pairs, args.margin)
+        found = contrasts_from_csv(Path(args.runs_csv), pairs, args.margin, args.measure)
         out.mkdir(parents=True, exist_ok=True)
         write_csv(out / "contrasts.csv", found, CONTRAST_COLUMNS)
         print(f"wrote {out / 'contrasts.csv'} ({len(found)} contrasts) from {args.runs_csv}")
@@ -193,7 +193,7 @@ def _cmd_paired(args: argparse.Namespace) -> int:
         raise ConfigError("--paired needs the comparison directories, one per regime, e.g. "
                           "'tsla report runs/r1 runs/r2 --paired --out evidence'")
     out = Path(args.out) if args.out else Path(args.dirs[0]) / "paired"
-    write_paired([Path(d) for d in args.dirs], out, args.margin, pairs)
+    write_paired([Path(d) for d in args.dirs], out, args.margin, pairs, measure=args.measure)
     print((out / "paired.md").read_text())
     print(f"wrote runs.csv, contrasts.csv, secondary.csv, speed.csv and paired.md in {out}")
     return 0
@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "tsla@20-theta0.1:lsr-theta0.1); Holm adjusts over them (default: every schedule against LSR "
                        "at its theta, and LSR against the baseline)")
     p_rep.add_argument("--runs-csv", help="recompute contrasts.csv from this runs.csv alone (no run directories)")
+    p_rep.add_argument("--measure", choices=("last", "best-val"), default="last", help="what the --paired contrasts "
+                       "compare: test top-1 at the last epoch (default) or at each run's best validation epoch "
+                       "(runs trained with --val-size)")
     p_rep.add_argument("--out", help="where to write summary.json/.md and curves.png (default: the first DIR)")
     p_rep.set_defaults(func=_cmd_report)
 

@@ -22,7 +22,8 @@ def _curve(group: Sequence[RunRecord], key: str) -> tuple[list[int], list[float]
 
 def plot_curves(runs: Sequence[RunRecord], path: Path, accuracy: str = "test") -> None:
     """Save a two-panel PNG at ``path``: ``accuracy`` top-1 (%, "test" or "val") and one-hot train loss (log scale)
-    against epoch.
+    against epoch; a third panel, where runs logged them (``--label-noise``), shows the memorisation fractions: of the
+    flipped training images, the share predicted as their given, wrong label (solid) and as their true label (dotted).
 
     One line per label (mean over seeds), a ± std band where a label has two or more seeds, and a dashed vertical line
     in the label's colour at the epoch where TSLA drops smoothing (the first epoch trained with θ=0).
@@ -32,8 +33,10 @@ def plot_curves(runs: Sequence[RunRecord], path: Path, accuracy: str = "test") -
 
     groups = _grouped(runs)
     many = len(groups) > 10  # more lines than the default 10 colours: 20 colours, and the legend beside the panels
-    fig = Figure(figsize=(16, 5.5) if many else (13, 5))
-    axes = fig.subplots(1, 2)
+    memo = any("noise_memorised" in row for run in runs for row in run.metrics)
+    width = (16 if many else 13) * (1.5 if memo else 1)
+    fig = Figure(figsize=(width, 5.5 if many else 5))
+    axes = fig.subplots(1, 3 if memo else 2)
     top1 = f"{accuracy}_top1"
     panels = ((top1, 100.0, f"{accuracy} top-1 (%)"), ("train_onehot_loss", 1.0, "one-hot train loss (log scale)"))
     for index, (label, group) in enumerate(groups.items()):
@@ -50,6 +53,14 @@ def plot_curves(runs: Sequence[RunRecord], path: Path, accuracy: str = "test") -
             for i, switch in enumerate(switches):
                 text = f"{label}: θ→0 from epoch {', '.join(map(str, switches))}" if i == 0 and key == top1 else None
                 ax.axvline(switch, color=color, linestyle="--", linewidth=1.2, label=text)
+        if memo:
+            for key, style in (("noise_memorised", "-"), ("noise_corrected", ":")):
+                epochs, mean, _ = _curve(group, key)
+                if epochs:
+                    axes[2].plot(epochs, [100 * v for v in mean], color=color, linestyle=style,
+                                 label=f"{label}: {key.split('_')[1]}")
+            for switch in switches:
+                axes[2].axvline(switch, color=color, linestyle="--", linewidth=1.2)
     for ax, (key, _, ylabel) in zip(axes, panels):
         ax.set(xlabel="epoch (from 0)", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -57,6 +68,12 @@ def plot_curves(runs: Sequence[RunRecord], path: Path, accuracy: str = "test") -
     axes[0].set_title(f"{'Validation' if accuracy == 'val' else 'Test'} top-1 accuracy (mean ± std over seeds)")
     axes[1].set_title("One-hot training loss (mean ± std over seeds)")
     axes[1].set_yscale("log")
+    if memo:
+        axes[2].set(xlabel="epoch (from 0)", ylabel="% of the flipped training images",
+                    title="Noisy labels memorised (solid) and corrected (dotted)")
+        axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[2].grid(True, alpha=0.3)
+        axes[2].legend(fontsize="x-small", loc="best")
     if many:
         fig.legend(*axes[0].get_legend_handles_labels(), fontsize="x-small", loc="center right")
         fig.tight_layout(rect=(0, 0, 0.76, 1))

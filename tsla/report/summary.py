@@ -31,6 +31,12 @@ def _best_top1(run: RunRecord) -> float | None:
     return best
 
 
+def _best_val(run: RunRecord, key: str) -> Any:
+    """summary.json's ``best_val[key]`` (the best validation epoch, or a metric of the model then); None for a run
+    without a validation set or written before tsla recorded it."""
+    return (run.summary.get("best_val") or {}).get(key)
+
+
 def _epochs_to(run: RunRecord, target: float | None) -> int | None:
     """Epochs trained (1-based) until test_top1 first reaches ``target``; None if it never does or no target."""
     if target is None:
@@ -67,12 +73,14 @@ def summarize(runs: Sequence[RunRecord]) -> dict[str, Any]:
             "switch_epochs": [r.switch_epoch for r in group],
             "final": {k: _stats([_final(r).get(k) for r in group]) for k in (*FINAL_KEYS, *keys)},
             "best_test_top1": _stats([_best_top1(r) for r in group]),
+            "best_val": {k: _stats([_best_val(r, k) for r in group]) for k in ("epoch", "test_top1")},
             "epochs_to_reach_baseline": {**_stats(per_seed), "per_seed": per_seed},
         }
         for run, reach in zip(group, per_seed):
             final = _final(run)
             rows.append({"label": label, "seed": run.seed, "path": str(run.path),
                          **{f"final_{k}": final.get(k) for k in FINAL_KEYS}, "best_test_top1": _best_top1(run),
+                         "best_val_epoch": _best_val(run, "epoch"), "test_top1_at_best_val": _best_val(run, "test_top1"),
                          "wall_seconds": run.summary.get("wall_seconds"), "epochs_to_reach_baseline": reach})
     return {"labels": list(groups), "methods": methods, "baseline_final_test_top1": target,
             "epochs_to_reach_baseline": {k: m["epochs_to_reach_baseline"]["mean"] for k, m in methods.items()},
@@ -94,9 +102,10 @@ def format_markdown(summary: dict[str, Any]) -> str:
 
     Accuracies are in percent with 2 decimals, losses with 4. Notes in ``summary["notes"]`` are listed at the end.
     """
-    lines = ["| method | seeds | θ off from epoch | final top-1 (%) | final top-5 (%) | best top-1 (%) "
-             "| final one-hot train loss | test NLL | test ECE (%) | test Brier | epochs to baseline acc |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | seeds | θ off from epoch | final top-1 (%) | top-1 at best val (%) | best val epoch "
+             "| final top-5 (%) | best top-1 (%) | final one-hot train loss | test NLL | test ECE (%) | test Brier "
+             "| epochs to baseline acc |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label in summary["labels"]:
         m = summary["methods"][label]
         final = m["final"]
@@ -111,13 +120,19 @@ def format_markdown(summary: dict[str, Any]) -> str:
         seeds = f"{m['n_seeds']} ({', '.join(map(str, m['seeds']))})"
         switches = sorted({e for e in m.get("switch_epochs", []) if e is not None})
         off = ", ".join(map(str, switches)) or "—"
-        lines.append(f"| {label} | {seeds} | {off} | {_cell(final['test_top1'], 100, 2)} | {_cell(final['test_top5'], 100, 2)} "
+        best_val = m["best_val"]
+        lines.append(f"| {label} | {seeds} | {off} | {_cell(final['test_top1'], 100, 2)} "
+                     f"| {_cell(best_val['test_top1'], 100, 2)} | {_cell(best_val['epoch'], 1, 1)} "
+                     f"| {_cell(final['test_top5'], 100, 2)} "
                      f"| {_cell(m['best_test_top1'], 100, 2)} | {_cell(final['train_onehot_loss'], 1, 4)} "
                      f"| {_cell(final['test_loss'], 1, 4)} | {_cell(final['test_ece'], 100, 2)} "
                      f"| {_cell(final['test_brier'], 1, 4)} | {epochs} |")
     lines.append("")
     target = summary.get("baseline_final_test_top1")
-    lines.append("mean ± std: the sample standard deviation over seeds (ddof=1); a single seed shows its value alone.")
+    lines.append("mean ± std: the sample standard deviation over seeds (ddof=1); a single seed shows its value alone. "
+                 "Top-1 at best val: test top-1 of the model at the epoch of its best validation top-1 (early "
+                 "stopping; runs with --val-size). Best top-1: the highest test top-1 of any epoch (chosen on test, "
+                 "optimistic).")
     if target is not None:
         lines[-1] += (f" Epochs to baseline acc: epochs trained until test top-1 first reaches the baseline's mean "
                       f"final top-1 ({target * 100:.2f}%), averaged over the seeds that reach it.")

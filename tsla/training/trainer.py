@@ -303,7 +303,9 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
         "epochs": cfg.epochs,
         "switch_epoch": smoothing.switch_epoch,
         "final": history[-1] if history else {},
-        "best": {"test_top1": best.test_top1, "epoch": best.epoch},
+        # never evaluated on test (--test-every 0): no number rather than the placeholder -1
+        "best": {"test_top1": best.test_top1, "epoch": best.epoch} if best.epoch >= 0 else {"test_top1": None,
+                                                                                            "epoch": None},
         "best_val": best_val_summary,
         "final_calibration": calibration,
         "wall_seconds": wall_before + time.perf_counter() - started,
