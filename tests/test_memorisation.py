@@ -84,3 +84,16 @@ def test_the_training_pass_runs_only_when_its_metrics_are_wanted(tiny_fashion, t
     clean = _rows(train(TrainConfig(**base, train_subset=20, val_size=10), tmp_path / "val", progress_bar=False)
                   and tmp_path / "val")[0]
     assert {k for k in INSTRUMENTS if k in clean} == {"train_eval_top1", "gen_gap"}  # no clean labels to count
+
+
+def test_an_evaluation_loader_with_two_labels_per_image_serves_each_image_once():
+    from tsla.data.in_memory import InMemoryLoader, TensorImages
+
+    images = torch.arange(10, dtype=torch.uint8).reshape(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+    labels = torch.stack([torch.arange(10), torch.arange(10) % 3], 1)
+    data = TensorImages(images, labels, [str(c) for c in range(10)])
+    one = InMemoryLoader(data, 4, (0.0,), (1 / 255,), train=False)
+    assert one.num_images == 10 and [len(y) for _, y in one.epoch(0, 0)] == [4, 4, 2]  # not 20 rows in 5 batches
+    shards = [InMemoryLoader(data, 4, (0.0,), (1 / 255,), train=False, rank=r, world=2) for r in range(2)]
+    served = [torch.cat([y for _, y in s.epoch(0, 0)]) for s in shards]
+    assert [len(x) for x in served] == [5, 5] and torch.equal(torch.cat(served), labels)  # half each, every image once

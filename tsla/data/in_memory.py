@@ -12,14 +12,15 @@ from .augment import crop, draw_augmentation, flip as flip_images, normalize
 
 @dataclass
 class TensorImages:
-    """A whole data set in memory: uint8 images (N, C, H, W) and int64 labels (N,)."""
+    """A whole data set in memory: uint8 images (N, C, H, W) and int64 labels (N,), or (N, M) with M labels per
+    image (the memorisation instruments' given and clean labels)."""
 
     images: torch.Tensor
     targets: torch.Tensor
     classes: list[str]
 
     def __len__(self) -> int:
-        return self.targets.numel()
+        return self.targets.shape[0]
 
     def subset(self, indices: torch.Tensor) -> "TensorImages":
         return TensorImages(self.images[indices], self.targets[indices], self.classes)
@@ -66,7 +67,7 @@ class InMemoryLoader:
         self.device = torch.device(device)
         self.rank, self.world = rank, world
         if not train and world > 1:  # evaluation: this rank's shard only
-            n = data.targets.numel()
+            n = data.targets.shape[0]
             data = TensorImages(data.images[n * rank // world : n * (rank + 1) // world],
                                 data.targets[n * rank // world : n * (rank + 1) // world], data.classes)
         self.images = data.images.to(self.device)
@@ -81,7 +82,7 @@ class InMemoryLoader:
     @property
     def num_images(self) -> int:
         """Images in one epoch, all ranks together (training) or in this rank's shard (evaluation)."""
-        return self.targets.numel()
+        return self.targets.shape[0]
 
     def __len__(self) -> int:
         return batches_per_epoch(self.num_images, self.batch_size, self.train, self.world)
