@@ -76,7 +76,7 @@ def run_row(run: Path, regime: str) -> Optional[dict[str, Any]]:
         "val_top1": _pct(last.get("val_top1")), "test_top1": _pct(last.get("test_top1")),
         "best_val_epoch": best.get("epoch"), "test_top1_at_best_val": _pct(best.get("test_top1")),
         "test_nll": last.get("test_nll"), "test_ece": _pct(last.get("test_ece")),
-        "noise_memorised_final": last.get("noise_memorised"), "commit": summary.get("commit") or cfg.get("commit"),
+        "noise_memorised_final": _pct(last.get("noise_memorised")), "commit": summary.get("git_commit"),
     }
 
 
