@@ -72,11 +72,19 @@ def end_epoch(scheduler: SmoothingScheduler, epoch: int, criterion: Any = None, 
               diagnostics: Mapping[str, Any] | None = None, **metrics: Any) -> float | None:
     """:func:`report_epoch`, then, for a per-epoch scheduler, ``scheduler.step()`` (to epoch ``epoch + 1``).
 
-    Raises ``ValueError`` if a per-epoch scheduler is not at ``epoch`` (a step missed or taken twice).
+    Raises ``ValueError`` if a per-epoch scheduler is not at ``epoch`` (a step missed or taken twice), or a per-step
+    one is not at ``(epoch + 1) * steps_per_epoch`` (a wrong ``steps_per_epoch``, or a ``step()`` missed).
     """
-    if scheduler.steps_per_epoch is None and scheduler.last_epoch != epoch:
+    per_step = scheduler.steps_per_epoch
+    if per_step is None and scheduler.last_epoch != epoch:
         raise ValueError(f"the scheduler is at epoch {scheduler.last_epoch}, not {epoch}: call end_epoch once per "
                          f"epoch and no scheduler.step() of your own (after a resume, load its state_dict)")
+    if per_step is not None and scheduler.last_epoch != (epoch + 1) * per_step:
+        done = scheduler.last_epoch
+        hint = f"build it with steps_per_epoch={done // (epoch + 1)}" if done % (epoch + 1) == 0 and done else \
+            "call scheduler.step() after every optimizer step"
+        raise ValueError(f"the scheduler counted {done} optimizer steps by the end of epoch {epoch}, but "
+                         f"steps_per_epoch={per_step} means {(epoch + 1) * per_step}: {hint}")
     onehot_loss = report_epoch(scheduler, epoch, criterion, onehot_loss, diagnostics, **metrics)
     if scheduler.steps_per_epoch is None:
         scheduler.step()
