@@ -103,6 +103,18 @@ def test_resumed_timm_loop_equals_uninterrupted(kind, saver_gets, tmp_path):
     assert loops.same_weights(model, full)
 
 
+def test_a_recovery_checkpoint_after_an_epochs_last_update_resumes_exactly(tmp_path):
+    # written after the last update of epoch 1, before end_epoch: timm resumes at epoch 2 and nothing is skipped, so
+    # the resumed tsla-auto run equals the uninterrupted one, epoch 1's record (from the saved sums) included
+    full, full_loss, full_thetas, _ = _train("auto", tmp_path / "full")
+    cut = dict(recovery_at=(1, loops.STEPS - 1), resume_from=f"recovery-1-{loops.STEPS - 1}.pth.tar")
+    _, _, first, _ = _train("auto", tmp_path / "cut", **cut)
+    model, loss, rest, _ = _train("auto", tmp_path / "cut", resume=True, **cut)
+    assert first + rest == full_thetas == loops.EXPECTED_THETAS["auto"]
+    assert loss.scheduler.state_dict() == full_loss.scheduler.state_dict()
+    assert loops.same_weights(model, full)
+
+
 def test_tsla_auto_resumes_from_a_recovery_checkpoint(tmp_path):
     # timm resumes recovery-1-1 at epoch 2 (the rest of epoch 1 skipped by timm itself); before issue 21 tsla-auto
     # crashed there ("told epoch 2 after epoch 0")

@@ -6,10 +6,13 @@ Lightning's checkpoints.
     trainer = L.Trainer(callbacks=[SmoothingCallback(scheduler, criterion)], ...)
     trainer.fit(model, ckpt_path=...)                                          # resumes theta and tsla-auto exactly
 
-The position is Lightning's own counter, never counted here: ``trainer.current_epoch`` per epoch, or
+The position is Lightning's own counter, never counted here, read before every training batch (a resume from a step
+checkpoint on an epoch's last batch skips ``on_train_epoch_start``): ``trainer.current_epoch`` per epoch, or
 ``trainer.global_step`` (optimizer steps) with ``steps_per_epoch``. The epoch is reported (tsla-auto decides)
-after its last training batch, before validation and before ``ModelCheckpoint`` saves. Validate with plain
-cross-entropy, not with ``criterion``. Under DDP the one-hot loss is summed over ranks, and rank 0 decides.
+after its last training batch, before validation and before ``ModelCheckpoint`` saves; the one-hot sums of the epoch
+in progress are in every checkpoint, so a step checkpoint inside an epoch resumes tsla-auto too. ``smoothing_theta``
+(per step) and ``train_onehot_loss`` (per epoch) go to ``pl_module.log``. Validate with plain cross-entropy, not with
+``criterion``. Under DDP the one-hot loss is summed over ranks, and rank 0 decides.
 """
 
 from __future__ import annotations

@@ -3,14 +3,19 @@ scheduler's state in timm's checkpoints.
 
     train_loss_fn = SmoothingLoss(tsla.schedules.two_stage(0.1, 30))      # or SmoothingScheduler.auto_two_stage(...)
     saver = SmoothingCheckpointSaver(model=model, optimizer=optimizer, args=args, amp_scaler=loss_scaler,
-                                     checkpoint_dir=output_dir, smoothing=train_loss_fn.scheduler)
+                                     checkpoint_dir=output_dir, smoothing=train_loss_fn)
     if args.resume:                                      # after timm's resume_checkpoint(...)
         saver.load_state_dict_from_checkpoint(args.resume)
     for epoch in range(start_epoch, num_epochs):
         train_loss_fn.set_epoch(epoch)                   # beside the sampler's set_epoch / mixup_off_epoch check
-        train_one_epoch(epoch, model, loader_train, optimizer, train_loss_fn, args, ...)
+        train_metrics = train_one_epoch(epoch, model, loader_train, optimizer, train_loss_fn, args, ...)
         train_loss_fn.end_epoch(epoch)                   # tsla-auto decides; before the saver runs
+        train_metrics.update(train_loss_fn.summary())    # theta and the one-hot loss F into summary.csv
         saver.save_checkpoint(epoch, metric=...)
+
+Per update (a scheduler with ``steps_per_epoch``): ``train_loss_fn.step_update(num_updates=num_updates)`` beside
+``lr_scheduler.step_update``. A recovery checkpoint (``saver.save_recovery``) holds the one-hot sums of the epoch in
+progress: timm resumes it at the next epoch, and ``set_epoch`` reports the cut epoch to tsla-auto first.
 
 Why not timm's own ``LabelSmoothingCrossEntropy``: it stores ``smoothing`` and ``confidence = 1 - smoothing``
 separately, so setting ``.smoothing = 0`` between epochs leaves the stale confidence and trains on
