@@ -46,7 +46,7 @@ class SmoothingScheduler:
             raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1 (or None: per epoch)")
         if not callable(getattr(schedule, "to_dict", None)):
             raise ValueError(f"schedule {schedule!r} cannot be saved in a checkpoint (no to_dict()): pass a "
-                             f"tsla.schedules schedule (constant, two_stage, linear, cosine, AutoTwoStage)")
+                             f"tsla.schedules schedule (e.g. two_stage, linear, cosine)")
         auto_schedule = isinstance(schedule, AutoTwoStage)
         if auto is not None and not auto_schedule:
             raise ValueError(f"auto=AutoSwitch(...) needs schedules.AutoTwoStage(theta), got {schedule!r}")
