@@ -6,7 +6,7 @@ own label smoothing off, timm's CheckpointSaver), on synthetic tensors (a few se
 
 In timm's train.py: build train_loss_fn = SmoothingLoss(...) where it builds LabelSmoothingCrossEntropy, call
 train_loss_fn.set_epoch(epoch) at the top of each epoch and train_loss_fn.end_epoch(epoch) before
-saver.save_checkpoint, and use SmoothingCheckpointSaver(..., smoothing=train_loss_fn.scheduler); on --resume, also
+saver.save_checkpoint, and use SmoothingCheckpointSaver(..., smoothing=train_loss_fn); on --resume, also
 call saver.load_state_dict_from_checkpoint(args.resume). Evaluation keeps plain cross-entropy (validate_loss_fn).
 """
 
@@ -39,7 +39,7 @@ def run(smoothing, folder: str) -> tsla.SmoothingScheduler:
     # Mixup's own label smoothing off: the loss smooths the mixed targets by the schedule's theta
     mixup_fn = Mixup(mixup_alpha=0.2, label_smoothing=0.0, num_classes=6)
     saver = SmoothingCheckpointSaver(model=model, optimizer=optimizer, checkpoint_dir=folder, recovery_dir=folder,
-                                     decreasing=True, smoothing=train_loss_fn.scheduler)  # ranked by test loss
+                                     decreasing=True, smoothing=train_loss_fn)  # ranked by test loss
     for epoch in range(EPOCHS):
         train_loss_fn.set_epoch(epoch)
         theta = train_loss_fn.smoothing

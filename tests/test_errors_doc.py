@@ -148,6 +148,8 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
     elif kind == "config-only":  # a run that wrote its config but no checkpoint yet
         (tmp / "run").mkdir()
         (tmp / "run" / "config.yaml").write_text(yaml.safe_dump({"data_root": str(tiny), "epochs": 1}))
+    elif kind == "no-tensorboard":  # TensorBoard not installed, whether it is here or not
+        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     elif kind == "two-experiments":  # one comparison folder, runs of 2 and of 4 epochs
         make_run(tmp / "run", "lsr", 0, [0.5, 0.6])
         make_run(tmp / "run", "lsr", 1, [0.5, 0.6, 0.7, 0.8])

@@ -61,3 +61,32 @@ def test_end_epoch_refuses_a_scheduler_out_of_step():
         end_epoch(scheduler, 0)
     with pytest.raises(ValueError, match="needs each epoch's one-hot train loss"):
         end_epoch(loops.scheduler("auto"), 0)
+
+
+def test_end_epoch_refuses_a_per_step_scheduler_whose_steps_per_epoch_is_wrong():
+    scheduler = tsla.SmoothingScheduler(tsla.schedules.linear(0.3, 4), steps_per_epoch=5)  # the loader has 4 batches
+    for _ in range(loops.STEPS):
+        scheduler.step()
+    with pytest.raises(ValueError, match="counted 4 optimizer steps by the end of epoch 0, but steps_per_epoch=5 "
+                                         "means 5: build it with steps_per_epoch=4"):
+        end_epoch(scheduler, 0)
+
+
+def test_a_schedule_that_cannot_be_saved_is_refused_up_front():
+    # before issue 21, a lambda was accepted and the first checkpoint failed ('function' object has no 'to_dict')
+    with pytest.raises(ValueError, match=r"cannot be saved in a checkpoint \(no to_dict\(\)\): pass a "
+                                         r"tsla.schedules schedule"):
+        tsla.SmoothingScheduler(lambda epoch: 0.1 if epoch < 3 else 0.0)
+
+
+def test_step_with_a_position_sets_it():
+    scheduler = tsla.SmoothingScheduler(tsla.schedules.two_stage(0.3, 3))
+    scheduler.step(3)  # the position a framework's counter gives: epoch 3, after TSLA(3)'s switch
+    assert (scheduler.last_epoch, scheduler.get_last_theta()) == (3, 0.0)
+    scheduler.step()
+    assert scheduler.last_epoch == 4
+    per_step = tsla.SmoothingScheduler(tsla.schedules.linear(0.3, 4), steps_per_epoch=4)
+    per_step.step(6)  # 6 optimizer steps: epoch 1.5 of a decay to 0 at epoch 4
+    assert per_step.get_last_theta() == pytest.approx(0.3 * (1 - 1.5 / 4))
+    with pytest.raises(ValueError, match=r"step\(-1\): give the position as an integer >= 0"):
+        scheduler.step(-1)

@@ -2,6 +2,9 @@
 
 Public names: the loss (:func:`label_smoothing_cross_entropy`, :class:`LabelSmoothingCrossEntropy`), the smoothing
 schedules (:mod:`tsla.schedules`), the config (:class:`TrainConfig`) and the trainer (:func:`train`).
+
+``import tsla`` loads the loss, the schedules and the scheduler only; ``tsla.train`` and ``tsla.TrainConfig`` are
+imported on first use (module ``__getattr__``), so a user of the loss never pays for the trainer, torchvision or PIL.
 """
 
 __version__ = "0.1.0"
@@ -16,7 +19,6 @@ from .smoothing import schedules
 
 _sys.modules[__name__ + ".schedules"] = schedules  # the documented path: import tsla.schedules, from tsla.schedules import ...
 from .smoothing.auto_switch import AutoSwitch
-from .config import TrainConfig
 from .errors import ConfigError, DataError, RunDirError, TrainingError, TslaError
 from .losses.cross_entropy import (
     LabelSmoothingCrossEntropy,
@@ -25,9 +27,26 @@ from .losses.cross_entropy import (
     label_smoothing_cross_entropy_parts,
 )
 from .smoothing.scheduler import SmoothingScheduler
-from .training.trainer import train
 
 _restore_excepthook()
+
+_LAZY = {"train": ("tsla.training.trainer", "train"), "TrainConfig": ("tsla.config", "TrainConfig")}
+
+
+def __getattr__(name: str):
+    """``tsla.train`` and ``tsla.TrainConfig``, imported on first use (the trainer brings torchvision and PIL)."""
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'tsla' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "AutoSwitch",

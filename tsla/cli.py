@@ -131,6 +131,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         layers.insert(0, (str(source / CONFIG), read_yaml(source / CONFIG)))  # the source's config, under the flags
         branch = (source, args.at_epoch)
     cfg = build_config(*layers)
+    if args.tensorboard:
+        from .training.tensorboard import require_tensorboard
+
+        require_tensorboard()  # a missing extra is bad input: refused before the plan or any file
     if args.dry_run:
         print(_show_plan(cfg))
         return 0
@@ -138,7 +142,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     try:
         summary = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, overwrite=args.overwrite,
-                        branch=branch)
+                        branch=branch, tensorboard=args.tensorboard)
     finally:
         shutdown()  # leave the torchrun process group cleanly (a no-op in a single process)
     if os.environ.get("RANK", "0") != "0":
@@ -253,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p_train.add_argument("--overwrite", action="store_true", help="delete the run already in --out (its checkpoint, "
                          "metrics, summary, config) and start afresh")
+    p_train.add_argument("--tensorboard", action="store_true", help="also write each epoch's theta, lr, losses (F "
+                         "included), accuracy and calibration to RUN/tensorboard with TensorBoard's SummaryWriter "
+                         "(pip install \"tsla[tensorboard]\")")
     p_train.add_argument("--branch-from", metavar="RUN", help="start from RUN's checkpoint kept after --at-epoch "
                          "epochs (RUN trained with --keep-epochs) with RUN's config and these flags: e.g. TSLA(S) "
                          "branched from the LSR run of the same seed; only the schedule (--method, --theta, --theta-after, --epochs) "

@@ -9,17 +9,20 @@ Why a subclass: the Trainer builds its loss once, a ``TrainerCallback`` cannot r
 ``restore_callback_states_from_checkpoint`` the Trainer re-creates callbacks from their JSON arguments, so a
 callback holding the scheduler would lose it. Here the scheduler lives on the Trainer; its state is written as
 ``tsla_smoothing.json`` into every checkpoint folder (beside the model) and read back by ``train(resume_from_checkpoint=...)``.
+A Trainer subclass of your own: derive it from :class:`SmoothingTrainer` instead of ``transformers.Trainer``.
 
 The loss (:class:`SmoothedLoss`, passed as ``compute_loss_func``) is token-level ready: logits (..., K) against
 labels (...), ``-100`` labels ignored, summed and divided by the Trainer's ``num_items_in_batch`` (the kept labels
 of the whole accumulated batch, over all devices when ``average_tokens_across_devices``), so gradient accumulation
 gives the mean over every kept label, as one large batch would. Causal language models: ``shift_labels=True``.
+Evaluation (calls without gradients) uses theta = 0: ``eval_loss`` is the plain one-hot cross-entropy.
 
-The position is the Trainer's own: its epoch per epoch, ``state.global_step`` (optimizer steps) with
-``steps_per_epoch``. Each epoch is reported (tsla-auto decides) in ``on_epoch_end``, before the Trainer saves.
-Evaluation uses the same loss function (the Trainer's design); its calls, without gradients, are not tracked.
-Checkpoints taken inside an epoch resume theta exactly, but tsla-auto then hears that epoch's one-hot loss over the
-steps after the resume only: save per epoch (``save_strategy="epoch"``) for an exact tsla-auto.
+The position is the Trainer's own optimizer step counter ``state.global_step``, read before every step: the epoch
+is ``global_step // (optimizer steps per epoch)`` (per step with ``steps_per_epoch``, which must equal the Trainer's
+count). An epoch is reported (tsla-auto decides) in ``on_epoch_end`` when its last step is done, before the Trainer
+saves. The one-hot sums of the epoch in progress go into every checkpoint, so a checkpoint taken inside an epoch, or
+after its last step and before its end (``save_strategy="steps"``), resumes tsla-auto exactly. ``log_history`` gets
+``smoothing_theta`` and ``train_onehot_loss`` (F since the last log) beside each training ``loss``.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from typing import Any, Mapping
 import torch
 
 from . import require
+from .epoch_sums import EpochOnehot
 from .pytorch import report_epoch
 from ..losses.cross_entropy import LabelSmoothingCrossEntropy
 from ..smoothing.scheduler import SmoothingScheduler
 
 transformers = require("transformers", "hf", "Hugging Face transformers")
 require("accelerate", "hf", "Hugging Face accelerate (the Trainer needs it)")
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 STATE_FILE = "tsla_smoothing.json"
@@ -46,7 +51,11 @@ STATE_FILE = "tsla_smoothing.json"
 class SmoothedLoss:
     """A ``compute_loss_func(outputs, labels, num_items_in_batch)``: label-smoothed cross-entropy at the
     scheduler's current theta, summed over the kept labels and divided by ``num_items_in_batch`` (or, without it,
-    by this batch's count of kept labels). ``criterion`` (tracking the one-hot term) feeds tsla-auto."""
+    by this batch's count of kept labels). ``criterion`` (tracking the one-hot term) feeds tsla-auto. Calls without
+    gradients (evaluation) use theta = 0, the plain cross-entropy.
+
+    Only a :class:`SmoothingTrainer` moves theta: a training call from any other Trainer raises ``ValueError``.
+    """
 
     def __init__(self, scheduler: SmoothingScheduler, prior: torch.Tensor | None = None, ignore_index: int = -100,
                  shift_labels: bool = False) -> None:
@@ -54,51 +63,102 @@ class SmoothedLoss:
                                                     scheduler=scheduler, track_onehot=True)
         self.ignore_index = ignore_index
         self.shift_labels = shift_labels
+        self.trainer_attached = False  # set by SmoothingTrainer, whose callback moves theta
 
     def __call__(self, outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
         if labels is None:
             raise ValueError("the batch reached the loss without labels: name them 'labels' and give the model's "
                              "forward a labels=None argument (or set TrainingArguments(label_names=['labels']))")
+        training = torch.is_grad_enabled()
+        if training and not self.trainer_attached:
+            raise ValueError("SmoothedLoss is training under a Trainer that never moves theta (a plain "
+                             "transformers.Trainer): use tsla.integrations.hf.SmoothingTrainer(..., smoothing=scheduler)")
         logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs[0]
         if self.shift_labels:  # position t predicts token t + 1
             logits, labels = logits[..., :-1, :], labels[..., 1:]
         logits = logits.reshape(-1, logits.shape[-1])
         labels = labels.reshape(-1).to(logits.device)
-        total = self.criterion(logits, labels)
+        total = self.criterion(logits, labels, theta=None if training else 0.0)
         count = num_items_in_batch if num_items_in_batch is not None else (labels != self.ignore_index).sum()
         if torch.is_tensor(count):
             count = count.to(total.device)
         return total / count
 
 
-class _SmoothingCallback(transformers.TrainerCallback):
-    """Keeps the scheduler at the Trainer's position and reports each finished epoch (tsla-auto)."""
+def optimizer_steps_per_epoch(batches: int, accumulation: int) -> int:
+    """The Trainer's count: one optimizer step per ``accumulation`` batches, and one for a shorter last group."""
+    return max(math.ceil(batches / accumulation), 1)
 
-    def __init__(self, scheduler: SmoothingScheduler, loss: SmoothedLoss) -> None:
-        self.scheduler, self.loss, self.epoch = scheduler, loss, 0
+
+class _SmoothingCallback(transformers.TrainerCallback):
+    """Keeps the scheduler at the Trainer's step, collects the one-hot sums and reports each finished epoch."""
+
+    def __init__(self, scheduler: SmoothingScheduler, loss: SmoothedLoss, onehot: EpochOnehot) -> None:
+        self.scheduler, self.loss, self.onehot = scheduler, loss, onehot
+        self.steps_per_epoch: int | None = None  # the Trainer's optimizer steps per epoch (None: data of no length)
+        self.epoch = 0
+        self._reported: int | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, train_dataloader: Any = None, **kwargs: Any) -> None:
+        try:
+            batches = len(train_dataloader)
+        except TypeError:  # an IterableDataset: epochs are whatever the Trainer calls them
+            batches = None
+        self.steps_per_epoch = None if batches is None else optimizer_steps_per_epoch(
+            batches, args.gradient_accumulation_steps)
+        per_step = self.scheduler.steps_per_epoch
+        if per_step is not None and self.steps_per_epoch is not None and per_step != self.steps_per_epoch:
+            raise ValueError(f"the scheduler has steps_per_epoch={per_step}, but this Trainer takes "
+                             f"{self.steps_per_epoch} optimizer steps per epoch ({batches} batches, "
+                             f"gradient_accumulation_steps={args.gradient_accumulation_steps}): build it with "
+                             f"steps_per_epoch={self.steps_per_epoch}")
+        self._report_closed_epoch(state)
+
+    def _report_closed_epoch(self, state: Any) -> None:
+        """A checkpoint taken after an epoch's last step but before its end (``save_strategy="steps"``) resumes in
+        the next epoch, and the Trainer never ends the closed one: report it from the saved sums."""
+        auto, n = self.scheduler.auto, self.steps_per_epoch
+        if auto is None or n is None or state.global_step == 0 or state.global_step % n:
+            return
+        closed = state.global_step // n - 1
+        if (auto.history[-1]["epoch"] if auto.history else -1) == closed - 1:
+            self._report(closed)
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        # the Trainer's epoch is fractional (epoch + done steps / steps in the epoch): its whole part, with slack
-        # for the float sum; a resume inside an epoch lands here with that epoch's fraction
-        self.epoch = math.floor((state.epoch or 0.0) + 1e-6)
-        if self.scheduler.steps_per_epoch is None:
-            self.scheduler.last_epoch = self.epoch
-        self.loss.criterion.pop_onehot_sums()  # nothing from before this epoch (e.g. an earlier train() call)
+        self._place(state)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.scheduler.steps_per_epoch is not None:
-            self.scheduler.last_epoch = state.global_step
+        self._place(state)
+
+    def _place(self, state: Any) -> None:
+        if self.steps_per_epoch is not None:
+            self.epoch = state.global_step // self.steps_per_epoch
+        else:  # the Trainer's fractional epoch: its whole part, with slack for the float sum
+            self.epoch = math.floor((state.epoch or 0.0) + 1e-6)
+        self.scheduler.last_epoch = state.global_step if self.scheduler.steps_per_epoch is not None else self.epoch
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.onehot.collect()
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        report_epoch(self.scheduler, self.epoch, self.loss.criterion)
+        if self.steps_per_epoch is not None and (state.global_step == 0 or state.global_step % self.steps_per_epoch):
+            return  # stopped inside an epoch (max_steps, a stop): nothing closed; its sums stay in the checkpoint
+        self._report(self.epoch if self.steps_per_epoch is None else state.global_step // self.steps_per_epoch - 1)
+
+    def _report(self, epoch: int) -> None:
+        if self._reported != epoch:
+            self._reported = epoch
+            report_epoch(self.scheduler, epoch, self.loss.criterion, sums=self.onehot.pop())
 
 
 class SmoothingTrainer(transformers.Trainer):
     """``transformers.Trainer`` training with label smoothing from ``smoothing`` (a :class:`tsla.SmoothingScheduler`).
 
     Takes the Trainer's arguments, plus ``prior`` (None: uniform) and ``shift_labels`` (causal LM) for
-    :class:`SmoothedLoss`. Raises ``ValueError`` if ``compute_loss_func`` is also given, and, on resume, if the
-    checkpoint folder has no ``tsla_smoothing.json`` (it was not written by a SmoothingTrainer).
+    :class:`SmoothedLoss`. Raises ``ValueError`` if ``compute_loss_func`` is also given, if
+    ``args.label_smoothing_factor`` is not 0 (the Trainer would ignore it beside this loss), for a causal language
+    model of ``transformers`` without ``shift_labels=True``, for a second ``train()`` of tsla-auto without a resume,
+    and, on resume, if the checkpoint folder has no ``tsla_smoothing.json`` (it was not written by a SmoothingTrainer).
     """
 
     def __init__(self, *args: Any, smoothing: SmoothingScheduler, prior: torch.Tensor | None = None,
@@ -106,10 +166,22 @@ class SmoothingTrainer(transformers.Trainer):
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("SmoothingTrainer computes the loss itself (tsla.integrations.hf.SmoothedLoss): "
                              "leave compute_loss_func out")
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        factor = getattr(training_args, "label_smoothing_factor", 0)
+        if factor != 0:
+            raise ValueError(f"TrainingArguments(label_smoothing_factor={factor}) is ignored beside tsla's loss: set it "
+                             f"to 0 and give theta through smoothing=")
         self.smoothing = smoothing
         self.smoothed_loss = SmoothedLoss(smoothing, prior, shift_labels=shift_labels)
-        callbacks = [_SmoothingCallback(smoothing, self.smoothed_loss), *(kwargs.pop("callbacks", None) or [])]
+        self.smoothed_loss.trainer_attached = True
+        self.onehot = EpochOnehot(self.smoothed_loss.criterion)
+        callbacks = [_SmoothingCallback(smoothing, self.smoothed_loss, self.onehot),
+                     *(kwargs.pop("callbacks", None) or [])]
         super().__init__(*args, compute_loss_func=self.smoothed_loss, callbacks=callbacks, **kwargs)
+        name = type(self.model).__name__
+        if not shift_labels and name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
+            raise ValueError(f"{name} is a causal language model (position t predicts token t + 1): pass "
+                             f"shift_labels=True, or the loss trains on unshifted labels")
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
         """``Trainer.train``; resuming, the scheduler's state comes back from the checkpoint first."""
@@ -122,8 +194,25 @@ class SmoothingTrainer(transformers.Trainer):
                 raise ValueError(f"{state_file} is missing: resume a SmoothingTrainer from a checkpoint that a "
                                  f"SmoothingTrainer saved")
             with open(state_file) as f:
-                self.smoothing.load_state_dict(json.load(f))
+                state = json.load(f)
+            pending = state.pop("onehot_pending", None)  # absent from files written before issue 21
+            self.smoothing.load_state_dict(state)
+            self.onehot.load(pending)
+        elif self.smoothing.auto is not None and self.smoothing.auto.history:
+            raise ValueError("this SmoothingTrainer's tsla-auto has recorded epochs already, and train() without "
+                             "resume_from_checkpoint starts again at epoch 0: resume a checkpoint, or build a new "
+                             "SmoothingTrainer with a fresh scheduler for a new run")
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """``Trainer.log``; a training log (one with ``loss``) also gets ``smoothing_theta`` and
+        ``train_onehot_loss`` (the one-hot loss F since the last log)."""
+        if "loss" in logs:
+            logs = {**logs, "smoothing_theta": self.smoothing.get_last_theta()}
+            onehot = self.onehot.pop_since_log()
+            if onehot is not None:
+                logs["train_onehot_loss"] = onehot
+        super().log(logs, *args, **kwargs)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """``Trainer.save_model`` (also what each checkpoint calls), plus the scheduler's state beside the model."""
@@ -131,5 +220,6 @@ class SmoothingTrainer(transformers.Trainer):
         if self.args.should_save:
             folder = output_dir or self.args.output_dir
             os.makedirs(folder, exist_ok=True)
+            state = {**self.smoothing.state_dict(), "onehot_pending": self.onehot.state()}
             with open(os.path.join(folder, STATE_FILE), "w") as f:
-                json.dump(self.smoothing.state_dict(), f, indent=1)
+                json.dump(state, f, indent=1)

@@ -59,6 +59,7 @@ class AutoSwitch:
         self.history: list[dict[str, Any]] = []
         self.switch_epoch: int | None = None
         self.reason = ""
+        self._resumed = False  # just loaded: the last recorded epoch may be told once more (a replayed epoch end)
 
     @classmethod
     def from_config(cls, cfg: Any) -> "AutoSwitch":
@@ -89,8 +90,13 @@ class AutoSwitch:
         """Record one epoch's metrics as a metrics.jsonl line holds them (``epoch`` and ``train_onehot_loss``
         required) and, while undecided, decide. Returns True if the switch was decided by this call.
 
+        Right after :meth:`load_state_dict`, the last epoch recorded may be told once more and is ignored (returns
+        False, the saved record kept): a framework resuming from a checkpoint written after that epoch's end may
+        replay the end.
+
         Raises ``ValueError`` for a missing key, a non-finite or non-numeric value, or an epoch that does not follow
-        the last one recorded (an epoch told twice, e.g. after a resume that did not load the state dict).
+        the last one recorded (an epoch told twice, e.g. after a resume that did not load the state dict, or an epoch
+        skipped), with the reason.
         """
         for key in ("epoch", "train_onehot_loss"):
             if key not in record:
@@ -99,9 +105,12 @@ class AutoSwitch:
         epoch = clean["epoch"]
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             raise ValueError(f"epoch={epoch!r}: give the finished epoch as an integer counted from 0")
+        resumed, self._resumed = self._resumed, False
         if self.history and epoch != self.history[-1]["epoch"] + 1:
-            raise ValueError(f"AutoSwitch told epoch {epoch} after epoch {self.history[-1]['epoch']}: tell it each "
-                             f"epoch once, in order (after a resume, load its state_dict first)")
+            last = self.history[-1]["epoch"]
+            if epoch == last and resumed:
+                return False  # the loaded state closed this epoch already: a resume replaying its end; kept as saved
+            raise ValueError(f"AutoSwitch told epoch {epoch} after epoch {last}: " + self._order_hint(epoch, last, resumed))
         self.history.append(clean)
         if self.decided:
             return False
@@ -110,6 +119,18 @@ class AutoSwitch:
         if switch:
             self.switch_epoch = epoch + 1
         return switch
+
+    @staticmethod
+    def _order_hint(epoch: int, last: int, resumed: bool) -> str:
+        """Why an epoch out of order is refused, and the remedy."""
+        if epoch <= last:
+            return f"epoch {epoch} was recorded already; tell each epoch once, in order"
+        skipped = f"epoch {last + 1}" if epoch == last + 2 else f"epochs {last + 1}-{epoch - 1}"
+        if resumed:
+            return (f"the state loaded from the checkpoint ends at epoch {last}, so {skipped} never reached it (a "
+                    f"checkpoint taken inside or at the end of an epoch, before the epoch was reported): report "
+                    f"{skipped} first, or resume from a checkpoint written after the report")
+        return f"{skipped} never reached it; tell each epoch once, in order (after a resume, load its state_dict first)"
 
     def _decide(self) -> tuple[bool, str]:
         """The rule's answer on rank 0, the same on every rank (a rule error is raised on every rank)."""
@@ -139,6 +160,7 @@ class AutoSwitch:
         self.history = [dict(r) for r in state["history"]]
         self.switch_epoch = None if state["switch_epoch"] is None else int(state["switch_epoch"])
         self.reason = str(state["reason"])
+        self._resumed = True
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "AutoSwitch":

@@ -35,7 +35,8 @@ class SmoothingScheduler:
     Built fresh (``last_epoch=-1``), it is at epoch 0 (as torch's schedulers, which take their first step on
     construction). ``steps_per_epoch`` switches to per-step positions (see the module docstring).
 
-    Raises ``ValueError`` for ``steps_per_epoch < 1``, for an ``AutoTwoStage`` schedule without ``auto`` (or one
+    Raises ``ValueError`` for a schedule that cannot be saved (a plain function, a lambda), for ``steps_per_epoch <
+    1``, for an ``AutoTwoStage`` schedule without ``auto`` (or one
     whose switch epoch is already set together with ``auto``), and for ``auto`` with any other schedule.
     """
 
@@ -43,6 +44,9 @@ class SmoothingScheduler:
                  last_epoch: int = -1) -> None:
         if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or int(steps_per_epoch) < 1):
             raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1 (or None: per epoch)")
+        if not callable(getattr(schedule, "to_dict", None)):
+            raise ValueError(f"schedule {schedule!r} cannot be saved in a checkpoint (no to_dict()): pass a "
+                             f"tsla.schedules schedule (e.g. two_stage, linear, cosine)")
         auto_schedule = isinstance(schedule, AutoTwoStage)
         if auto is not None and not auto_schedule:
             raise ValueError(f"auto=AutoSwitch(...) needs schedules.AutoTwoStage(theta), got {schedule!r}")
@@ -87,9 +91,17 @@ class SmoothingScheduler:
         """theta at the current position (what the loss should use now)."""
         return self.theta_at(self.epoch)
 
-    def step(self) -> None:
-        """Advance one epoch (one optimizer step with ``steps_per_epoch``)."""
-        self.last_epoch += 1
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one epoch (one optimizer step with ``steps_per_epoch``); ``step(n)`` sets the position to ``n``
+        instead (``last_epoch = n``: the epoch, or with ``steps_per_epoch`` the optimizer steps done), as a framework's
+        own counter gives it. Raises ``ValueError`` for a position that is not an integer >= 0."""
+        if epoch is None:
+            self.last_epoch += 1
+            return
+        if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+            raise ValueError(f"step({epoch!r}): give the position as an integer >= 0 (epochs, or optimizer steps "
+                             f"with steps_per_epoch)")
+        self.last_epoch = int(epoch)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain numbers and strings only (``torch.load(weights_only=True)`` and JSON read it back): the schedule,

@@ -48,6 +48,7 @@ from .runtime import build_context, resolve_device, seed_everything
 from ..smoothing.scheduler import SmoothingScheduler
 from ..smoothing.schedules import format_table
 from .signals import StopRequest
+from .tensorboard import TensorBoardLog, require_tensorboard
 
 CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.training.checkpoint) and the data fingerprint
 # fields that may differ between a checkpoint and a --resume: they change where and how fast, not what is computed
@@ -113,6 +114,7 @@ def train(
     progress_bar: bool = True,
     overwrite: bool = False,
     branch: tuple[Path, int] | None = None,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says, writing the run directory ``out``; return the summary (also in RUN/summary.json).
 
@@ -121,12 +123,15 @@ def train(
     :mod:`tsla.training.branch`); ``overwrite`` deletes an earlier run's files first; with neither, a directory that
     already holds a run (or a config.yaml of another) is refused, so no result is ever lost. Nothing is written
     before the data and the model are ready. ``data`` lets a caller that trains several runs load it once.
+    ``tensorboard`` also writes each epoch's metrics to RUN/tensorboard (:mod:`tsla.training.tensorboard`).
 
     Raises ``RunDirError`` (unusable or locked run directory), ``DataError``, ``ConfigError``, ``TrainingError``
     (non-finite loss, checkpoint not writable) and ``Interrupted`` (SIGINT/SIGTERM, after saving a checkpoint).
     """
     log = log or sys.stdout
     out = Path(out)
+    if tensorboard:
+        require_tensorboard()  # before anything is written
     info, device_name = init_distributed(cfg.device)  # a no-op outside torchrun
     device = resolve_device(device_name)
     if info.enabled:
@@ -137,10 +142,11 @@ def train(
         raise RunDirError("--resume and --overwrite contradict each other: choose one")
     # claimed (created and locked) before any check: two runs started into one fresh --out at once cannot both pass
     with claim_run_dir(out, info.is_primary), using_threads(cfg.threads):
-        return _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info, device)
+        return _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info, device, tensorboard)
 
 
-def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: DistInfo, device) -> dict[str, Any]:
+def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: DistInfo, device,
+           tensorboard=False) -> dict[str, Any]:
     """The checks and set-up of :func:`train`, in the run directory it has claimed."""
     state = None
     if resume and _killed_before_first_checkpoint(out, cfg):
@@ -169,10 +175,10 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
             clear_run(out)
         _write(out, CONFIG, lambda: atomic_write_text(out / CONFIG, config_text(cfg)))
     barrier()
-    return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info)
+    return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info, tensorboard)
 
 
-def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -> dict[str, Any]:
+def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, tensorboard=False) -> dict[str, Any]:
     """The epoch loop of :func:`train`, once the run directory is ours. Files are written by the primary rank."""
     schedule = cfg.schedule()
     # tsla-auto: the AutoSwitch decides (and, resumed, keeps its history and decision)
@@ -232,6 +238,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
     print(format_table(smoothing.theta_at, cfg.epochs, lr_at), file=log)
     diag_set = diagnostic_setup(cfg, data, ctx.prepare) if cfg.diagnose_every else None
     progress = EpochProgress(progress_bar)
+    board = TensorBoardLog(out, start_epoch) if tensorboard and primary else None
     started = time.perf_counter()
     with StopRequest() as stop:
         should_stop = (lambda: any_rank(bool(stop), ctx.device)) if info.enabled else stop
@@ -292,8 +299,12 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo) -
                                                            shutil.copyfile(out / CHECKPOINT, k)))
                 # after the checkpoint, which holds every record for a resume
                 _write(out, METRICS, lambda r=record: append_jsonl(out / METRICS, r))
+                if board is not None:
+                    board.epoch(record)
             print(format_epoch(record, cfg.epochs), file=log, flush=True)
 
+    if board is not None:
+        board.close()
     best_val_summary = _finish_best_val(cfg, out, ctx, data, best_val, primary) if best_val is not None else None
     summary = {
         "status": "finished",
