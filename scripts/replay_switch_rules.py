@@ -15,15 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from tsla.smoothing.switch_rules import decide
-
-
-def switch_epoch(records: list[dict], rule: str, params: dict) -> int | None:
-    """The epoch smoothing would be off from (the decision after epoch e takes effect at e + 1)."""
-    for i in range(len(records)):
-        if decide(rule, records[: i + 1], params)[0]:
-            return records[i]["epoch"] + 1
-    return None
+from tsla.smoothing.switch_rules import replay
 
 
 def main(argv: list[str]) -> None:
@@ -32,7 +24,7 @@ def main(argv: list[str]) -> None:
     logs = {r: [json.loads(x) for x in (Path(r) / "metrics.jsonl").read_text().splitlines()] for r in runs}
     for values in itertools.product(*axes.values()):
         params = dict(zip(axes, values))
-        got = [switch_epoch(logs[r], rule, params) for r in runs]
+        got = [replay(rule, logs[r], params) for r in runs]
         finals = [_final(r, s) for r, s in zip(runs, got)]
         val = ""
         if all(f is not None for f in finals):

@@ -20,7 +20,9 @@ import yaml
 
 from .errors import ConfigError
 from .smoothing.schedules import METHOD_HELP, check_cli_theta, parse_method
+from .smoothing.switch_rules import RULES
 
+AUTO_RULES = tuple(RULES)
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "dogs", "cub")
 MODELS = ("resnet8", "resnet20", "resnet18", "resnet50")
 AMP_CHOICES = ("bf16", "fp16")
@@ -85,7 +87,10 @@ class TrainConfig:
     auto_rule: str = _f("plateau", "tsla-auto's rule: plateau (the one-hot train loss stopped improving), "
                         "phase-plateau (it stalled within a constant-lr phase: switch at the decay that ends it), "
                         "gain (the measured one-step gain of LSR over one-hot fell below --auto-gain; needs "
-                        "--diagnose-every) or floor (v1; ||grad F||^2 reached the LSR floor; needs --diagnose-every)")
+                        "--diagnose-every), floor (v1; ||grad F||^2 reached the LSR floor; needs --diagnose-every), "
+                        "noise-gap (v3: at the first decay, defer to the last milestone if training top-1 on the given "
+                        "labels is below validation top-1; needs --val-size) or val-plateau (v3: switch at a decay "
+                        "once validation top-1 stopped rising in that phase; needs --val-size); see docs/selection.md")
     auto_window: int = _f(3, "tsla-auto plateau rule: compare the one-hot train loss with its value this many epochs ago")
     auto_tolerance: float = _f(0.01, "tsla-auto plateau rule: drop smoothing when the loss fell by less than this "
                                "fraction over the window")
@@ -95,6 +100,13 @@ class TrainConfig:
     auto_gain: float = _f(1.0, "tsla-auto gain rule: drop smoothing when one_step_gain (LSR's best one-step decrease "
                           "of F over one-hot's) is below this for --auto-patience diagnoses in a row")
     auto_patience: int = _f(2, "tsla-auto gain rule: consecutive diagnoses below --auto-gain needed")
+    auto_val_window: int = _f(5, "tsla-auto noise-gap and val-plateau rules: the best validation top-1 is taken over "
+                              "this many last epochs of the constant-lr phase (fixed on the study's R1/R2 logs)")
+    auto_margin: float = _f(0.0, "tsla-auto noise-gap rule: defer the switch to the last milestone when the training "
+                            "top-1 on the given labels is more than this fraction below that validation best")
+    auto_min_delta: float = _f(0.0, "tsla-auto val-plateau rule: switch at a decay when the best validation top-1 of "
+                               "the phase's last --auto-val-window epochs beat the phase's earlier best by less than "
+                               "this fraction")
     keep_checkpoints: int = _f(0, "also keep RUN/checkpoints/epoch-<E>.pt every K epochs, for 'tsla diagnose --epoch' "
                                "(0: only the latest checkpoint)")
     keep_epochs: list = _f([], "also keep RUN/checkpoints/epoch-<E>.pt after these numbers of epochs, e.g. 20,30 "
@@ -202,8 +214,17 @@ class TrainConfig:
                                   f"finished epochs")
         if self.diagnose_examples < 2:
             raise ConfigError(f"--diagnose-examples must be >= 2 (got {self.diagnose_examples})")
-        if self.auto_rule not in ("plateau", "phase-plateau", "gain", "floor"):
-            raise ConfigError(f"--auto-rule {self.auto_rule!r} is unknown: choose plateau, phase-plateau, gain or floor")
+        if self.auto_rule not in AUTO_RULES:
+            raise ConfigError(f"--auto-rule {self.auto_rule!r} is unknown: choose {', '.join(AUTO_RULES[:-1])} or "
+                              f"{AUTO_RULES[-1]}")
+        if self.method == "tsla-auto" and self.auto_rule in ("noise-gap", "val-plateau"):
+            if self.val_size is None:
+                raise ConfigError(f"--auto-rule {self.auto_rule} reads validation top-1: pass --val-size N")
+            if not self.milestones:
+                raise ConfigError(f"--auto-rule {self.auto_rule} acts at learning-rate decays: pass --lr-schedule "
+                                  f"step --milestones E1,E2")
+        if self.auto_val_window < 1 or not (-1 < self.auto_margin < 1) or not (0 <= self.auto_min_delta < 1):
+            raise ConfigError("--auto-val-window must be >= 1, --auto-margin in (-1, 1), --auto-min-delta in [0, 1)")
         if self.method == "tsla-auto" and self.auto_rule == "gain" and not self.diagnose_every:
             raise ConfigError("--auto-rule gain reads the diagnostics: pass --diagnose-every K")
         if self.method == "tsla-auto" and self.auto_rule == "floor" and self.diagnose_every != 1:

@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import Any, Mapping, Sequence
 
 from ..distributed import broadcast_object
-from .switch_rules import RULES, decide, unbiased_grad_norm2
+from .switch_rules import CONSTANTS, RULES, decide, unbiased_grad_norm2
 
 __all__ = ["AutoSwitch", "auto_switch_for", "should_switch", "unbiased_grad_norm2"]
 
@@ -64,21 +64,29 @@ class AutoSwitch:
     @classmethod
     def from_config(cls, cfg: Any) -> "AutoSwitch":
         """The switch a :class:`tsla.TrainConfig` describes: ``auto_rule`` and every other ``auto_<name>`` field as
-        the constant ``<name>``."""
+        the constant ``<name>``; the ``noise-gap`` rule also gets ``last_decay``, the last of ``milestones``."""
         params = {f.name[len("auto_"):]: getattr(cfg, f.name) for f in fields(cfg)
                   if f.name.startswith("auto_") and f.name != "auto_rule"}
+        if "last_decay" in CONSTANTS[cfg.auto_rule]:  # noise-gap defers to the last milestone of the step schedule
+            params["last_decay"] = max(cfg.milestones, default=0)
         return cls(cfg.auto_rule, **params)
 
     @property
     def decided(self) -> bool:
         return self.switch_epoch is not None
 
-    def update(self, epoch: int, onehot_loss: float, diagnostics: Mapping[str, Any] | None = None,
+    def update(self, epoch: int, onehot_loss: float, diagnostics: Mapping[str, Any] | None = None, *,
+               val_top1: float | None = None, val_nll: float | None = None, train_top1: float | None = None,
                **metrics: Any) -> bool:
         """Record epoch ``epoch`` (counted from 0): its mean one-hot training loss, the diagnostics of
-        :func:`tsla.theory.gradient_noise.gradient_noise` if measured (stored as ``diag_<key>``), and any other metrics by
-        name (e.g. ``lr=0.1``, ``val_loss=...``). Returns True if the switch was decided by this call."""
-        record: dict[str, Any] = {"epoch": epoch, "train_onehot_loss": onehot_loss, **metrics}
+        :func:`tsla.theory.gradient_noise.gradient_noise` if measured (stored as ``diag_<key>``), the validation
+        top-1 and NLL (fractions, nats), the training top-1 on the given labels (the running accuracy of the epoch's
+        training batches, as tsla's trainer logs ``train_top1``) and any other metrics by name (e.g. ``lr=0.1``,
+        ``next_lr=0.01``: the v2 and v3 rules act at a decay). The v3 rules need ``val_top1`` (``noise-gap`` also
+        ``train_top1``). Returns True if the switch was decided by this call."""
+        given = {"val_top1": val_top1, "val_nll": val_nll, "train_top1": train_top1}
+        record: dict[str, Any] = {"epoch": epoch, "train_onehot_loss": onehot_loss,
+                                  **{k: v for k, v in given.items() if v is not None}, **metrics}
         if diagnostics:
             record.update({(k if k.startswith("diag_") else f"diag_{k}"): v for k, v in diagnostics.items()})
             if "diag_grad_norm2_unbiased" not in record and {"diag_grad_norm2", "diag_sigma2", "diag_n"} <= set(record):
@@ -151,10 +159,12 @@ class AutoSwitch:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from a :meth:`state_dict`. Raises ``ValueError`` if it was made with another rule or other
-        constants (a resumed run must decide as the original would) or is not an AutoSwitch state."""
+        values of the constants its rule reads (a resumed run must decide as the original would) or is not an
+        AutoSwitch state."""
         if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT or "history" not in state:
             raise ValueError("not an AutoSwitch state_dict (no format 1 with a history): pass what state_dict() gave")
-        if state["rule"] != self.rule or dict(state["params"]) != self.params:
+        read = CONSTANTS[self.rule]  # constants the rule does not read may differ (fields added by later versions)
+        if state["rule"] != self.rule or any(dict(state["params"]).get(k) != self.params.get(k) for k in read):
             raise ValueError(f"the saved AutoSwitch used rule {state['rule']!r} with {dict(state['params'])}, this one "
                              f"{self.rule!r} with {self.params}: build it as the saved run was built")
         self.history = [dict(r) for r in state["history"]]

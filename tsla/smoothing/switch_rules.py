@@ -17,6 +17,14 @@ Rules (constants in brackets):
   the one-hot train loss fell by less than ``rate`` per epoch over the phase's last ``window`` epochs.
 * ``gain`` [gain, patience] (v2, needs diagnostics): the measured scale-free one-step gain of the LSR gradient over
   the one-hot one, corrected for sampling noise, stayed below ``gain`` for ``patience`` diagnoses.
+* ``noise-gap`` [val_window, margin, last_decay] (v3, needs ``val_top1`` and ``train_top1``): at the first lr decay,
+  switch unless the training top-1 on the given labels is more than ``margin`` below the best validation top-1 of
+  the phase's last ``val_window`` epochs (the labels disagree with a model that generalises: label noise); then
+  switch at the decay into epoch ``last_decay`` instead.
+* ``val-plateau`` [val_window, min_delta] (v3, needs ``val_top1``): at an lr decay, switch if the best validation
+  top-1 of the phase's last ``val_window`` epochs beat the phase's earlier best by less than ``min_delta``.
+
+The v3 constants were fixed by replaying the study's committed R1/R2 logs only (docs/selection.md).
 
 The constants are named as tsla's config fields without their ``auto_`` prefix (``--auto-window`` -> ``window``).
 """
@@ -107,6 +115,80 @@ def phase_plateau(history: Sequence[Record], params: Mapping[str, Any]) -> tuple
     return per_epoch < rate, reason
 
 
+def _decay_end(history: Sequence[Record]) -> int | None:
+    """Index of the last record of a constant-lr phase that a decay has just ended, judged after the last record:
+    the last record itself when its ``next_lr`` is below its ``lr``; without ``next_lr``, the record before it when
+    the last one's lr is lower (the decay seen one epoch late). None when no decay ends a phase here."""
+    last = len(history) - 1
+    if "next_lr" in history[-1]:
+        return last if history[-1]["next_lr"] < history[-1]["lr"] else None
+    return last - 1 if last > 0 and history[-1]["lr"] < history[-2]["lr"] else None
+
+
+def _decay_ends(history: Sequence[Record]) -> list[int]:
+    """Indices of every phase-ending record so far (each decay once), oldest first."""
+    return [end for end in (_decay_end(history[: i + 1]) for i in range(len(history))) if end is not None]
+
+
+def _needs(record: Record, rule: str, *keys: str) -> None:
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise ValueError(f"tsla-auto rule {rule!r} reads {', '.join(missing)} each epoch: log a validation split "
+                         f"(--val-size) and pass {', '.join(missing)} to AutoSwitch.update")
+
+
+def noise_gap(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:
+    """v3, validation-aware: at the first lr decay compare the training top-1 on the given labels (``train_top1``,
+    the running accuracy of the epoch's training passes) with the best ``val_top1`` of the phase's last
+    ``val_window`` epochs. A model that generalises fits its own training labels at least as well as held-out
+    ones; if the training top-1 is more than ``margin`` below that validation best, the given labels disagree with
+    the model (the signature of label noise), and the switch is deferred to the decay into epoch ``last_decay``
+    (the last milestone: one-hot training at the smallest lr memorises least). Otherwise switch at this first
+    decay. Once deferred, the rule fires at the first later decay into an epoch >= ``last_decay``.
+    """
+    window = int(_param(params, "noise-gap", "val_window"))
+    margin = float(_param(params, "noise-gap", "margin"))
+    last_decay = int(_param(params, "noise-gap", "last_decay"))
+    ends = _decay_ends(history)
+    if not ends:
+        return False, "no learning-rate decay yet"
+    first = ends[0]
+    _needs(history[first], "noise-gap", "train_top1", "val_top1")
+    start = _phase_start(history, first)
+    recent = history[max(start, first - window + 1): first + 1]
+    best_val = max(r["val_top1"] for r in recent)
+    train = history[first]["train_top1"]
+    gap = train - best_val
+    seen = (f"at the first lr decay (after epoch {history[first]['epoch']}) train top-1 on the given labels "
+            f"{100 * train:.1f}% vs best val top-1 of the last {len(recent)} epochs {100 * best_val:.1f}% "
+            f"(gap {100 * gap:+.1f} points, margin {100 * margin:g})")
+    if gap >= -margin:
+        return first == ends[-1] and _decay_end(history) is not None, seen + ": labels look clean, switch there"
+    now = history[ends[-1]]
+    due = _decay_end(history) is not None and ends[-1] != first and int(now["epoch"]) + 1 >= last_decay
+    return due, seen + f": labels look noisy, switch deferred to the decay into epoch {last_decay}"
+
+
+def val_plateau(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:
+    """v3: at an lr decay, switch if validation top-1 had plateaued in the phase the decay ends: the best
+    ``val_top1`` of its last ``val_window`` epochs beat the best of its earlier epochs by less than ``min_delta``
+    (a fraction, 0.005 = half a point). A phase no longer than the window is not judged."""
+    window = int(_param(params, "val-plateau", "val_window"))
+    min_delta = float(_param(params, "val-plateau", "min_delta"))
+    end = _decay_end(history)
+    if end is None:
+        return False, "no learning-rate decay after this epoch"
+    _needs(history[end], "val-plateau", "val_top1")
+    start = _phase_start(history, end)
+    if end - start + 1 <= window:
+        return False, f"the phase before the decay after epoch {history[end]['epoch']} is not longer than {window} epochs"
+    recent = max(r["val_top1"] for r in history[end - window + 1: end + 1])
+    before = max(r["val_top1"] for r in history[start: end - window + 1])
+    reason = (f"at the lr decay after epoch {history[end]['epoch']}: best val top-1 of the phase's last {window} epochs "
+              f"{100 * recent:.2f}% vs {100 * before:.2f}% before them (threshold +{100 * min_delta:g} points)")
+    return recent - before < min_delta, reason
+
+
 def _gain(record: Record) -> float | None:
     """The train-mode estimate when measured (the F SGD descends), else the per-example one at the run's batch."""
     return record.get("diag_mb_one_step_gain", record.get("diag_one_step_gain"))
@@ -130,7 +212,14 @@ def gain(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, st
     return below, f"one-step gain of LSR over one-hot in the last {patience} diagnoses: {shown} (threshold {threshold:g})"
 
 
-RULES: dict[str, Rule] = {"plateau": plateau, "phase-plateau": phase_plateau, "gain": gain, "floor": floor}
+RULES: dict[str, Rule] = {"plateau": plateau, "phase-plateau": phase_plateau, "gain": gain, "floor": floor,
+                          "noise-gap": noise_gap, "val-plateau": val_plateau}
+
+CONSTANTS: dict[str, tuple[str, ...]] = {
+    "plateau": ("window", "tolerance"), "phase-plateau": ("window", "rate"), "gain": ("gain", "patience"),
+    "floor": ("factor",), "noise-gap": ("val_window", "margin", "last_decay"), "val-plateau": ("val_window", "min_delta"),
+}
+"""The constants each rule reads: a resumed run must have the same values for these (and only these)."""
 
 
 def decide(rule: str, history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:
@@ -143,3 +232,13 @@ def decide(rule: str, history: Sequence[Record], params: Mapping[str, Any]) -> t
     if not history:
         raise ValueError("tsla-auto needs at least one finished epoch to decide")
     return RULES[rule](history, params)
+
+
+def replay(rule: str, records: Sequence[Record], params: Mapping[str, Any]) -> int | None:
+    """The epoch smoothing would be off from if ``rule`` had been told ``records`` one epoch at a time (the decision
+    after epoch e takes effect at e + 1), or None if it never fires. tsla-auto trains exactly as LSR until it
+    switches, so an LSR run's metrics.jsonl replays the decision a tsla-auto run of the same seed would take."""
+    for i in range(len(records)):
+        if decide(rule, records[: i + 1], params)[0]:
+            return int(records[i]["epoch"]) + 1
+    return None

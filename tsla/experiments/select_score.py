@@ -1,0 +1,99 @@
+"""How ``tsla select`` scores and chooses, as pure functions of logged per-epoch records (metrics.jsonl lines), so
+that the command and the replay of the committed study logs (scripts/replay_selection.py) choose the same way.
+
+A candidate is (method, theta, switch_epoch): ``baseline`` (theta 0), ``lsr`` at theta, or ``tsla`` at theta
+switching at S (smoothing off from epoch S, epochs counted from 0). Only ``val_*`` fields are read: the test set
+never decides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+CRITERIA = {"val_top1": max, "val_nll": min}
+"""Each criterion and whether its best value is the largest (top-1) or the smallest (NLL)."""
+AT = ("last", "best-val")
+
+
+@dataclass(frozen=True, order=True)
+class Candidate:
+    """One configuration ``tsla select`` can choose."""
+
+    method: str
+    theta: float
+    switch_epoch: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The run folder's method-theta part: baseline, lsr-theta0.2, tsla@25-theta0.2."""
+        if self.method == "baseline":
+            return "baseline"
+        name = "lsr" if self.method == "lsr" else f"tsla@{self.switch_epoch}"
+        return f"{name}-theta{self.theta:g}"
+
+    @property
+    def train_method(self) -> str:
+        """The trainer's ``--method`` for this candidate."""
+        return {"baseline": "baseline", "lsr": "lsr"}.get(self.method, f"tsla@{self.switch_epoch}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "theta": 0.0 if self.method == "baseline" else self.theta,
+                "switch_epoch": self.switch_epoch}
+
+
+def candidates(thetas: Sequence[float], switch_at: Sequence[int]) -> list[Candidate]:
+    """The grid in training order: the baseline, then per theta its LSR trunk and TSLA(S) for each S."""
+    grid = [Candidate("baseline", 0.0)]
+    for theta in thetas:
+        grid.append(Candidate("lsr", theta))
+        grid += [Candidate("tsla", theta, s) for s in switch_at]
+    return grid
+
+
+def score(records: Sequence[Mapping[str, Any]], criterion: str, at: str) -> dict[str, Any]:
+    """The validation score of one run: ``criterion`` at the last epoch (``at='last'``) or at the epoch where it
+    was best (``'best-val'``; ties go to the earliest epoch). Returns {score, epoch, val_top1, val_nll} of that
+    epoch. Raises ``ValueError`` when the records hold no validation metrics."""
+    best = CRITERIA[criterion]
+    rows = [r for r in records if criterion in r]
+    if not rows:
+        raise ValueError(f"no {criterion} in the run's metrics: train the candidates with --val-size")
+    row = rows[-1] if at == "last" else best(rows, key=lambda r: (r[criterion], -r["epoch"]) if best is max
+                                             else (r[criterion], r["epoch"]))
+    return {"score": row[criterion], "epoch": row["epoch"], "val_top1": row.get("val_top1"),
+            "val_nll": row.get("val_nll")}
+
+
+def mean_score(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Scores of one candidate over its seeds -> their mean (score and validation metrics) and the seeds' scores."""
+    def mean(key: str) -> float | None:
+        values = [s[key] for s in per_seed if s.get(key) is not None]
+        return sum(values) / len(values) if values else None
+
+    return {"score": mean("score"), "val_top1": mean("val_top1"), "val_nll": mean("val_nll"),
+            "seed_scores": [s["score"] for s in per_seed]}
+
+
+def choose(scores: Mapping[Candidate, float], criterion: str) -> Candidate:
+    """The candidate with the best score (largest top-1, smallest NLL); a tie goes to the candidate listed first.
+    Raises ``ValueError`` for no candidates or a non-finite score."""
+    if not scores:
+        raise ValueError("no candidate to choose from")
+    for cand, value in scores.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{cand.label}: its validation score is {value}: the run diverged; rerun it")
+    sign = 1.0 if CRITERIA[criterion] is max else -1.0
+    order = list(scores)
+    return max(order, key=lambda c: (sign * scores[c], -order.index(c)))
+
+
+def keep_better_half(family_scores: Mapping[float, float], criterion: str) -> list[float]:
+    """Successive halving at one lr milestone: of the families (keyed by theta; the baseline is theta 0) still
+    training, the better half by validation (ceil(n / 2), at least one), in the order given."""
+    sign = 1.0 if CRITERIA[criterion] is max else -1.0
+    order = list(family_scores)
+    ranked = sorted(order, key=lambda t: (-sign * family_scores[t], order.index(t)))
+    keep = set(ranked[: max(1, math.ceil(len(order) / 2))])
+    return [t for t in order if t in keep]
