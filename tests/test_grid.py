@@ -29,6 +29,22 @@ def test_shards_cover_the_grid_exactly_once(n):
     assert covered == Counter(g.name for g in grid) and set(covered.values()) == {1}
 
 
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_shards_keep_each_branch_with_its_source(n):
+    grid = plan(_layers(), ["baseline", "lsr", "tsla@3", "tsla@6"], [0, 1, 2], thetas=[0.1, 0.3])
+    shards = [{g.name for g in select_shard(grid, (i, n))} for i in range(n)]
+    branches = [g for g in grid if g.branch]
+    assert len(branches) == 2 * 3 * 2  # tsla@3 and tsla@6 per theta and seed, each from lsr-theta<θ>-seed<k>
+    for g in branches:
+        # the branch and the LSR run named by seed and theta in its own folder name lie in the same shard
+        source = g.name.replace(g.cfg.method, "lsr", 1)
+        assert g.branch[0] == source
+        assert [source in shard for shard in shards] == [g.name in shard for shard in shards]
+    # 6 families of 10 + 7 + 4 = 21 epochs and 3 baselines of 10: 156 epochs, balanced to within one family
+    loads = [sum(g.cfg.epochs - (g.branch[1] if g.branch else 0) for g in grid if g.name in shard) for shard in shards]
+    assert sum(loads) == 6 * 21 + 3 * 10 and max(loads) - min(loads) <= 21
+
+
 def test_shards_through_the_command_line(capsys, tmp_path):
     listed = []
     for i in range(3):

@@ -3,8 +3,9 @@
 The grid is ordered method-major (then theta, then seed). A ``--methods`` entry may set the run's own theta,
 theta_after or epochs (:func:`parse_cell`), e.g. ``tsla@30:theta_after=-0.2`` or ``tsla@30:epochs=35``, so one grid
 holds LSR, TSLA ending on a negative theta and a budget control, each branching from the run it shares epochs with.
-``--shard i/n`` takes every n-th run starting at i, so the n shards of a grid cover it exactly once, whatever machine
-runs them. ``--jobs K`` trains K runs at once, each in its own process pinned to its share of the CPU cores.
+``--shard i/n`` takes whole families (a run with every run that branches from it) and balances them by epochs over
+the n shards, so the shards cover the grid exactly once, whatever machine runs them, and no branch loses its source.
+``--jobs K`` trains K runs at once, each in its own process pinned to its share of the CPU cores.
 """
 
 from __future__ import annotations
@@ -82,10 +83,42 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def families(grid: list[GridRun]) -> list[list[GridRun]]:
+    """The grid's runs grouped by family: a run that branches from none, with every run branching from it (directly
+    or through another branch), in grid order; families ordered by their first run."""
+    by_name = {run.name: run for run in grid}
+    root: dict[str, str] = {}
+    for run in grid:  # follow the branch chain up to a run that branches from none in this grid
+        name = run.name
+        while by_name[name].branch is not None and by_name[name].branch[0] in by_name:
+            name = by_name[name].branch[0]
+        root[run.name] = name
+    groups: dict[str, list[GridRun]] = {}
+    for run in grid:
+        groups.setdefault(root[run.name], []).append(run)
+    return sorted(groups.values(), key=lambda fam: min(grid.index(r) for r in fam))
+
+
+def family_epochs(family: list[GridRun]) -> int:
+    """Epochs a family trains with its branches: the source's, plus each branch's epochs after its branch point."""
+    return sum(run.cfg.epochs - (run.branch[1] if run.branch else 0) for run in family)
+
+
 def select_shard(grid: list[GridRun], shard: tuple[int, int]) -> list[GridRun]:
-    """Shard i of n: every n-th run of the grid, starting at run i (so the shards partition the grid)."""
+    """Shard i of n. Whole families (a trunk with all its branches) go to one shard, so every branch finds its
+    source's checkpoint: largest family first, each to the shard with the fewest epochs so far (ties: the lowest
+    shard). The assignment depends on the grid alone, so the n shards partition it on any machine; a shard keeps
+    the grid's order."""
     index, count = shard
-    return grid[index::count]
+    load = [0] * count
+    mine: set[str] = set()
+    fams = families(grid)
+    for fam in sorted(fams, key=lambda f: -family_epochs(f)):  # a stable sort keeps grid order among equals
+        target = min(range(count), key=lambda k: (load[k], k))
+        load[target] += family_epochs(fam)
+        if target == index:
+            mine.update(run.name for run in fam)
+    return [run for run in grid if run.name in mine]
 
 
 def _check_distinct(methods: Sequence[str], seeds: Sequence[int], thetas: Sequence[float] | None) -> None:
