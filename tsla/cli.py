@@ -1,4 +1,4 @@
-"""The ``tsla`` command: train, compare, report, presets.
+"""The ``tsla`` command: train, compare, select, report, diagnose, presets.
 
 Errors the user can fix are printed as one line ``tsla: error: ...`` with exit code 2 (1 for a failure during
 training), never as a traceback.
@@ -177,6 +177,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_select(args: argparse.Namespace) -> int:
+    from .experiments.compare import parse_shard
+    from .experiments.select import run_select
+
+    layers, _ = _layers(args)
+    out = _out(args, needed=not args.dry_run) or Path("OUT")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
+    switch_at = args.switch_at
+    if switch_at is None:  # the paper's switch points: the learning-rate milestones
+        switch_at = build_config(*layers).milestones
+        if not switch_at:
+            raise ConfigError("--switch-at is required without --milestones: list the switch epochs, e.g. 15,25")
+    run_select(layers, args.thetas or [], switch_at, args.seeds, out, criterion=args.criterion, at=args.at,
+               shard=parse_shard(args.shard), jobs=args.jobs, progress_bar=not args.no_progress, dry_run=args.dry_run)
+    return 0
+
+
 def _cmd_paired(args: argparse.Namespace) -> int:
     from .report.paired import CONTRAST_COLUMNS, contrasts_from_csv, parse_contrasts, write_csv
     from .report.paired_report import write_paired
@@ -285,6 +303,29 @@ def build_parser() -> argparse.ArgumentParser:
                        "pinned to its share of the CPU cores (default: 1, in this process)")
     add_config_flags(p_cmp, skip=("method", "seed"))
     p_cmp.set_defaults(func=_cmd_compare)
+
+    p_sel = sub.add_parser("select", help="choose theta and the switch epoch on validation, test only the choice",
+                           description="Train the baseline, one LSR run per theta and TSLA(S) branched from it for "
+                           "each S (test set off), score every candidate on validation (mean over seeds), print the "
+                           "table and the cost, evaluate only the chosen configuration on test, and write "
+                           "DIR/selection.json. Rerun to resume after an interruption. See docs/selection.md.")
+    common(p_sel)
+    p_sel.add_argument("--thetas", type=_float_list, help="comma-separated smoothing strengths to try, e.g. "
+                       "0.1,0.2,0.4 (required; the baseline, theta 0, is always a candidate)")
+    p_sel.add_argument("--switch-at", type=_int_list, help="comma-separated switch epochs S for TSLA(S), counted "
+                       "from 0 (default: the --milestones)")
+    p_sel.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated seeds; candidates are scored "
+                       "on the mean over them (default: 0)")
+    p_sel.add_argument("--criterion", default="val_top1", help="validation score: val_top1 (default, higher is "
+                       "better) or val_nll (lower is better)")
+    p_sel.add_argument("--at", default="last", help="score each run at its last epoch (default) or at best-val, "
+                       "the epoch of its best validation top-1 (early stopping); the chosen runs' weights of that "
+                       "epoch are then the ones tested")
+    p_sel.add_argument("--shard", default="0/1", help="train only shard i of n (whole families: an LSR run with its "
+                       "branches); then rerun without --shard to choose")
+    p_sel.add_argument("--jobs", type=int, default=1, help="train this many runs at once, each in its own process")
+    add_config_flags(p_sel, skip=("method", "seed", "theta"))
+    p_sel.set_defaults(func=_cmd_select)
 
     p_rep = sub.add_parser("report", help="rebuild tables and plots from finished runs")
     p_rep.add_argument("dirs", nargs="*", help="comparison directories (or run directories)")

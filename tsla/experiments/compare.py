@@ -322,6 +322,39 @@ def _report_saving(grid: list[GridRun], log: TextIO) -> None:
               f"its LSR run) starts from it after S epochs", file=log)
 
 
+def train_grid(mine: list[GridRun], out: Path, jobs: int = 1, progress_bar: bool = True,
+               log: TextIO | None = None) -> None:
+    """Train (or skip, or resume) ``mine`` in ``out``: a finished run with this config is skipped, an interrupted
+    one resumed, a branch started from its source's kept checkpoint; ``jobs`` > 1 trains in pinned subprocesses.
+    Raises ``RunDirError`` (a run there with other settings), ``TrainingError`` and ``Interrupted``."""
+    from ..data import build_data
+
+    log = log or sys.stdout
+    todo: list[tuple[Path, TrainConfig, tuple[Path, int] | None]] = []
+    for i, item in enumerate(mine, 1):
+        run = out / item.name
+        if is_finished(run):
+            _check_same_config(run, item.cfg)
+            print(f"[{i}/{len(mine)}] {run}: finished, skipped", file=log)
+        else:
+            todo.append((run, item.cfg, (out / item.branch[0], item.branch[1]) if item.branch else None))
+    branches = {g.name: g.branch for g in mine if g.branch}
+    depth = {item.name: branch_order(branches, item.name) for item in mine}
+    todo.sort(key=lambda t: depth[t[0].name])  # sources before their branches (a stable sort keeps the grid order)
+    _report_saving(mine, log)
+    if jobs > 1 and todo:
+        _run_in_processes(todo, jobs, log)
+    else:
+        data = None
+        done = len(mine) - len(todo)
+        for i, (run, cfg, branch) in enumerate(todo, done + 1):
+            print(f"[{i}/{len(mine)}] {run}", file=log, flush=True)
+            if data is None:  # every run shares the data settings: load it once
+                data = build_data(cfg, resolve_device(cfg.device))
+            resume, branch = _start_from(run, branch, log)
+            train(cfg, run, resume=resume, data=data, log=log, progress_bar=progress_bar, branch=branch)
+
+
 def run_compare(
     layers: list,
     methods: Sequence[str],
@@ -335,7 +368,6 @@ def run_compare(
     log: TextIO | None = None,
 ) -> dict[str, Any] | None:
     """Train (or skip, or resume) this shard's runs of the grid in ``out``; with a single shard, write the report."""
-    from ..data import build_data
     from ..report import format_markdown, write_report
 
     log = log or sys.stdout
@@ -352,28 +384,7 @@ def run_compare(
             extra += f", {cfg.epochs} epochs" + (f", from {item.branch[0]} after {item.branch[1]}" if item.branch else "")
             print(f"{out / item.name}: {cfg.method}, theta {cfg.theta:g}, seed {cfg.seed}{extra}", file=log)
         return None
-    todo: list[tuple[Path, TrainConfig, tuple[Path, int] | None]] = []
-    for i, item in enumerate(mine, 1):
-        run = out / item.name
-        if is_finished(run):
-            _check_same_config(run, item.cfg)
-            print(f"[{i}/{len(mine)}] {run}: finished, skipped", file=log)
-        else:
-            todo.append((run, item.cfg, (out / item.branch[0], item.branch[1]) if item.branch else None))
-    depth = {item.name: branch_order({g.name: g.branch for g in grid if g.branch}, item.name) for item in mine}
-    todo.sort(key=lambda t: depth[t[0].name])  # sources before their branches (a stable sort keeps the grid order)
-    _report_saving(mine, log)
-    if jobs > 1 and todo:
-        _run_in_processes(todo, jobs, log)
-    else:
-        data = None
-        done = len(mine) - len(todo)
-        for i, (run, cfg, branch) in enumerate(todo, done + 1):
-            print(f"[{i}/{len(mine)}] {run}", file=log, flush=True)
-            if data is None:  # every run shares the data settings: load it once
-                data = build_data(cfg, resolve_device(cfg.device))
-            resume, branch = _start_from(run, branch, log)
-            train(cfg, run, resume=resume, data=data, log=log, progress_bar=progress_bar, branch=branch)
+    train_grid(mine, out, jobs, progress_bar, log)
     if count > 1:
         print(f"shard {index}/{count} done; once every shard has finished: tsla report {out}", file=log)
         return None

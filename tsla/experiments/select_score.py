@@ -53,15 +53,15 @@ def candidates(thetas: Sequence[float], switch_at: Sequence[int]) -> list[Candid
 
 
 def score(records: Sequence[Mapping[str, Any]], criterion: str, at: str) -> dict[str, Any]:
-    """The validation score of one run: ``criterion`` at the last epoch (``at='last'``) or at the epoch where it
-    was best (``'best-val'``; ties go to the earliest epoch). Returns {score, epoch, val_top1, val_nll} of that
-    epoch. Raises ``ValueError`` when the records hold no validation metrics."""
-    best = CRITERIA[criterion]
-    rows = [r for r in records if criterion in r]
+    """The validation score of one run: ``criterion`` at the last epoch (``at='last'``) or at the early-stopping
+    epoch (``'best-val'``: the epoch of the highest ``val_top1``, ties to the earliest, as the trainer's ``best_val``
+    and RUN/best.pt). Returns {score, epoch, val_top1, val_nll} of that epoch. Raises ``ValueError`` when the
+    records hold no validation metrics."""
+    key = "val_top1" if at == "best-val" else criterion
+    rows = [r for r in records if key in r and criterion in r]
     if not rows:
         raise ValueError(f"no {criterion} in the run's metrics: train the candidates with --val-size")
-    row = rows[-1] if at == "last" else best(rows, key=lambda r: (r[criterion], -r["epoch"]) if best is max
-                                             else (r[criterion], r["epoch"]))
+    row = rows[-1] if at == "last" else max(rows, key=lambda r: (r["val_top1"], -r["epoch"]))
     return {"score": row[criterion], "epoch": row["epoch"], "val_top1": row.get("val_top1"),
             "val_nll": row.get("val_nll")}
 

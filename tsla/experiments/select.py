@@ -1,0 +1,151 @@
+"""``tsla select``: choose (method, theta, switch epoch) on validation only, then evaluate only the choice on test.
+
+It trains the baseline and one LSR trunk per theta and branches TSLA(S) from each trunk (compare's grid, prefix
+shared, ``--test-every 0``: no candidate touches the test set), scores every candidate on its validation metrics
+(mean over seeds; :mod:`tsla.experiments.select_score`), prints the table and the cost, evaluates the chosen
+configuration's runs on test, and writes DIR/selection.json. Rerun after an interruption: finished runs are skipped,
+interrupted ones resumed, and the choice, a function of the logged validation metrics, is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from ..errors import ConfigError, RunDirError
+from ..training.checkpoint import atomic_write_text
+from .compare import GridRun, _check_not_a_run, plan, select_shard, train_grid
+from .select_score import AT, CRITERIA, Candidate, candidates, choose, mean_score, score
+from .select_table import format_table
+
+SELECTION = "selection.json"
+
+
+def check_request(thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int], criterion: str,
+                  at: str) -> None:
+    """Refuse a request ``tsla select`` cannot honour, with one line naming the flag. Raises ``ConfigError``."""
+    if not thetas:
+        raise ConfigError("--thetas is required: list the smoothing strengths to try, e.g. --thetas 0.1,0.2,0.4")
+    for theta in thetas:
+        if not 0 < theta <= 1:
+            raise ConfigError(f"--thetas: {theta:g} is outside (0, 1]; the baseline (theta 0) is always a candidate")
+    if len({f"{t:g}" for t in thetas}) != len(thetas):
+        raise ConfigError("--thetas must not repeat a value (to 6 significant digits)")
+    if len(set(switch_at)) != len(switch_at):
+        raise ConfigError("--switch-at must not repeat an epoch")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError("--seeds needs distinct seeds, e.g. --seeds 0,1,2")
+    if criterion not in CRITERIA:
+        raise ConfigError(f"--criterion {criterion!r} is unknown: choose {' or '.join(CRITERIA)}")
+    if at not in AT:
+        raise ConfigError(f"--at {at!r} is unknown: choose last or best-val")
+
+
+def _grid(layers: list, thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int]) -> list[GridRun]:
+    """Compare's grid of the candidates, every run with the test set off; checked for what select needs."""
+    layers = [*layers, ("tsla select", {"test_every": 0})]
+    methods = ["baseline", "lsr", *[f"tsla@{s}" for s in switch_at]]
+    grid = plan(layers, methods, seeds, list(thetas))
+    cfg = grid[0].cfg
+    if cfg.val_size is None:
+        raise ConfigError("tsla select scores candidates on a validation split: pass --val-size N (e.g. 1000)")
+    for s in switch_at:
+        if not 0 < s < cfg.epochs:
+            raise ConfigError(f"--switch-at {s}: give switch epochs between 1 and --epochs - 1 ({cfg.epochs - 1})")
+    return grid
+
+
+def _runs_of(grid: list[GridRun], cand: Candidate) -> list[GridRun]:
+    """The runs (one per seed) of a candidate."""
+    return [r for r in grid if r.cfg.method == cand.train_method and (cand.method == "baseline"
+                                                                          or f"{r.cfg.theta:g}" == f"{cand.theta:g}")]
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def epochs_cost(grid: list[GridRun]) -> tuple[int, int]:
+    """(epochs trained with branching, epochs the same runs would take trained independently)."""
+    independent = sum(r.cfg.epochs for r in grid)
+    return independent - sum(r.branch[1] for r in grid if r.branch), independent
+
+
+def run_select(
+    layers: list,
+    thetas: Sequence[float],
+    switch_at: Sequence[int],
+    seeds: Sequence[int],
+    out: Path,
+    criterion: str = "val_top1",
+    at: str = "last",
+    shard: tuple[int, int] = (0, 1),
+    jobs: int = 1,
+    progress_bar: bool = True,
+    dry_run: bool = False,
+    log: TextIO | None = None,
+) -> dict[str, Any] | None:
+    """Train this shard's candidates in ``out``; with a single shard, choose on validation, evaluate the choice on
+    test and write ``out``/selection.json (returned). Raises ``ConfigError`` for a bad request, and what
+    :func:`tsla.experiments.compare.train_grid` raises."""
+    log = log or sys.stdout
+    check_request(thetas, switch_at, seeds, criterion, at)
+    grid = _grid(layers, thetas, switch_at, seeds)
+    cands = candidates(thetas, switch_at)
+    index, count = shard
+    mine = select_shard(grid, shard)
+    if dry_run:
+        for item in mine:
+            print(f"{out / item.name}: {item.cfg.method}, theta {item.cfg.theta}, seed {item.cfg.seed}", file=log)
+        return None
+    _check_not_a_run(out)
+    train_grid(mine, out, jobs, progress_bar, log)
+    if count > 1:
+        print(f"shard {index}/{count} done; once every shard has finished, rerun this tsla select without --shard "
+              f"to choose (finished runs are skipped)", file=log)
+        return None
+    rows = []
+    for k, cand in enumerate(cands, 1):
+        per_seed = [score(_records(out / r.name), criterion, at) for r in _runs_of(grid, cand)]
+        row = {**cand.as_dict(), **mean_score(per_seed), "epochs": [s["epoch"] for s in per_seed]}
+        rows.append(row)
+        shown = ", ".join(f"{v:.4f}" for v in row["seed_scores"])
+        print(f"[{k}/{len(cands)}] {cand.label}: {criterion} {row['score']:.4f} at {at} (seeds {shown})", file=log)
+    chosen = choose({c: r["score"] for c, r in zip(cands, rows)}, criterion)
+    trained, independent = epochs_cost(grid)
+    print(format_table(cands, rows, chosen, criterion, at), file=log)
+    print(f"chosen: {chosen.label} (method {chosen.method}, theta {chosen.as_dict()['theta']:g}, switch epoch "
+          f"{chosen.switch_epoch if chosen.switch_epoch is not None else '-'}) by mean {criterion} at {at} over "
+          f"{len(seeds)} seed(s)", file=log)
+    print(f"cost: {trained} epochs trained (prefix-shared branches) against {independent} for independent runs "
+          f"({100 * trained / independent:.0f}%)", file=log)
+    test = _test_chosen(out, _runs_of(grid, chosen), at)
+    print(f"test (only the chosen configuration): top-1 {100 * test['test_top1']:.2f}%, NLL {test['test_nll']:.4f}, "
+          f"ECE {100 * test['test_ece']:.2f}% (mean over {len(seeds)} seed(s))", file=log)
+    selection = {
+        "chosen": chosen.as_dict(), "criterion": criterion, "at": at,
+        "candidates": [{k: v for k, v in r.items()} for r in rows],
+        "epochs_trained": trained, "epochs_independent": independent, "test": test,
+    }
+    try:
+        atomic_write_text(out / SELECTION, json.dumps(selection, indent=2) + "\n")
+    except OSError as exc:
+        raise RunDirError(f"cannot write {out / SELECTION} ({exc.strerror or exc}): free some disk space") from None
+    print(f"wrote {out / SELECTION}", file=log)
+    return selection
+
+
+def _test_chosen(out: Path, runs: list[GridRun], at: str) -> dict[str, Any]:
+    """Test metrics of the chosen candidate's runs: the final weights (``at='last'``) or the best-validation ones,
+    per seed and their mean."""
+    from ..training.evaluate_run import evaluate_run
+
+    weights = "final" if at == "last" else "best-val"
+    per_seed = []
+    for run in runs:
+        metrics = evaluate_run(out / run.name, weights)
+        per_seed.append({"seed": run.cfg.seed, **{k: metrics[k] for k in ("test_top1", "test_nll", "test_ece")}})
+    mean = {k: sum(s[k] for s in per_seed) / len(per_seed) for k in ("test_top1", "test_nll", "test_ece")}
+    return {**mean, "weights": weights, "per_seed": per_seed}
