@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
+from ..config import build_config
 from ..errors import ConfigError, RunDirError
 from ..training.checkpoint import atomic_write_text
 from .compare import GridRun, _check_not_a_run, plan, select_shard, train_grid
@@ -46,15 +47,13 @@ def check_request(thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequ
 def _grid(layers: list, thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int]) -> list[GridRun]:
     """Compare's grid of the candidates, every run with the test set off; checked for what select needs."""
     layers = [*layers, ("tsla select", {"test_every": 0})]
-    methods = ["baseline", "lsr", *[f"tsla@{s}" for s in switch_at]]
-    grid = plan(layers, methods, seeds, list(thetas))
-    cfg = grid[0].cfg
+    cfg = build_config(*layers)
     if cfg.val_size is None:
         raise ConfigError("tsla select scores candidates on a validation split: pass --val-size N (e.g. 1000)")
     for s in switch_at:
         if not 0 < s < cfg.epochs:
             raise ConfigError(f"--switch-at {s}: give switch epochs between 1 and --epochs - 1 ({cfg.epochs - 1})")
-    return grid
+    return plan(layers, ["baseline", "lsr", *[f"tsla@{s}" for s in switch_at]], seeds, list(thetas))
 
 
 def _runs_of(grid: list[GridRun], cand: Candidate) -> list[GridRun]:
