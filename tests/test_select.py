@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_idx
+from .conftest import write_idx
 from tsla.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -191,7 +191,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
         if not switch_at:
             raise ConfigError("--switch-at is required without --milestones: list the switch epochs, e.g. 15,25")
     run_select(layers, args.thetas or [], switch_at, args.seeds, out, criterion=args.criterion, at=args.at,
-               shard=parse_shard(args.shard), jobs=args.jobs, progress_bar=not args.no_progress, dry_run=args.dry_run)
+               shard=parse_shard(args.shard), jobs=args.jobs, halving=args.halving, progress_bar=not args.no_progress,
+               dry_run=args.dry_run)
     return 0
 
 
@@ -324,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_sel.add_argument("--shard", default="0/1", help="train only shard i of n (whole families: an LSR run with its "
                        "branches); then rerun without --shard to choose")
     p_sel.add_argument("--jobs", type=int, default=1, help="train this many runs at once, each in its own process")
+    p_sel.add_argument("--halving", action="store_true", help="successive halving: at each lr milestone keep the "
+                       "better half of the families (baseline, one per theta) by validation and stop the rest")
     add_config_flags(p_sel, skip=("method", "seed", "theta"))
     p_sel.set_defaults(func=_cmd_select)
 

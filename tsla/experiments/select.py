@@ -82,15 +82,19 @@ def run_select(
     at: str = "last",
     shard: tuple[int, int] = (0, 1),
     jobs: int = 1,
+    halving: bool = False,
     progress_bar: bool = True,
     dry_run: bool = False,
     log: TextIO | None = None,
 ) -> dict[str, Any] | None:
-    """Train this shard's candidates in ``out``; with a single shard, choose on validation, evaluate the choice on
-    test and write ``out``/selection.json (returned). Raises ``ConfigError`` for a bad request, and what
+    """Train this shard's candidates in ``out`` (with ``halving``, successive halving at the milestones:
+    :mod:`tsla.experiments.select_halving`); with a single shard, choose on validation, evaluate the choice on test
+    and write ``out``/selection.json (returned). Raises ``ConfigError`` for a bad request, and what
     :func:`tsla.experiments.compare.train_grid` raises."""
     log = log or sys.stdout
     check_request(thetas, switch_at, seeds, criterion, at)
+    if halving and (jobs > 1 or shard[1] > 1):
+        raise ConfigError("--halving trains one run at a time in this process: drop --jobs and --shard")
     grid = _grid(layers, thetas, switch_at, seeds)
     cands = candidates(thetas, switch_at)
     index, count = shard
@@ -100,40 +104,61 @@ def run_select(
             print(f"{out / item.name}: {item.cfg.method}, theta {item.cfg.theta}, seed {item.cfg.seed}", file=log)
         return None
     _check_not_a_run(out)
-    train_grid(mine, out, jobs, progress_bar, log)
+    trained, independent = epochs_cost(grid)
+    eligible, rounds = cands, []
+    if halving:
+        from .select_halving import run_halving
+
+        eligible, rounds, trained = run_halving(grid, cands, lambda c: _runs_of(grid, c), out, criterion, at,
+                                                progress_bar, log)
+    else:
+        train_grid(mine, out, jobs, progress_bar, log)
     if count > 1:
         print(f"shard {index}/{count} done; once every shard has finished, rerun this tsla select without --shard "
               f"to choose (finished runs are skipped)", file=log)
         return None
-    rows = []
-    for k, cand in enumerate(cands, 1):
-        per_seed = [score(_records(out / r.name), criterion, at) for r in _runs_of(grid, cand)]
-        row = {**cand.as_dict(), **mean_score(per_seed), "epochs": [s["epoch"] for s in per_seed]}
-        rows.append(row)
-        shown = ", ".join(f"{v:.4f}" for v in row["seed_scores"])
-        print(f"[{k}/{len(cands)}] {cand.label}: {criterion} {row['score']:.4f} at {at} (seeds {shown})", file=log)
-    chosen = choose({c: r["score"] for c, r in zip(cands, rows)}, criterion)
-    trained, independent = epochs_cost(grid)
+    rows = [_row(out, grid, cand, k, len(cands), criterion, at, cand in eligible, rounds, log)
+            for k, cand in enumerate(cands, 1)]
+    chosen = choose({c: r["score"] for c, r in zip(cands, rows) if c in eligible}, criterion)
     print(format_table(cands, rows, chosen, criterion, at), file=log)
     print(f"chosen: {chosen.label} (method {chosen.method}, theta {chosen.as_dict()['theta']:g}, switch epoch "
           f"{chosen.switch_epoch if chosen.switch_epoch is not None else '-'}) by mean {criterion} at {at} over "
           f"{len(seeds)} seed(s)", file=log)
-    print(f"cost: {trained} epochs trained (prefix-shared branches) against {independent} for independent runs "
+    how = "successive halving and prefix-shared branches" if halving else "prefix-shared branches"
+    print(f"cost: {trained} epochs trained ({how}) against {independent} for independent runs "
           f"({100 * trained / independent:.0f}%)", file=log)
     test = _test_chosen(out, _runs_of(grid, chosen), at)
     print(f"test (only the chosen configuration): top-1 {100 * test['test_top1']:.2f}%, NLL {test['test_nll']:.4f}, "
           f"ECE {100 * test['test_ece']:.2f}% (mean over {len(seeds)} seed(s))", file=log)
     selection = {
-        "chosen": chosen.as_dict(), "criterion": criterion, "at": at,
-        "candidates": [{k: v for k, v in r.items()} for r in rows],
+        "chosen": chosen.as_dict(), "criterion": criterion, "at": at, "candidates": rows,
         "epochs_trained": trained, "epochs_independent": independent, "test": test,
     }
+    if halving:
+        selection["halving"] = rounds
     try:
         atomic_write_text(out / SELECTION, json.dumps(selection, indent=2) + "\n")
     except OSError as exc:
         raise RunDirError(f"cannot write {out / SELECTION} ({exc.strerror or exc}): free some disk space") from None
     print(f"wrote {out / SELECTION}", file=log)
     return selection
+
+
+def _row(out: Path, grid: list[GridRun], cand: Candidate, k: int, n: int, criterion: str, at: str, eligible: bool,
+         rounds: list[dict[str, Any]], log: TextIO) -> dict[str, Any]:
+    """One candidate's entry (validation only) and its progress line; a candidate stopped by halving has no score."""
+    if not eligible:
+        from .select_halving import family_of
+
+        stopped = next(r["at_epoch"] for r in rounds if family_of(cand) not in r["kept"])
+        print(f"[{k}/{n}] {cand.label}: stopped by halving at epoch {stopped}", file=log)
+        return {**cand.as_dict(), "score": None, "val_top1": None, "val_nll": None, "seed_scores": [], "epochs": [],
+                "stopped_at": stopped}
+    per_seed = [score(_records(out / r.name), criterion, at) for r in _runs_of(grid, cand)]
+    row = {**cand.as_dict(), **mean_score(per_seed), "epochs": [s["epoch"] for s in per_seed]}
+    shown = ", ".join(f"{v:.4f}" for v in row["seed_scores"])
+    print(f"[{k}/{n}] {cand.label}: {criterion} {row['score']:.4f} at {at} (seeds {shown})", file=log)
+    return row
 
 
 def _test_chosen(out: Path, runs: list[GridRun], at: str) -> dict[str, Any]:

@@ -16,6 +16,10 @@ def format_table(cands: Sequence[Candidate], rows: Sequence[dict[str, Any]], cho
     for cand, row in zip(cands, rows):
         mark = " **chosen**" if cand == chosen else ""
         s = "-" if cand.switch_epoch is None else str(cand.switch_epoch)
+        if row.get("stopped_at") is not None:
+            lines.append(f"| {cand.label} | {cand.method} | {row['theta']:g} | {s} | stopped by halving at epoch "
+                         f"{row['stopped_at']} | - | - | - |")
+            continue
         top1 = "-" if row["val_top1"] is None else f"{100 * row['val_top1']:.2f}"
         nll = "-" if row["val_nll"] is None else f"{row['val_nll']:.4f}"
         epochs = ",".join(str(e) for e in sorted(set(row["epochs"])))

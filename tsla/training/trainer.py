@@ -115,6 +115,7 @@ def train(
     overwrite: bool = False,
     branch: tuple[Path, int] | None = None,
     tensorboard: bool = False,
+    until: int | None = None,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says, writing the run directory ``out``; return the summary (also in RUN/summary.json).
 
@@ -127,6 +128,10 @@ def train(
 
     Raises ``RunDirError`` (unusable or locked run directory), ``DataError``, ``ConfigError``, ``TrainingError``
     (non-finite loss, checkpoint not writable) and ``Interrupted`` (SIGINT/SIGTERM, after saving a checkpoint).
+
+    ``until=E`` pauses the run after E epochs (counted like ``--epochs``), its checkpoint saved and no summary
+    written: it returns ``{"status": "paused", "next_epoch": E}``, and a later call with ``resume=True`` continues it
+    exactly (``tsla select``'s successive halving stops runs at a milestone this way).
     """
     log = log or sys.stdout
     out = Path(out)
@@ -142,11 +147,11 @@ def train(
         raise RunDirError("--resume and --overwrite contradict each other: choose one")
     # claimed (created and locked) before any check: two runs started into one fresh --out at once cannot both pass
     with claim_run_dir(out, info.is_primary), using_threads(cfg.threads):
-        return _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info, device, tensorboard)
+        return _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info, device, tensorboard, until)
 
 
 def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: DistInfo, device,
-           tensorboard=False) -> dict[str, Any]:
+           tensorboard=False, until: int | None = None) -> dict[str, Any]:
     """The checks and set-up of :func:`train`, in the run directory it has claimed."""
     state = None
     if resume and _killed_before_first_checkpoint(out, cfg):
@@ -175,10 +180,11 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
             clear_run(out)
         _write(out, CONFIG, lambda: atomic_write_text(out / CONFIG, config_text(cfg)))
     barrier()
-    return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info, tensorboard)
+    return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info, tensorboard, until)
 
 
-def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, tensorboard=False) -> dict[str, Any]:
+def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, tensorboard=False,
+         until: int | None = None) -> dict[str, Any]:
     """The epoch loop of :func:`train`, once the run directory is ours. Files are written by the primary rank."""
     schedule = cfg.schedule()
     # tsla-auto: the AutoSwitch decides (and, resumed, keeps its history and decision)
@@ -242,7 +248,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
     started = time.perf_counter()
     with StopRequest() as stop:
         should_stop = (lambda: any_rank(bool(stop), ctx.device)) if info.enabled else stop
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, cfg.epochs if until is None else min(until, cfg.epochs)):
             epoch_start = time.perf_counter()
             lr, theta = lr_at(epoch), smoothing.theta_at(epoch)
             for group in optimizer.param_groups:
@@ -305,6 +311,8 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
 
     if board is not None:
         board.close()
+    if until is not None and max(start_epoch, until) < cfg.epochs:  # paused: the checkpoint holds everything
+        return {"status": "paused", "next_epoch": max(start_epoch, until)}
     best_val_summary = _finish_best_val(cfg, out, ctx, data, best_val, primary) if best_val is not None else None
     summary = {
         "status": "finished",

@@ -1,0 +1,71 @@
+"""Successive halving in ``tsla select`` and the trainer's pause (``until``) it rests on: a paused and resumed run
+equals an uninterrupted one; the families kept at the milestone are the better half by a hand computation from
+metrics.jsonl, the stopped ones stop there, and the choice is the argmax among the families left."""
+
+import json
+
+import tsla
+from tsla import TrainConfig
+from tsla.cli import main
+
+from .test_select import _argv, _fake_fashion
+
+KEYS = ("train_loss", "train_onehot_loss", "train_top1", "test_loss", "test_top1")
+
+
+def _lines(run):
+    path = run / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+
+
+def test_a_paused_run_resumes_to_the_uninterrupted_result(tiny_fashion, tmp_path):
+    cfg = TrainConfig(dataset="fashion-mnist", data_root=str(tiny_fashion), model="resnet8", epochs=3, method="tsla@1",
+                      batch_size=20, device="cpu", threads=1, milestones=[2])
+    whole = tsla.train(cfg, tmp_path / "whole", progress_bar=False)
+    paused = tsla.train(cfg, tmp_path / "paused", progress_bar=False, until=2)
+    assert paused == {"status": "paused", "next_epoch": 2}
+    assert not (tmp_path / "paused" / "summary.json").exists() and len(_lines(tmp_path / "paused")) == 2
+    done = tsla.train(cfg, tmp_path / "paused", resume=True, progress_bar=False)
+    for key in KEYS:
+        assert done["final"][key] == whole["final"][key], key
+    assert [r["epoch"] for r in _lines(tmp_path / "paused")] == [0, 1, 2]
+
+
+def test_halving_keeps_the_better_half_at_the_milestone(tmp_path, capsys):
+    data = _fake_fashion(tmp_path / "data")
+    out = tmp_path / "sel"
+    argv = [*_argv(data, out, "--halving"), "--seeds", "0"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    sel = json.loads((out / "selection.json").read_text())
+    # by hand: at milestone 2 each family's score is its best member's validation top-1 after epoch 1 (index 1);
+    # members are those started before epoch 2: the trunk and TSLA(1)
+    folders = {"baseline": ["baseline-seed0"],
+               "theta0.1": ["lsr-theta0.1-seed0", "tsla@1-theta0.1-seed0"],
+               "theta0.4": ["lsr-theta0.4-seed0", "tsla@1-theta0.4-seed0"]}
+    fam = {name: max(_lines(out / f)[1]["val_top1"] for f in runs) for name, runs in folders.items()}
+    worst = min(fam.values())
+    stopped = [n for n in fam if fam[n] == worst][-1]  # of equal scores, the family listed later stops
+    assert sel["halving"] == [{"at_epoch": 2, "scores": fam, "kept": [n for n in fam if n != stopped]}]
+    # the stopped family trained 2 epochs (its TSLA(1) from 1 to 2, its TSLA(2) not at all); the others finished
+    for name, runs in folders.items():
+        for f in runs:
+            assert len(_lines(out / f)) == (2 if name == stopped else 4)
+    if stopped != "baseline":
+        assert _lines(out / f"tsla@2-{stopped}-seed0") == []
+    # hand count of epochs: baseline 4 (2 if stopped); a theta family 4 + 3 + 2 = 9, or 2 + 1 = 3 if stopped
+    expected = sum((2 if n == stopped else 4) if n == "baseline" else (3 if n == stopped else 9) for n in folders)
+    assert sel["epochs_trained"] == expected and sel["epochs_independent"] == 5 * 4
+    # the choice: the argmax of the final validation top-1 among the candidates of the kept families
+    finals = {}
+    for cand in sel["candidates"]:
+        if cand.get("stopped_at") is None:
+            name = {"baseline": "baseline", "lsr": f"lsr-theta{cand['theta']:g}"}.get(
+                cand["method"], f"tsla@{cand['switch_epoch']}-theta{cand['theta']:g}")
+            finals[(cand["method"], cand["theta"], cand["switch_epoch"])] = _lines(out / f"{name}-seed0")[-1]["val_top1"]
+        else:
+            assert cand["stopped_at"] == 2 and cand["score"] is None
+    best = max(finals.values())
+    assert (sel["chosen"]["method"], sel["chosen"]["theta"], sel["chosen"]["switch_epoch"]) == next(
+        k for k, v in finals.items() if v == best)
+    assert f"halving at epoch 2" in printed and "stopped by halving at epoch 2" in printed

@@ -1,0 +1,103 @@
+"""``tsla select --halving``: successive halving over the families (the baseline, and per theta the LSR trunk with its
+TSLA(S) branches). At each lr milestone every family still training is scored by its best member's mean validation
+score at the epoch before it, the better half (rounded up) trains on and the rest stop there (their runs paused,
+with a checkpoint). Only the candidates of the families left at the end can be chosen.
+
+Runs train one at a time in this process; a rerun resumes every paused or interrupted run and re-derives each
+halving decision from the logged validation metrics, so it reaches the same choice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from ..training.branch import kept_checkpoint
+from ..training.checkpoint import CHECKPOINT
+from ..training.rundir import is_finished
+from ..training.runtime import resolve_device
+from ..training.trainer import train
+from .compare import GridRun, _check_same_config
+from .select_score import Candidate, choose, keep_better_half, mean_score, score
+
+
+def family_of(cand: Candidate) -> str:
+    return "baseline" if cand.method == "baseline" else f"theta{cand.theta:g}"
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    path = run / "metrics.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+class _Trainer:
+    """Trains the runs of the grid to a given epoch, loading the data once."""
+
+    def __init__(self, out: Path, progress_bar: bool, log: TextIO) -> None:
+        self.out, self.progress_bar, self.log, self.data = out, progress_bar, log, None
+
+    def to(self, run: GridRun, until: int | None) -> None:
+        """Train ``run`` to ``until`` epochs (None: to the end): skip it when finished or already there, resume it
+        from its checkpoint, branch it from its trunk's kept checkpoint, or start it."""
+        from ..data import build_data
+
+        folder = self.out / run.name
+        if is_finished(folder):
+            _check_same_config(folder, run.cfg)
+            return
+        if until is not None and len(_records(folder)) >= until and (folder / CHECKPOINT).is_file():
+            return
+        branch = None
+        resume = (folder / CHECKPOINT).is_file()
+        if not resume and run.branch is not None:
+            source = (self.out / run.branch[0], run.branch[1])
+            branch = source if kept_checkpoint(*source).is_file() else None
+        print(f"{folder}: training to epoch {run.cfg.epochs if until is None else until} of {run.cfg.epochs}",
+              file=self.log, flush=True)
+        if self.data is None:
+            self.data = build_data(run.cfg, resolve_device(run.cfg.device))
+        train(run.cfg, folder, resume=resume, data=self.data, log=self.log, progress_bar=self.progress_bar,
+              branch=branch, until=until)
+
+
+def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: Path, criterion: str, at: str,
+                progress_bar: bool, log: TextIO) -> tuple[list[Candidate], list[dict[str, Any]], int]:
+    """Train the grid with successive halving at the milestones. Returns (the candidates that may be chosen, one
+    record per halving: epoch, family scores, families kept, and the epochs trained)."""
+    cfg = grid[0].cfg
+    epochs = cfg.epochs
+    milestones = [m for m in cfg.milestones if 0 < m < epochs] if cfg.lr_schedule == "step" else []
+    families: dict[str, list[Candidate]] = {}
+    for cand in cands:
+        families.setdefault(family_of(cand), []).append(cand)
+    alive, stop, rounds = list(families), {name: epochs for name in families}, []
+    trainer = _Trainer(out, progress_bar, log)
+    for m in milestones:
+        for name in alive:  # trunks first: a branch starts from its trunk's checkpoint kept at S < m
+            for cand in sorted(families[name], key=lambda c: c.switch_epoch or 0):
+                if cand.switch_epoch is None or cand.switch_epoch < m:
+                    for run in runs_of(cand):
+                        trainer.to(run, m)
+        fam_score = {}
+        for name in alive:
+            members = [c for c in families[name] if c.switch_epoch is None or c.switch_epoch < m]
+            per = {c: mean_score([score(_records(out / r.name)[:m], criterion, at) for r in runs_of(c)])["score"]
+                   for c in members}
+            fam_score[name] = per[choose(per, criterion)]
+        kept = keep_better_half(fam_score, criterion)
+        for name in alive:
+            if name not in kept:
+                stop[name] = m
+        print(f"halving at epoch {m}: " + ", ".join(f"{n} {fam_score[n]:.4f}" for n in alive)
+              + f" -> kept {', '.join(kept)}", file=log, flush=True)
+        rounds.append({"at_epoch": m, "scores": fam_score, "kept": kept})
+        alive = kept
+    for name in alive:
+        for cand in sorted(families[name], key=lambda c: c.switch_epoch or 0):
+            for run in runs_of(cand):
+                trainer.to(run, None)
+    trained = sum(len(runs_of(families[n][0])) * (stop[n] + sum(max(0, stop[n] - c.switch_epoch)
+                                                                 for c in families[n] if c.switch_epoch))
+                  for n in families)
+    return [c for c in cands if family_of(c) in alive], rounds, trained
