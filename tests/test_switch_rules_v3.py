@@ -118,3 +118,20 @@ def test_every_rule_replays_on_the_committed_logs_as_docs_say(rule, constants, r
         counts[key] = counts.get(key, 0) + 1
     expected = {k: int(n) for k, n in re.findall(r"(never|\d+) in (\d+)", stated)}
     assert counts == expected
+
+
+def test_the_trainer_feeds_the_v3_rules(tiny_fashion, tmp_path):
+    """tsla train --method tsla-auto --auto-rule noise-gap: the rule gets each epoch's train_top1 and val_top1 (it
+    would raise without them), and the switch it reports is the replay of the run's own metrics.jsonl."""
+    import tsla
+
+    cfg = TrainConfig(dataset="fashion-mnist", data_root=str(tiny_fashion), model="resnet8", epochs=4,
+                      milestones=[2, 3], val_size=10, method="tsla-auto", auto_rule="noise-gap", theta=0.2,
+                      batch_size=10, device="cpu", threads=1)
+    summary = tsla.train(cfg, tmp_path / "run", progress_bar=False)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    first = records[1]  # the epoch before the first decay
+    best_val = max(r["val_top1"] for r in records[:2])
+    expected = 2 if first["train_top1"] >= best_val else 3  # the rule by hand, window 5 > the phase's 2 epochs
+    assert summary["switch_epoch"] == expected
+    assert [r["theta"] for r in records] == [0.2 if e < expected else 0.0 for e in range(4)]
