@@ -1,2 +1,2 @@
 """Experiments built on the trainer: the paper's presets, the comparison runner over methods, θ and seeds (with
-prefix-shared branches), and the post-hoc diagnosis of a finished run."""
+prefix-shared branches), ``tsla select`` (choose θ and S on validation), and the post-hoc diagnosis of a run."""
