@@ -55,7 +55,7 @@ def test_halving_keeps_the_better_half_at_the_milestone(tmp_path, capsys):
         assert _lines(out / f"tsla@2-{stopped}-seed0") == []
     # hand count of epochs: baseline 4 (2 if stopped); a theta family 4 + 3 + 2 = 9, or 2 + 1 = 3 if stopped
     expected = sum((2 if n == stopped else 4) if n == "baseline" else (3 if n == stopped else 9) for n in folders)
-    assert sel["epochs_trained"] == expected and sel["epochs_independent"] == 5 * 4
+    assert sel["epochs_trained"] == expected and sel["epochs_independent"] == 7 * 4
     # the choice: the argmax of the final validation top-1 among the candidates of the kept families
     finals = {}
     for cand in sel["candidates"]:
