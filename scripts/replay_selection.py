@@ -108,8 +108,8 @@ def main(root: Path) -> None:
             picks = {}
             for c, _ in per_seed:
                 picks[c.label] = picks.get(c.label, 0) + 1
-            print(f"select {name}, one seed at a time: picks {picks}; same as the grid's pick in {same} of "
-                  f"{len(seeds)}; test top-1 minus best fixed {ci_text(diffs)}; "
+            kept = f"same as the grid's pick in {same} of {len(seeds)}; " if halving else ""
+            print(f"select {name}, one seed at a time: picks {picks}; {kept}test top-1 minus best fixed {ci_text(diffs)}; "
                   f"{sum(e for _, e in per_seed) / len(seeds):.0f} epochs per seed")
         for rule, params in RULES.items():
             got = {(t, s): replay(rule, logs[(f"lsr-theta{t:g}", s)], params) for t in THETAS for s in seeds}

@@ -69,3 +69,8 @@ def test_halving_keeps_the_better_half_at_the_milestone(tmp_path, capsys):
     assert (sel["chosen"]["method"], sel["chosen"]["theta"], sel["chosen"]["switch_epoch"]) == next(
         k for k, v in finals.items() if v == best)
     assert f"halving at epoch 2" in printed and "stopped by halving at epoch 2" in printed
+    # a rerun (as after an interruption) re-derives the same halving from the logs and retrains nothing
+    before = {p: p.read_text() for p in out.glob("*/metrics.jsonl")}
+    assert main(argv) == 0
+    assert json.loads((out / "selection.json").read_text()) == sel
+    assert {p: p.read_text() for p in out.glob("*/metrics.jsonl")} == before
