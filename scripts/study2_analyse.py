@@ -327,10 +327,20 @@ def main() -> None:
               f"{r['p_raw']:.4f} | {r['p_holm']:.4f} | {r['verdict']} |")
 
 
-def _auto_v3() -> Optional[Callable[[Path], Optional[int]]]:
-    """The tsla-auto v3 replay (its rule and constants as committed in docs/selection.md), or None where this
-    checkout has no v3 rule yet."""
-    return None
+AUTO_V3 = ("noise-gap", {"val_window": 5, "margin": 0.0, "last_decay": 25})  # docs/selection.md, fixed on study 1
+
+
+def _auto_v3() -> Callable[[Path], Optional[int]]:
+    """The tsla-auto v3 replay: the switch epoch its rule (constants fixed in docs/selection.md on the first study's
+    logs) takes on an LSR run's metrics.jsonl; tsla-auto is LSR until it switches, so that TSLA(S) run is its run."""
+    from tsla.smoothing.switch_rules import replay
+
+    rule, params = AUTO_V3
+
+    def switch_epoch(lsr_run: Path) -> Optional[int]:
+        lines = (lsr_run / "metrics.jsonl").read_text().splitlines()
+        return replay(rule, [json.loads(line) for line in lines if line.strip()], params)
+    return switch_epoch
 
 
 if __name__ == "__main__":
