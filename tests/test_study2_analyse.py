@@ -1,6 +1,6 @@
 """scripts/study2_analyse.py: the numbers study 2 publishes, checked against hand computations on a small runs.csv."""
 
-import csv
+import json
 import importlib.util
 from pathlib import Path
 
@@ -111,3 +111,30 @@ def test_mixed_model_intercept_of_a_balanced_design_is_the_mean(tmp_path):
     assert len(mixed) == 1
     assert mixed[0]["intercept"] == pytest.approx(np.mean(diffs), abs=1e-6)  # balanced: GLS = the plain mean
     assert mixed[0]["ci_low"] < np.mean(diffs) < mixed[0]["ci_high"]
+
+
+def test_auto_v3_row_is_the_run_its_switch_epoch_names(tmp_path):
+    s2 = _load()
+    rows = [_row("sym40", label, 1, 0, 70.0 + i, 70.0 + i) for i, label in enumerate(s2.SELECT_FROM)]
+    by_epoch = {r["label"]: r for r in rows}
+    for epoch, named in ((25, "tsla@25"), (15, "tsla@15"), (None, "lsr")):
+        auto = [r for r in s2.derived_rows(rows, auto_switch=lambda run, e=epoch: e, root=tmp_path)
+                if r["label"] == "auto-v3"]
+        assert len(auto) == 1 and auto[0]["test_top1"] == by_epoch[named]["test_top1"]
+
+
+def test_auto_v3_replay_reads_an_lsr_log(tmp_path):
+    s2 = _load()
+    # noise-gap at the first decay (lr 0.05 -> 0.005 after epoch 14): training top-1 0.60 below the best validation
+    # top-1 of the last 5 epochs, 0.70, so the labels disagree with the model and the switch waits for epoch 25
+    run = tmp_path / "lsr-seed0"
+    run.mkdir()
+    records = [{"epoch": e, "lr": 0.05 if e < 15 else (0.005 if e < 25 else 0.0005),
+                "next_lr": 0.05 if e < 14 else (0.005 if e < 24 else 0.0005),
+                "train_onehot_loss": 1.0, "train_top1": 0.60, "val_top1": 0.70, "val_nll": 1.0} for e in range(30)]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert s2._auto_v3()(run) == 25
+    for r in records:
+        r["train_top1"] = 0.90  # training above validation: no noise seen, the switch comes at the first decay
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert s2._auto_v3()(run) == 15
