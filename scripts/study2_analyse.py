@@ -131,6 +131,14 @@ def paired(rows: list[dict[str, Any]], regime: str, a: str, b: str, key: str) ->
     return [(d, s, va[(d, s)] - vb[(d, s)]) for d, s in sorted(set(va) & set(vb))]
 
 
+def _pairs_of(rows: list[dict[str, Any]], families: tuple[str, ...]):
+    """(family, measure, regime, a, b, pairs) for every declared contrast of the named families."""
+    for family, measure, contrasts in FAMILIES:
+        if family in families:
+            for regime, a, b in contrasts:
+                yield family, measure, regime, a, b, paired(rows, regime, a, b, MEASURES[measure])
+
+
 def contrast_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for family, measure, contrasts in FAMILIES:
@@ -156,23 +164,19 @@ def mixed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     import statsmodels.formula.api as smf
 
     out = []
-    for family, measure, contrasts in FAMILIES:
-        if family not in MIXED_FAMILIES:
+    for family, measure, regime, a, b, pairs in _pairs_of(rows, MIXED_FAMILIES):
+        if len({d for d, _, _ in pairs}) < 2:
             continue
-        for regime, a, b in contrasts:
-            pairs = paired(rows, regime, a, b, MEASURES[measure])
-            if len({d for d, _, _ in pairs}) < 2:
-                continue
-            frame = pd.DataFrame(pairs, columns=["draw", "seed", "diff"])
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                fit = smf.mixedlm("diff ~ 1", frame, groups=frame["draw"]).fit(reml=True)
-            low, high = fit.conf_int().loc["Intercept"]
-            out.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
-                        "n_pairs": len(pairs), "intercept": fit.params["Intercept"], "ci_low": low, "ci_high": high,
-                        "p": fit.pvalues["Intercept"], "var_draw": float(fit.cov_re.iloc[0, 0]),
-                        "var_residual": fit.scale, "converged": bool(fit.converged),
-                        "warnings": "; ".join(sorted({type(w.message).__name__ for w in caught}))})
+        frame = pd.DataFrame(pairs, columns=["draw", "seed", "diff"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = smf.mixedlm("diff ~ 1", frame, groups=frame["draw"]).fit(reml=True)
+        low, high = fit.conf_int().loc["Intercept"]
+        out.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
+                    "n_pairs": len(pairs), "intercept": fit.params["Intercept"], "ci_low": low, "ci_high": high,
+                    "p": fit.pvalues["Intercept"], "var_draw": float(fit.cov_re.iloc[0, 0]),
+                    "var_residual": fit.scale, "converged": bool(fit.converged),
+                    "warnings": "; ".join(sorted({type(w.message).__name__ for w in caught}))})
     return out
 
 
@@ -193,19 +197,15 @@ def superiority(diffs_by_draw: dict[Any, list[float]], resamples: int = 10_000, 
 
 def superiority_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for family, measure, contrasts in FAMILIES:
-        if family not in MIXED_FAMILIES:
+    for family, measure, regime, a, b, pairs in _pairs_of(rows, MIXED_FAMILIES):
+        if not pairs:
             continue
-        for regime, a, b in contrasts:
-            pairs = paired(rows, regime, a, b, MEASURES[measure])
-            if not pairs:
-                continue
-            by_draw: dict[Any, list[float]] = {}
-            for d, _, diff in pairs:
-                by_draw.setdefault(d, []).append(diff)
-            p, low, high = superiority(by_draw)
-            out.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
-                        "n_pairs": len(pairs), "p_a_gt_b": p, "ci_low": low, "ci_high": high})
+        by_draw: dict[Any, list[float]] = {}
+        for d, _, diff in pairs:
+            by_draw.setdefault(d, []).append(diff)
+        p, low, high = superiority(by_draw)
+        out.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
+                    "n_pairs": len(pairs), "p_a_gt_b": p, "ci_low": low, "ci_high": high})
     return out
 
 
