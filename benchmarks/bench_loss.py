@@ -1,9 +1,10 @@
 """The loss, forward + backward, against torch's F.cross_entropy(label_smoothing=theta) with the same weight and
 ignore_index.
 
-Goals (issue 9): <= 1.05x torch where torch computes the same loss itself (uniform prior), <= 1.2x with a custom
-prior. The engine's path (both terms from one log-softmax, then combined) also returns the one-hot term F; with the
-uniform prior it keeps the 1.05x goal.
+Goals (issue 20), at (128, 10), (128, 100), (256, 1000) and the large (4096, 1000), (1024, 8192): uniform prior
+<= 1.05x; custom prior <= 1.2x at the small shapes, <= 1.1x at the large ones; the engine's path (both terms, then
+combined, as training/engine.py runs it) <= 1.1x at the large shapes. The moonshot row compares the uniform loss
+with torch's *plain* cross-entropy (no smoothing): <= 1.1x at the large shapes, measured but not required.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tsla.losses.cross_entropy import combine
 
 from .timing import alternate
 
-SHAPES = [(128, 10), (128, 100), (256, 1000)]
+SHAPES = [(128, 10), (128, 100), (256, 1000), (4096, 1000), (1024, 8192)]
+LARGE_SHAPES = {(4096, 1000), (1024, 8192)}
 SEQUENCE = (32 * 128, 1000)  # 32 sequences of 128 tokens, 1000-token vocabulary
 IGNORED = 0.1  # share of the sequence case's positions labelled ignore_index (padding)
 WEIGHTED = (256, 1000)
@@ -31,11 +33,17 @@ def _prior(k: int, g: torch.Generator) -> torch.Tensor:
     return (prior / prior.sum()).float()
 
 
-def _row(name: str, shape: tuple[int, int], fn: Callable[[], None], reference: Callable[[], None], goal: float,
-         repeats: int, inner: int) -> dict:
+def _row(name: str, shape: tuple[int, int], fn: Callable[[], None], reference: Callable[[], None],
+         goal: float | None, repeats: int, inner: int, benchmark: str = BENCHMARK) -> dict:
     r = alternate(fn, reference, repeats=repeats, inner=inner)
-    return {"benchmark": BENCHMARK, "case": f"{name}, {shape}", "ratio": r["ratio"], "goal": f"<= {goal}",
-            "met": r["ratio"] <= goal, "ours_us": 1e6 * r["candidate_s"], "torch_us": 1e6 * r["reference_s"]}
+    return {"benchmark": benchmark, "case": f"{name}, {shape}", "ratio": r["ratio"],
+            "goal": "-" if goal is None else f"<= {goal}", "met": None if goal is None else r["ratio"] <= goal,
+            "ours_us": 1e6 * r["candidate_s"], "torch_us": 1e6 * r["reference_s"]}
+
+
+def _calls(inner: int, n: int, k: int) -> int:
+    """Calls per timing: ``inner`` up to 25,600 logits, fewer above (one call for the large shapes)."""
+    return max(1, min(inner, inner * 25_600 // (n * k)))
 
 
 def _plain(g: torch.Generator, repeats: int, inner: int) -> list[dict]:
@@ -49,17 +57,27 @@ def _plain(g: torch.Generator, repeats: int, inner: int) -> list[dict]:
         def torch_loss():
             F.cross_entropy(logits, target, label_smoothing=THETA).backward()
 
+        def plain():
+            F.cross_entropy(logits, target).backward()
+
+        large = (n, k) in LARGE_SHAPES
         cases = (
             ("uniform prior", lambda: label_smoothing_cross_entropy(logits, target, THETA).backward(), 1.05),
             ("custom prior", lambda: label_smoothing_cross_entropy(logits, target, THETA, prior=prior).backward(),
-             1.2),
-            # what the trainer runs: both terms from one log-softmax, then combined
+             1.1 if large else 1.2),
+            ("custom prior, criterion (prior checked once)", lambda: prior_module(logits, target, THETA).backward(),
+             1.1 if large else 1.2),
+            # what the trainer runs: both terms, then combined
             ("engine path (parts + combine), uniform",
-             lambda: combine(uniform_module.parts(logits, target), THETA).backward(), 1.05),
+             lambda: combine(uniform_module.parts(logits, target), THETA).backward(), 1.1 if large else None),
             ("engine path (parts + combine), custom prior",
-             lambda: combine(prior_module.parts(logits, target), THETA).backward(), 1.2),
+             lambda: combine(prior_module.parts(logits, target), THETA).backward(), 1.1 if large else None),
         )
-        rows += [_row(name, (n, k), fn, torch_loss, goal, repeats, inner) for name, fn, goal in cases]
+        calls = _calls(inner, n, k)
+        rows += [_row(name, (n, k), fn, torch_loss, goal, repeats, calls) for name, fn, goal in cases]
+        rows.append(_row("moonshot: uniform prior vs plain cross-entropy", (n, k),
+                         lambda: label_smoothing_cross_entropy(logits, target, THETA).backward(), plain,
+                         1.1 if large else None, repeats, calls, "loss fwd+bwd vs F.cross_entropy (no smoothing)"))
     return rows
 
 

@@ -184,3 +184,27 @@ def test_row(row, tmp_path, tiny_fashion, monkeypatch, capsys):
     assert code == int(exit_code), f"row {number} ({problem}): exit {code}, stderr {err!r}"
     assert err.startswith("tsla: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert message in err, f"row {number}: {message!r} not in {err!r}"
+
+
+def _api_rows():
+    rows = []
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.fullmatch(r"A\d+", cells[0]):
+            rows.append(pytest.param(cells, id=f"row{cells[0]}"))
+    return rows
+
+
+def test_the_api_catalogue_exists():
+    assert len(_api_rows()) >= 5
+
+
+@pytest.mark.parametrize("row", _api_rows())
+def test_api_row(row):
+    import tsla
+
+    number, problem, call, message = row
+    with pytest.raises(ValueError) as info:
+        eval(call.strip("`"), {"torch": torch, "tsla": tsla})
+    text = str(info.value)
+    assert message in text and "\n" not in text, f"row {number} ({problem}): {text!r}"

@@ -1,6 +1,7 @@
 """tsla: label smoothing regularization (LSR) and the Two-Stage LAbel smoothing algorithm (TSLA) for PyTorch.
 
-Public names: the loss (:func:`label_smoothing_cross_entropy`, :class:`LabelSmoothingCrossEntropy`), the smoothing
+Public names: the loss (:func:`label_smoothing_cross_entropy`, :class:`LabelSmoothingCrossEntropy`; binary and
+multi-label: :func:`binary_label_smoothing_cross_entropy`, :class:`BinaryLabelSmoothingCrossEntropy`), the smoothing
 schedules (:mod:`tsla.schedules`), the config (:class:`TrainConfig`) and the trainer (:func:`train`).
 
 ``import tsla`` loads the loss, the schedules and the scheduler only; ``tsla.train`` and ``tsla.TrainConfig`` are
@@ -20,6 +21,7 @@ from .smoothing import schedules
 _sys.modules[__name__ + ".schedules"] = schedules  # the documented path: import tsla.schedules, from tsla.schedules import ...
 from .smoothing.auto_switch import AutoSwitch
 from .errors import ConfigError, DataError, RunDirError, TrainingError, TslaError
+from .losses.binary import BinaryLabelSmoothingCrossEntropy, binary_label_smoothing_cross_entropy
 from .losses.cross_entropy import (
     LabelSmoothingCrossEntropy,
     LossParts,
@@ -50,6 +52,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AutoSwitch",
+    "BinaryLabelSmoothingCrossEntropy",
     "ConfigError",
     "DataError",
     "LabelSmoothingCrossEntropy",
@@ -59,6 +62,7 @@ __all__ = [
     "TrainConfig",
     "TrainingError",
     "TslaError",
+    "binary_label_smoothing_cross_entropy",
     "label_smoothing_cross_entropy",
     "label_smoothing_cross_entropy_parts",
     "schedules",

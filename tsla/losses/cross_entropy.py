@@ -19,6 +19,9 @@ import torch.nn as nn
 
 from .checks import (check_ignore_index, check_logits, check_prior, check_reduction, check_target, check_theta,
                           check_weight, num_classes)
+from . import closed_form
+from .compiled_theta import compiled_theta
+from .onehot_tracking import OneHotTracking
 from .terms import LossParts, compute_parts, fused
 
 
@@ -55,9 +58,12 @@ def label_smoothing_cross_entropy_parts(
     return compute_parts(logits, target, prior, weight, ignore_index, reduction)[0]
 
 
-def combine(parts: LossParts, theta: float, allow_negative: bool = False) -> torch.Tensor:
+def combine(parts: LossParts, theta: float | torch.Tensor, allow_negative: bool = False) -> torch.Tensor:
     """(1 - theta) * onehot + theta * prior: the smoothed loss from its two terms (theta checked; negative only
-    with ``allow_negative``)."""
+    with ``allow_negative``; a 0-dim tensor theta, as under ``torch.compile``, is used as it is)."""
+    if isinstance(theta, torch.Tensor):
+        theta = theta.to(device=parts.onehot.device, dtype=parts.onehot.dtype)
+        return parts.onehot + theta * (parts.prior - parts.onehot)
     theta = check_theta(theta, allow_negative)
     if theta == 0.0:
         return parts.onehot
@@ -96,12 +102,24 @@ def label_smoothing_cross_entropy(
     """
     theta = check_theta(theta, allow_negative)
     target, prior, weight = _checked(logits, target, prior, weight, ignore_index, reduction)
-    if prior is None and theta >= 0:  # torch computes this itself: its fused kernel, with exactly its semantics
+    return _smoothed(logits, target, theta, prior, weight, ignore_index, reduction)
+
+
+def _smoothed(logits, target, theta, prior, weight, ignore_index, reduction) -> torch.Tensor:
+    """The smoothed loss on checked inputs (theta already checked, of either sign): torch's fused kernel for the
+    uniform prior and theta >= 0 on small logits (nothing is faster there), else the closed form where it applies,
+    else torch's fused kernel (uniform, theta >= 0: torch ignores a negative one), else the two terms combined."""
+    torch_theta = not isinstance(theta, torch.Tensor) and theta >= 0
+    if prior is None and torch_theta and logits.numel() < closed_form.LARGE:
         return fused(logits, target, theta, weight, ignore_index, reduction)
-    return combine(compute_parts(logits, target, prior, weight, ignore_index, reduction)[0], theta, allow_negative)
+    if closed_form.applies(logits, target, prior, weight):
+        return closed_form.smoothed(logits, target, theta, prior, ignore_index, reduction)
+    if prior is None and torch_theta:  # torch computes this itself: its fused kernel, with exactly its semantics
+        return fused(logits, target, theta, weight, ignore_index, reduction)
+    return combine(compute_parts(logits, target, prior, weight, ignore_index, reduction)[0], theta, True)  # checked
 
 
-class LabelSmoothingCrossEntropy(nn.Module):
+class LabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
     """Module form of :func:`label_smoothing_cross_entropy`, usable as a two-argument criterion.
 
     ``criterion(logits, target)`` uses, in this order: an explicit ``theta=`` argument, else
@@ -145,10 +163,14 @@ class LabelSmoothingCrossEntropy(nn.Module):
         self.theta = None if theta is None else check_theta(theta, self.allow_negative)
         self.scheduler = scheduler
         self.track_onehot = track_onehot
-        self._onehot_totals: torch.Tensor | None = None  # float64 [sum, denominator], on the logits' device
 
-    def current_theta(self, theta: float | None = None) -> float:
-        """The theta a call would use now (see the class docstring for the order); raises ``ValueError``."""
+    def current_theta(self, theta: float | None = None) -> float | torch.Tensor:
+        """The theta a call would use now (see the class docstring for the order); raises ``ValueError``. Inside
+        ``torch.compile`` a scheduler's ``theta_tensor`` (or a 0-dim tensor passed as ``theta``) is returned as it
+        is, so that a new theta does not recompile (see :mod:`tsla.losses.compiled_theta`)."""
+        compiled = compiled_theta(theta, self.scheduler)
+        if compiled is not None:
+            return compiled
         if theta is not None:
             return check_theta(theta, self.allow_negative)
         if self.scheduler is not None:
@@ -175,33 +197,15 @@ class LabelSmoothingCrossEntropy(nn.Module):
         parts, totals = compute_parts(logits, target, self.prior, self.weight, self.ignore_index, self.reduction,
                                       want_totals=track)
         if totals is not None:
-            self._onehot_totals = totals if self._onehot_totals is None else self._onehot_totals + totals
+            self._add_onehot_totals(totals)
         return parts
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, theta: float | None = None) -> torch.Tensor:
         theta = self.current_theta(theta)
-        if self.prior is None and theta >= 0 and not (self.track_onehot and torch.is_grad_enabled()):
-            return fused(logits, self._inputs(logits, target), theta, self.weight, self.ignore_index, self.reduction)
-        return combine(self.parts(logits, target), theta, self.allow_negative)
-
-    def pop_onehot_sums(self) -> torch.Tensor:
-        """float64 tensor [sum of the one-hot term, the mean's denominator] accumulated since the last pop (zeros if
-        nothing was), then reset. Under DDP, all-reduce it before dividing."""
-        totals = self._onehot_totals
-        self._onehot_totals = None
-        return torch.zeros(2, dtype=torch.float64) if totals is None else totals
-
-    def pop_onehot_mean(self) -> float:
-        """The one-hot loss over every tracked call since the last pop, then reset (one synchronisation).
-
-        Raises ``ValueError`` if tracking is off or no kept position was seen since the last pop."""
-        if not self.track_onehot:
-            raise ValueError("this loss does not track the one-hot term: build it with track_onehot=True")
-        total, denominator = self.pop_onehot_sums().tolist()
-        if denominator == 0:
-            raise ValueError("no one-hot loss to report: no training call (with gradients enabled) counted a "
-                             "position since the last pop")
-        return total / denominator
+        if self.track_onehot and torch.is_grad_enabled():
+            return combine(self.parts(logits, target), theta, self.allow_negative)
+        return _smoothed(logits, self._inputs(logits, target), theta, self.prior, self.weight, self.ignore_index,
+                         self.reduction)
 
     def extra_repr(self) -> str:
         kind = "uniform" if self.prior is None else f"custom({self.prior.numel()} classes)"

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from . import closed_form, torch_call
 from .checks import bad_class, num_classes
 
 
@@ -58,8 +59,7 @@ def fused(logits: torch.Tensor, target: torch.Tensor, theta: float, weight: torc
         target = target.to(x.dtype)
     w = None if weight is None else weight.to(device=x.device, dtype=x.dtype)
     try:
-        return F.cross_entropy(x, target, weight=w, ignore_index=ignore_index, reduction=reduction,
-                               label_smoothing=theta)
+        return torch_call.cross_entropy(x, target, w, ignore_index, reduction, theta)
     except (IndexError, RuntimeError) as error:
         if not target.is_floating_point() and _out_of_range(error):
             raise bad_class(target, num_classes(logits), ignore_index) from None
@@ -88,7 +88,11 @@ def compute_parts(logits: torch.Tensor, target: torch.Tensor, prior: torch.Tenso
 
     The log-softmax and the reductions run in float32 (float64 for float64 logits), outside autocast, so bf16/fp16
     logits lose no precision in the loss. Raises ``ValueError`` for a class index outside [0, K) (CPU kernels).
+    (N, K) logits with class indices and no weight take the closed form of :mod:`tsla.losses.closed_form`.
     """
+    if closed_form.applies(logits, target, prior, weight):
+        (onehot, prior_term), totals = closed_form.parts(logits, target, prior, ignore_index, reduction, want_totals)
+        return LossParts(onehot, prior_term), totals
     if torch.is_autocast_enabled(logits.device.type):  # autocast would run the prior's product in bf16/fp16
         with torch.autocast(device_type=logits.device.type, enabled=False):
             return compute_parts(logits, target, prior, weight, ignore_index, reduction, want_totals)

@@ -15,13 +15,18 @@ schedule at the fractional epoch ``last_epoch / n``: a two-stage schedule still 
 tsla-auto: pass ``schedules.AutoTwoStage(theta)`` and ``auto=tsla.AutoSwitch(...)``; theta follows the switch's
 decision, and the switch's history and decision are part of this scheduler's state dict.
 
-theta is computed from the schedule at every call, never stored, so nothing can go stale.
+theta is computed from the schedule at every call, never stored, so nothing can go stale. The one copy is
+``theta_tensor``, a 0-dim tensor for ``torch.compile`` (a compiled step reads it instead of a Python float, which
+would recompile at every new value): it is rewritten in place by ``step()``, by setting ``last_epoch``, by
+``load_state_dict()`` and by every ``get_last_theta()``, and is never part of the state dict.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any, Mapping
+
+import torch
 
 from .auto_switch import AutoSwitch
 from .schedules import AnySchedule, AutoTwoStage, from_dict
@@ -58,7 +63,32 @@ class SmoothingScheduler:
         self.base_schedule = schedule
         self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
         self.auto = auto
+        self._theta = torch.zeros((), dtype=torch.float64)
         self.last_epoch = last_epoch + 1  # the step torch's schedulers take on construction
+
+    @property
+    def last_epoch(self) -> int:
+        """The position: epochs done (steps done with ``steps_per_epoch``); setting it moves theta there."""
+        return self._last_epoch
+
+    @last_epoch.setter
+    def last_epoch(self, value: int) -> None:
+        self._last_epoch = value
+        self._refresh()
+
+    def _refresh(self) -> float:
+        theta = self.theta_at(self.epoch)
+        if not torch.compiler.is_compiling():  # a compiled step only reads it
+            self._theta.fill_(theta)
+        return theta
+
+    @property
+    def theta_tensor(self) -> torch.Tensor:
+        """theta now as a 0-dim float64 CPU tensor, always the same object, updated in place: what a loss reads
+        inside ``torch.compile`` so that a new theta is new data, not a new graph."""
+        if not torch.compiler.is_compiling():
+            self._refresh()  # the automatic switch may have decided since the last step
+        return self._theta
 
     @classmethod
     def auto_two_stage(cls, theta: float, rule: str = "plateau", steps_per_epoch: int | None = None,
@@ -89,7 +119,7 @@ class SmoothingScheduler:
 
     def get_last_theta(self) -> float:
         """theta at the current position (what the loss should use now)."""
-        return self.theta_at(self.epoch)
+        return self._refresh()
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (one optimizer step with ``steps_per_epoch``); ``step(n)`` sets the position to ``n``
