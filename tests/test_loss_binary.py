@@ -49,6 +49,15 @@ def test_values_and_gradients_equal_torch_on_smoothed_targets(reduction, weighte
             torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-12, msg=lambda m: f"{name}, {theta}: {m}")
 
 
+def test_negative_theta_is_opt_in_and_pushes_targets_away_from_one_half():
+    logits, target = _batch(9)
+    expected = F.binary_cross_entropy_with_logits(logits, target * 1.2 - 0.1)  # theta = -0.2 by hand
+    torch.testing.assert_close(binary_label_smoothing_cross_entropy(logits, target, -0.2, allow_negative=True),
+                               expected)
+    criterion = BinaryLabelSmoothingCrossEntropy(theta=-0.2, allow_negative=True, track_onehot=True)
+    torch.testing.assert_close(criterion(logits, target), expected)
+
+
 def test_float32_and_bool_targets():
     logits, target = _batch(2)
     x = logits.float()
@@ -110,7 +119,8 @@ def test_tsla_auto_hears_the_binary_one_hot_loss_through_the_adapter():
     (lambda x, t: binary_label_smoothing_cross_entropy(x, t * float("nan"), 0.1), "outside [0, 1]"),
     (lambda x, t: binary_label_smoothing_cross_entropy(x, t[:, :2], 0.1), "target has shape (6, 2)"),
     (lambda x, t: binary_label_smoothing_cross_entropy(x, t, 1.5), "theta=1.5 is outside [0, 1]"),
-    (lambda x, t: binary_label_smoothing_cross_entropy(x, t, -0.1), "theta=-0.1 is outside [0, 1]"),
+    (lambda x, t: binary_label_smoothing_cross_entropy(x, t, -0.1), "negative label smoothing is opt-in"),
+    (lambda x, t: binary_label_smoothing_cross_entropy(x, t, -1.5, allow_negative=True), "outside [-1, 1]"),
     (lambda x, t: binary_label_smoothing_cross_entropy(x, t, 0.1, pos_weight=torch.ones(3)),
      "pos_weight has shape (3,), which does not broadcast"),
     (lambda x, t: binary_label_smoothing_cross_entropy(x, t, 0.1, reduction="avg"), "reduction='avg'"),

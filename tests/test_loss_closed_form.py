@@ -49,10 +49,13 @@ def _by_hand(logits, target, theta, prior, ignore_index, reduction):
 def test_values_and_gradients_against_independent_computations(path, ignored, ignore_index, reduction, prior_kind):
     logits, target, prior = _inputs(path, ignored)
     module = LabelSmoothingCrossEntropy(None if prior_kind == "uniform" else prior, reduction,
-                                        ignore_index=ignore_index)
-    for theta in (0.0, 0.3, 1.0):
+                                        ignore_index=ignore_index, allow_negative=True)
+    for theta in (0.0, 0.3, 1.0, -0.2):  # -0.2: negative smoothing (opt-in), which torch's kernel would ignore
         x = logits.clone().requires_grad_()
-        if prior_kind == "uniform":
+        if prior_kind == "uniform" and theta < 0:
+            k = logits.shape[1]
+            ref = _by_hand(x, target, theta, torch.full((k,), 1.0 / k, dtype=torch.float64), ignore_index, reduction)
+        elif prior_kind == "uniform":
             ref = F.cross_entropy(x, target, ignore_index=ignore_index, reduction=reduction, label_smoothing=theta)
         else:
             ref = _by_hand(x, target, theta, prior, ignore_index, reduction)
@@ -60,9 +63,9 @@ def test_values_and_gradients_against_independent_computations(path, ignored, ig
         q = None if prior_kind == "uniform" else prior
         paths = {
             "function": lambda z: label_smoothing_cross_entropy(z, target, theta, q, reduction,
-                                                                ignore_index=ignore_index),
+                                                                ignore_index=ignore_index, allow_negative=True),
             "parts + combine": lambda z: combine(label_smoothing_cross_entropy_parts(
-                z, target, q, reduction, ignore_index=ignore_index), theta),
+                z, target, q, reduction, ignore_index=ignore_index), theta, allow_negative=True),
             "module": lambda z: module(z, target, theta),
         }
         for name, fn in paths.items():

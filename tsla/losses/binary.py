@@ -92,6 +92,8 @@ def binary_label_smoothing_cross_entropy(
     weight: torch.Tensor | None = None,
     pos_weight: torch.Tensor | None = None,
     reduction: str = "mean",
+    *,
+    allow_negative: bool = False,
 ) -> torch.Tensor:
     """``F.binary_cross_entropy_with_logits(logits, target * (1 - theta) + theta / 2, weight, pos_weight=...)``.
 
@@ -101,13 +103,16 @@ def binary_label_smoothing_cross_entropy(
             tensors are converted).
         theta: smoothing strength in [0, 1]: every target moves theta of the way towards 1/2.
         weight, pos_weight, reduction: as in torch (``pos_weight`` broadcast along the last dimension).
+        allow_negative: also accept theta in [-1, 0), negative smoothing (targets pushed away from 1/2, beyond
+            [0, 1]), as :func:`tsla.label_smoothing_cross_entropy` does.
 
-    The loss is computed in float32 (float64 for float64 logits). Raises ``ValueError`` for theta outside [0, 1], a
+    The loss is computed in float32 (float64 for float64 logits). Raises ``ValueError`` for theta outside [0, 1]
+    (a negative one without ``allow_negative``), a
     target of another shape or with an entry outside [0, 1], a weight that does not broadcast, or an unknown
     reduction.
     """
     compiled = compiled_theta(theta, None)
-    theta = compiled if compiled is not None else check_theta(theta)
+    theta = compiled if compiled is not None else check_theta(theta, allow_negative)
     check_reduction(reduction)
     target = check_binary_inputs(logits, target)
     weight = _check_broadcast("weight", weight, logits)
@@ -123,7 +128,7 @@ class BinaryLabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
     every call with gradients enabled adds the unsmoothed BCE(t) to running sums, and ``pop_onehot_mean()`` returns
     it over everything since the last pop (the mean over elements). ``parts(logits, target)`` returns
     ``LossParts(BCE(t), BCE(1/2))``. ``check_targets=False`` skips the per-call value check of the targets (a device
-    synchronisation on a GPU).
+    synchronisation on a GPU). ``allow_negative=True`` accepts theta in [-1, 0) from any source.
     """
 
     weight: torch.Tensor | None
@@ -131,7 +136,7 @@ class BinaryLabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
 
     def __init__(self, theta: float | None = None, scheduler=None, track_onehot: bool = False, *,
                  weight: torch.Tensor | None = None, pos_weight: torch.Tensor | None = None,
-                 reduction: str = "mean", check_targets: bool = True) -> None:
+                 reduction: str = "mean", check_targets: bool = True, allow_negative: bool = False) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
         for name, tensor in (("weight", weight), ("pos_weight", pos_weight)):
@@ -143,7 +148,8 @@ class BinaryLabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight), persistent=False)
         self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight),
                              persistent=False)
-        self.theta = None if theta is None else check_theta(theta)
+        self.allow_negative = bool(allow_negative)
+        self.theta = None if theta is None else check_theta(theta, self.allow_negative)
         self.scheduler = scheduler
         self.track_onehot = track_onehot
         self.check_targets = check_targets
@@ -154,11 +160,11 @@ class BinaryLabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
         if compiled is not None:
             return compiled
         if theta is not None:
-            return check_theta(theta)
+            return check_theta(theta, self.allow_negative)
         if self.scheduler is not None:
-            return check_theta(self.scheduler.get_last_theta())
+            return check_theta(self.scheduler.get_last_theta(), self.allow_negative)
         if self.theta is not None:
-            return check_theta(self.theta)
+            return check_theta(self.theta, self.allow_negative)
         raise ValueError("no theta for this loss: pass theta= to the call, set criterion.theta, or build "
                          "BinaryLabelSmoothingCrossEntropy(scheduler=...)")
 
@@ -181,7 +187,7 @@ class BinaryLabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor, theta: float | None = None) -> torch.Tensor:
         theta = self.current_theta(theta)
         if self.track_onehot and torch.is_grad_enabled():
-            return combine(self.parts(logits, target), theta)
+            return combine(self.parts(logits, target), theta, self.allow_negative)
         return _smoothed(logits, self._inputs(logits, target), theta, self.weight, self.pos_weight, self.reduction)
 
     def extra_repr(self) -> str:
