@@ -4,12 +4,13 @@ Cross-entropy is linear in the label, so the loss splits exactly into a one-hot 
 
     CE(y_LS, f) = (1 - theta) * CE(y, f) + theta * CE(prior, f)
 
-`label_smoothing_cross_entropy_parts` returns both terms from one ``log_softmax``; the training engine uses them to log
-the one-hot training loss (the paper's objective F) at no extra cost. With the uniform prior the result equals
+`label_smoothing_cross_entropy_parts` returns both terms from one softmax; the training engine uses them to log the
+one-hot training loss (the paper's objective F) at no extra cost. With the uniform prior the result equals
 ``torch.nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
-label_smoothing=theta)`` (the true class gets 1 - theta + theta/K), for every input shape torch accepts: logits
-(N, K), (N, K, d1, ..., dk) or unbatched (K,); class indices (N, d1, ..., dk) or probabilities shaped like the logits.
-The weighting and the mean's denominator are described in :mod:`tsla.losses.terms`.
+label_smoothing=theta)`` (the true class gets 1 - theta + theta/K; to rounding where the closed form of
+:mod:`tsla.losses.closed_form` computes it, bit for bit where torch's kernel does), for every input shape torch
+accepts: logits (N, K), (N, K, d1, ..., dk) or unbatched (K,); class indices (N, d1, ..., dk) or probabilities
+shaped like the logits. The weighting and the mean's denominator are described in :mod:`tsla.losses.terms`.
 """
 
 from __future__ import annotations
