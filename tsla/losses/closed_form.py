@@ -165,8 +165,8 @@ def _label_shift(z: torch.Tensor, target: torch.Tensor, prior: torch.Tensor | No
 
 
 def _small(logits, target, prior, ignore_index, reduction, masked):
-    """(CE(y), the label shift, its divisor): small logits, where torch's plain cross-entropy and a few operations
-    cost less than a custom autograd function: CE(y_LS) = CE(y) + theta <e_y - pi, z> / divisor. The divisor is the
+    """(CE(y), the label shift, its divisor) on small logits, where torch's plain cross-entropy and a few operations
+    cost less than a custom autograd function: CE(prior) = CE(y) + <e_y - pi, z> / divisor. The divisor is the
     mean's (a count, a tensor when positions may be ignored), 1 for "sum" and "none"."""
     z = logits if logits.dtype == torch.float64 else logits.float()
     if prior is not None:
@@ -181,14 +181,11 @@ def _small(logits, target, prior, ignore_index, reduction, masked):
     return torch_call.cross_entropy(z, target, None, ignore_index, reduction), shift, divisor
 
 
-def _shifted(onehot, shift, divisor, theta):
-    """onehot + theta * shift / divisor in as few autograd nodes as the types allow."""
+def _prior_term(onehot, shift, divisor):
+    """onehot + shift / divisor, as one autograd node where the divisor is a number."""
     if isinstance(divisor, torch.Tensor):
-        shift = shift / divisor
-        divisor = 1
-    if isinstance(theta, torch.Tensor):
-        return onehot + theta * shift if divisor == 1 else onehot + theta * shift / divisor
-    return torch.add(onehot, shift, alpha=theta / divisor)
+        return onehot + shift / divisor
+    return torch.add(onehot, shift, alpha=1.0 / divisor)
 
 
 def _soft_labels(logits, target, theta, prior, ignore_index, reduction, masked):
@@ -234,7 +231,7 @@ def parts(logits: torch.Tensor, target: torch.Tensor, prior: torch.Tensor | None
     def compute(masked):
         if logits.numel() < LARGE:
             onehot, shift, divisor = _small(logits, target, prior, ignore_index, reduction, masked)
-            terms = (onehot, _shifted(onehot, shift, divisor, 1.0))
+            terms = (onehot, _prior_term(onehot, shift, divisor))
         else:
             z, t, q, keep, denominator = _prepared(logits, target, prior, ignore_index, masked)
             terms = _Parts.apply(z, t, q, keep, reduction, denominator)
