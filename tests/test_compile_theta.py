@@ -75,6 +75,10 @@ def test_theta_tensor_follows_every_way_of_moving_the_scheduler():
     assert tensor.item() == 0.0 and scheduler.theta_tensor is tensor
     scheduler.last_epoch = 1  # as the Lightning and timm adapters set it
     assert tensor.item() == 0.2
+    scheduler.last_epoch = -1  # allowed as before; only asking for theta there is an error
+    with pytest.raises(ValueError, match="epoch=-1 is negative"):
+        scheduler.get_last_theta()
+    scheduler.last_epoch = 1
     other = tsla.SmoothingScheduler(tsla.schedules.two_stage(0.2, 2))
     other.theta_tensor  # read once
     other.load_state_dict(json.loads(json.dumps(scheduler.state_dict())))

@@ -74,7 +74,8 @@ class SmoothingScheduler:
     @last_epoch.setter
     def last_epoch(self, value: int) -> None:
         self._last_epoch = value
-        self._refresh()
+        if self.epoch >= 0:  # a position before epoch 0 has no theta: get_last_theta() says so when asked
+            self._refresh()
 
     def _refresh(self) -> float:
         theta = self.theta_at(self.epoch)
