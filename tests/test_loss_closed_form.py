@@ -1,8 +1,8 @@
 """The fast paths of the loss (tsla.losses.closed_form) against independent computations: torch's
 F.cross_entropy(label_smoothing=theta) for the uniform prior, torch's cross-entropy with probability targets built
 by hand as (1 - theta) * onehot + theta * prior for a custom one. Both paths: logits of LARGE entries or more take
-the autograd functions, smaller ones plain cross-entropy plus the label shift. The grid moves the threshold to reach
-either path with tiny logits; the other tests use real sizes on both sides of it."""
+the autograd functions, smaller ones torch's own kernels (the smoothed loss) or the general path (the two terms).
+The grid moves the threshold to reach either path with tiny logits; the other tests use real sizes on both sides."""
 
 import pytest
 import torch
@@ -15,7 +15,7 @@ from tsla.losses.cross_entropy import combine
 SIZES = {"large": (closed_form.LARGE // 64 + 3, 64), "small": (9, 7)}
 
 
-@pytest.fixture(params=["autograd functions", "label shift"])
+@pytest.fixture(params=["autograd functions", "torch kernels"])
 def path(request, monkeypatch):
     """Tiny logits through either fast path."""
     monkeypatch.setattr(closed_form, "LARGE", 0 if request.param == "autograd functions" else 1 << 30)

@@ -24,9 +24,9 @@ from . import torch_call
 from .checks import bad_class
 
 LARGE = 1 << 16
-"""Logits with at least this many entries take the autograd functions below; on smaller ones, where a few
-microseconds of Python per operation dominate, torch's own kernels cost less: the smoothed loss as torch's
-probability-target cross-entropy, its two terms as plain cross-entropy plus a label shift."""
+"""Logits with at least this many entries take the autograd functions below. On smaller ones, where a few
+microseconds of Python per operation dominate, torch's own kernels cost less: the smoothed loss goes to torch's
+probability-target cross-entropy (:func:`smoothed`), the two terms to the general path (:func:`parts` is not used)."""
 
 
 def applies(logits: torch.Tensor, target: torch.Tensor, prior: torch.Tensor | None,
@@ -150,44 +150,6 @@ def _run(compute, logits: torch.Tensor, target: torch.Tensor, ignore_index: int)
         raise
 
 
-def _label_shift(z: torch.Tensor, target: torch.Tensor, prior: torch.Tensor | None, keep: torch.Tensor | None,
-                 reduction: str) -> torch.Tensor:
-    """<e_y - pi, z> per position (0 at ignored ones), summed for "mean" and "sum": the prior term minus the
-    one-hot term, as one matrix of the labels and a dot product (one autograd node)."""
-    n, k = z.shape
-    labels = z.new_full((n, k), -1.0 / k) if prior is None else prior.neg().repeat(n, 1)
-    labels.scatter_add_(1, target.unsqueeze(1), z.new_ones((n, 1)))
-    if keep is not None:
-        labels.mul_(keep.unsqueeze(1))
-    if reduction == "none":
-        return (z * labels).sum(1)
-    return torch.dot(z.reshape(-1), labels.view(-1))
-
-
-def _small(logits, target, prior, ignore_index, reduction, masked):
-    """(CE(y), the label shift, its divisor) on small logits, where torch's plain cross-entropy and a few operations
-    cost less than a custom autograd function: CE(prior) = CE(y) + <e_y - pi, z> / divisor. The divisor is the
-    mean's (a count, a tensor when positions may be ignored), 1 for "sum" and "none"."""
-    z = logits if logits.dtype == torch.float64 else logits.float()
-    if prior is not None:
-        prior = prior.to(device=z.device, dtype=z.dtype)
-    if not masked:  # the shift first: its scatter refuses an ignored or bad index before any other work
-        shift = _label_shift(z, target, prior, None, reduction)
-        divisor = target.shape[0] if reduction == "mean" else 1
-    else:
-        keep = target != ignore_index
-        shift = _label_shift(z, target.masked_fill(~keep, 0), prior, keep, reduction)
-        divisor = keep.sum() if reduction == "mean" else 1
-    return torch_call.cross_entropy(z, target, None, ignore_index, reduction), shift, divisor
-
-
-def _prior_term(onehot, shift, divisor):
-    """onehot + shift / divisor, as one autograd node where the divisor is a number."""
-    if isinstance(divisor, torch.Tensor):
-        return onehot + shift / divisor
-    return torch.add(onehot, shift, alpha=1.0 / divisor)
-
-
 def _soft_labels(logits, target, theta, prior, ignore_index, reduction, masked):
     """Small logits: y_LS built as a matrix (theta * pi everywhere, 1 - theta added at y; zero rows at ignored
     positions) and given to torch's own probability-target kernel, which costs less there than torch's
@@ -227,14 +189,11 @@ def smoothed(logits: torch.Tensor, target: torch.Tensor, theta, prior: torch.Ten
 def parts(logits: torch.Tensor, target: torch.Tensor, prior: torch.Tensor | None, ignore_index: int,
           reduction: str, want_totals: bool = False):
     """``((onehot, prior), totals)`` as :func:`tsla.losses.terms.compute_parts` returns them, for inputs where
-    :func:`applies`."""
+    :func:`applies` with at least ``LARGE`` entries (smaller ones keep the general path, so the trainer's numbers at
+    the presets' shapes stay bit for bit those of earlier versions)."""
     def compute(masked):
-        if logits.numel() < LARGE:
-            onehot, shift, divisor = _small(logits, target, prior, ignore_index, reduction, masked)
-            terms = (onehot, _prior_term(onehot, shift, divisor))
-        else:
-            z, t, q, keep, denominator = _prepared(logits, target, prior, ignore_index, masked)
-            terms = _Parts.apply(z, t, q, keep, reduction, denominator)
+        z, t, q, keep, denominator = _prepared(logits, target, prior, ignore_index, masked)
+        terms = _Parts.apply(z, t, q, keep, reduction, denominator)
         if not want_totals:
             return terms, None
         count = (target != ignore_index).sum() if masked else target.shape[0]
