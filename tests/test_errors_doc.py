@@ -150,6 +150,14 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         (tmp / "run" / "config.yaml").write_text(yaml.safe_dump({"data_root": str(tiny), "epochs": 1}))
     elif kind == "no-tensorboard":  # TensorBoard not installed, whether it is here or not
         monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    elif kind == "lock-link":  # RUN/.lock planted as a link to a file of the user's
+        (tmp / "run").mkdir()
+        (tmp / "victim.txt").write_text("precious")
+        (tmp / "run" / ".lock").symlink_to(tmp / "victim.txt")
+    elif kind == "linked-checkpoints":  # RUN/checkpoints a link to another run's kept checkpoints
+        (tmp / "other").mkdir()
+        (tmp / "other" / "epoch-0.pt").write_bytes(b"kept")
+        (tmp / "run" / "checkpoints").symlink_to(tmp / "other")
     elif kind == "two-experiments":  # one comparison folder, runs of 2 and of 4 epochs
         make_run(tmp / "run", "lsr", 0, [0.5, 0.6])
         make_run(tmp / "run", "lsr", 1, [0.5, 0.6, 0.7, 0.8])

@@ -6,6 +6,7 @@ import errno
 import fcntl
 import os
 import socket
+import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,10 +36,16 @@ def is_finished(out: Path) -> bool:
 
 
 def clear_run(out: Path) -> None:
-    """Delete the files a run wrote in ``out`` (for --overwrite); anything else in the folder is left alone."""
+    """Delete the files a run wrote in ``out`` (for --overwrite); anything else in the folder is left alone.
+
+    A link is removed as a link (``unlink`` never follows one); a ``checkpoints`` folder that is a link is refused
+    (``RunDirError``) before anything is deleted: its files belong to wherever it points, perhaps another run."""
+    kept = out / "checkpoints"
+    if kept.is_symlink():
+        raise RunDirError(f"{kept} is a link to {os.readlink(kept)}: --overwrite deletes nothing outside {out}; "
+                          f"remove the link (or replace it by a folder) and run again")
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    kept = out / "checkpoints"
     if kept.is_dir():
         for path in kept.glob("epoch-*.pt"):
             path.unlink()
@@ -62,24 +69,53 @@ class RunLock:
     The kernel releases the lock when the process ends, however it ends, so a lock left by a killed run is stale by
     construction: the next run takes it over (and says so). A lock held by a live process is refused with a message
     naming it. (``flock`` is local to a machine; on a network file system, use one machine per run directory.)
+
+    ``.lock`` is opened with ``O_NOFOLLOW`` and must be a regular file with one link: a planted symbolic or hard link
+    is refused, never written through. The holder removes the file before it releases the lock; a process that opened
+    the old file meanwhile finds, once it gets the lock, that the path no longer names the file it locked, and starts
+    again on the new one, so two processes never hold the lock at once.
     """
 
     def __init__(self, out: Path) -> None:
         self.path = out / LOCK
         self.fd: int | None = None
 
-    def __enter__(self) -> "RunLock":
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+    def _open(self) -> int:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                raise RunDirError(f"{self.path} is not a regular file (a link, a folder or a device): remove it, "
+                                  f"tsla writes its lock there") from None
+            raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
             os.close(fd)
-            pid, host = (holder + ["?", "?"])[:2]
-            raise RunDirError(
-                f"{self.path.parent} is in use by process {pid} on {host}: wait for it to finish (or stop it); "
-                f"two trainings cannot share a run directory"
-            ) from None
+            raise RunDirError(f"{self.path} is not a regular file of its own (a link, a pipe or a device): remove "
+                              f"it, tsla writes its lock there")
+        return fd
+
+    def __enter__(self) -> "RunLock":
+        while True:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+                os.close(fd)
+                pid, host = (holder + ["?", "?"])[:2]
+                raise RunDirError(
+                    f"{self.path.parent} is in use by process {pid} on {host}: wait for it to finish (or stop it); "
+                    f"two trainings cannot share a run directory"
+                ) from None
+            try:
+                now = os.lstat(self.path)
+            except FileNotFoundError:
+                now = None
+            mine = os.fstat(fd)
+            if now is not None and (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev):
+                break
+            os.close(fd)  # the file was removed (and perhaps created anew) by the previous holder: lock the new one
         previous = os.pread(fd, 200, 0).decode(errors="replace").split()
         if len(previous) == 2 and previous[0].isdigit() and int(previous[0]) != os.getpid():
             gone = previous[1] != socket.gethostname() or not _alive(int(previous[0]))
@@ -93,6 +129,7 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
+            # removed while still held: a waiter that opened this file re-checks the path after locking (above)
             self.path.unlink(missing_ok=True)
             os.close(self.fd)  # releases the flock
             self.fd = None
