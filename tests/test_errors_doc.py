@@ -158,6 +158,22 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         (tmp / "other").mkdir()
         (tmp / "other" / "epoch-0.pt").write_bytes(b"kept")
         (tmp / "run" / "checkpoints").symlink_to(tmp / "other")
+    elif kind.startswith("runs-csv: "):  # RUN/runs.csv by hand: cells a and b at seeds 0-3, one row made bad
+        rows = [[f"{label}-theta0.1", seed, 90.0 + seed] for label in ("a", "b") for seed in range(4)]
+        bad = kind[len("runs-csv: "):]
+        if bad == "nan":
+            rows[1][2] = "nan"
+        elif bad == "text":
+            rows[1][2] = "high"
+        elif bad == "duplicate":
+            rows.append(list(rows[0]))
+        elif bad == "unpaired":
+            rows = [[label, seed + 4 * (label == "b-theta0.1"), value] for label, seed, value in rows]
+        (tmp / "run").mkdir()
+        header = "regime,label,method,theta,switch_epoch,seed,val_top1,test_top1,test_nll,test_ece,train_top1," \
+                 "train_onehot_loss,epochs,commit\n"
+        (tmp / "run" / "runs.csv").write_text(header + "".join(
+            f"r,{label},{label[0]},0.1,,{seed},,{value},0.3,1.0,99,0.1,5,abc\n" for label, seed, value in rows))
     elif kind == "two-experiments":  # one comparison folder, runs of 2 and of 4 epochs
         make_run(tmp / "run", "lsr", 0, [0.5, 0.6])
         make_run(tmp / "run", "lsr", 1, [0.5, 0.6, 0.7, 0.8])

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import yaml
 
 from .config import TrainConfig, build_config, field_types, read_yaml
-from .errors import ConfigError, TslaError
+from .errors import ConfigError, RunDirError, TslaError
 from .experiments.presets import load_preset, preset_names
 from .smoothing.schedules import format_table
 
@@ -199,17 +199,23 @@ def _cmd_select(args: argparse.Namespace) -> int:
 def _cmd_paired(args: argparse.Namespace) -> int:
     from .report.paired import CONTRAST_COLUMNS, contrasts_from_csv, parse_contrasts, write_csv
     from .report.paired_report import write_paired
+    from .report.write_files import write_together
 
     pairs = parse_contrasts(args.contrasts)
-    if not args.margin > 0:
-        raise ConfigError(f"--margin must be > 0 percentage points (got {args.margin})")
+    if not (args.margin > 0 and math.isfinite(args.margin)):
+        raise ConfigError(f"--margin must be > 0 and finite, in percentage points (got {args.margin}): an "
+                          f"infinite margin would call every contrast equivalent")
     if args.runs_csv:
         if args.dirs:
             raise ConfigError("give either run directories or --runs-csv, not both")
         out = Path(args.out) if args.out else Path(args.runs_csv).parent
         found = contrasts_from_csv(Path(args.runs_csv), pairs, args.margin, args.measure)
-        out.mkdir(parents=True, exist_ok=True)
-        write_csv(out / "contrasts.csv", found, CONTRAST_COLUMNS)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            write_together(out, {"contrasts.csv": lambda path: write_csv(path, found, CONTRAST_COLUMNS)})
+        except OSError as exc:
+            raise RunDirError(f"cannot write {out / 'contrasts.csv'} ({exc.strerror or exc}): free some disk space "
+                              f"or choose a writable --out (an earlier contrasts.csv there is left as it was)") from None
         print(f"wrote {out / 'contrasts.csv'} ({len(found)} contrasts) from {args.runs_csv}")
         return 0
     if not args.dirs:

@@ -21,6 +21,7 @@ from ..errors import RunDirError
 from .collect import RunRecord, _is_run_dir, collect_runs, run_labels
 from .plots import plot_curves, plot_diagnostics, plot_reliability
 from .summary import format_markdown, summarize
+from .write_files import write_together
 
 __all__ = ["RunRecord", "collect_runs", "format_markdown", "plot_curves", "plot_diagnostics", "plot_reliability", "run_labels", "summarize", "write_report"]
 
@@ -69,24 +70,8 @@ def write_report(dirs: Sequence[Path], out: Path | None = None) -> dict[str, Any
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write_together(out, writers)
+        write_together(out, writers)
     except OSError as exc:
         raise RunDirError(f"cannot write the report in {out} ({exc.strerror or exc}): free some disk space or choose "
                           f"a writable --out (an earlier report there is left as it was)") from None
     return summary
-
-
-def _write_together(out: Path, writers: dict[str, Any]) -> None:
-    """Write every file under a temporary name first and rename them into place only once all are written, so a
-    full disk leaves the previous report (or none), never half of a new one. A plot with nothing to draw writes no
-    file; its old copy, if any, stays."""
-    temporary = {name: out / f".tmp-{name}" for name in writers}
-    try:
-        for name, write in writers.items():
-            write(temporary[name])
-        for name, path in temporary.items():
-            if path.exists():
-                os.replace(path, out / name)
-    finally:
-        for path in temporary.values():
-            path.unlink(missing_ok=True)

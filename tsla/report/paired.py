@@ -10,27 +10,18 @@ over the contrasts of one regime. ``contrasts.csv`` is a function of ``runs.csv`
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError
 from .collect import RunRecord
+from .runs_csv import RUN_COLUMNS, csv_text, read_runs_csv, write_csv  # noqa: F401 - re-exported
 from .stats import holm, mean_ci, minimum_detectable_effect, sign_flip_p, tost_p, verdict
 
-# a runs.csv written before the last four columns existed still recomputes its contrasts (the last-epoch measure)
-REQUIRED_RUN_COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "seed", "val_top1", "test_top1",
-                        "test_nll", "test_ece", "train_top1", "train_onehot_loss", "epochs", "commit")
-RUN_COLUMNS = (*REQUIRED_RUN_COLUMNS, "best_val_epoch", "test_top1_at_best_val", "noise_memorised_final",
-               "label_noise_type")
-SPEED_COLUMNS = ("regime", "a", "b", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
-                 "tost_p", "verdict", "family")
-CONTRAST_COLUMNS = (*SPEED_COLUMNS, "measure")
-# fractions in metrics, percentage points here
-PERCENT = ("val_top1", "test_top1", "test_ece", "train_top1", "test_top1_at_best_val", "noise_memorised_final")
-# --measure: the test top-1 a contrast compares, at the last epoch or at the epoch of the best validation top-1
-MEASURES = {"last": "test_top1", "best-val": "test_top1_at_best_val"}
+CONTRAST_COLUMNS = ("regime", "a", "b", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
+                    "tost_p", "verdict", "family")
+PERCENT = ("val_top1", "test_top1", "test_ece", "train_top1")  # fractions in metrics, percentage points here
 
 
 def cell_label(method: str, theta: float) -> str:
@@ -39,23 +30,17 @@ def cell_label(method: str, theta: float) -> str:
 
 
 def run_rows(runs: Iterable[RunRecord], regime: str) -> list[dict[str, Any]]:
-    """One ``runs.csv`` row per finished run: its final metrics (accuracies, ECE and the memorised share in
-    percentage points), its best-validation epoch and the test top-1 there (summary.json's ``best_val``; empty for a
-    run without one, e.g. written before tsla recorded it), and its label-noise type ("none" without noise)."""
+    """One ``runs.csv`` row per finished run: its final metrics (accuracies and ECE in percentage points)."""
     rows = []
     for run in runs:
         final = run.summary.get("final") or {}
-        best = run.summary.get("best_val") or {}
         row: dict[str, Any] = {"regime": regime, "label": cell_label(run.method, run.theta), "method": run.method,
                                "theta": run.theta, "switch_epoch": run.switch_epoch, "seed": run.seed}
-        values = {**{key: final.get(key) for key in RUN_COLUMNS[6:12]}, "best_val_epoch": best.get("epoch"),
-                  "test_top1_at_best_val": best.get("test_top1"), "noise_memorised_final": final.get("noise_memorised")}
-        for key, value in values.items():
+        for key in RUN_COLUMNS[6:12]:
+            value = final.get(key)
             row[key] = None if value is None else (100 * value if key in PERCENT else value)
         row["epochs"] = run.summary.get("epochs")
         row["commit"] = run.summary.get("git_commit")
-        noisy = run.config.get("label_noise")
-        row["label_noise_type"] = run.config.get("label_noise_type", "symmetric") if noisy else "none"
         rows.append(row)
     return rows
 
@@ -74,8 +59,13 @@ def default_contrasts(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _by_seed(rows: Sequence[dict[str, Any]], label: str, metric: str) -> dict[int, float]:
-    return {int(r["seed"]): float(r[metric]) for r in rows if r["label"] == label and r.get(metric) not in (None, "")}
+def group_cells(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    """``{regime: {label: {seed: row}}}`` in one pass over the rows (each contrast then looks its cells up instead
+    of scanning every row)."""
+    index: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    for row in rows:
+        index.setdefault(row["regime"], {}).setdefault(row["label"], {})[int(float(row["seed"]))] = row
+    return index
 
 
 def analyse(diffs: Sequence[float], margin: float) -> dict[str, Any]:
@@ -86,36 +76,38 @@ def analyse(diffs: Sequence[float], margin: float) -> dict[str, Any]:
 
 
 def contrasts(rows: Sequence[dict[str, Any]], families: Sequence[Sequence[tuple[str, str]]] | None, margin: float,
-              metric: str | None = None, measure: str = "last") -> list[dict[str, Any]]:
-    """One row per (regime, a, b): ``metric`` (default: the test top-1 of ``measure``, :data:`MEASURES`) of a minus b
-    over their shared seeds (a seed whose value is empty in either cell is left out); Holm within each family of
-    contrasts of a regime (column ``family``, counted from 1); column ``measure`` says which epoch was measured.
+              metric: str = "test_top1") -> list[dict[str, Any]]:
+    """One row per (regime, a, b): ``metric`` of a minus b over their shared seeds; Holm within each family of
+    contrasts of a regime (column ``family``, counted from 1).
 
-    ``families`` None: one family, :func:`default_contrasts`, per regime. Raises ``ConfigError`` for a declared label
-    that no run has, or a ``measure`` that is not in :data:`MEASURES`.
+    ``families`` None: one family, :func:`default_contrasts`, per regime (a default contrast whose cells share no
+    seed is left out). Raises ``ConfigError`` for a declared label that no run has, and for a declared contrast
+    whose cells share no seed: dropping it would shrink Holm's family and make the others look stronger.
     """
-    if measure not in MEASURES:
-        raise ConfigError(f"--measure {measure!r} is unknown: choose {' or '.join(MEASURES)}")
-    metric = metric or MEASURES[measure]
     out = []
-    for regime in dict.fromkeys(r["regime"] for r in rows):
-        mine = [r for r in rows if r["regime"] == regime]
-        for number, pairs in enumerate(families if families is not None else [default_contrasts(mine)], 1):
-            out += _family(mine, regime, number, pairs, margin, metric)
-    return [{**row, "measure": measure} for row in out]
+    for regime, cells in group_cells(rows).items():
+        declared = families is not None
+        mine = [next(iter(seeds.values())) for seeds in cells.values()] if not declared else []
+        for number, pairs in enumerate(families if declared else [default_contrasts(mine)], 1):
+            out += _family(cells, regime, number, pairs, margin, metric, declared)
+    return out
 
 
-def _family(mine: Sequence[dict[str, Any]], regime: str, number: int, pairs: Sequence[tuple[str, str]],
-            margin: float, metric: str) -> list[dict[str, Any]]:
-    labels = {r["label"] for r in mine}
+def _family(cells: dict[str, dict[int, dict[str, Any]]], regime: str, number: int, pairs: Sequence[tuple[str, str]],
+            margin: float, metric: str, declared: bool) -> list[dict[str, Any]]:
     family = []
     for a, b in pairs:
-        missing = [x for x in (a, b) if x not in labels]
+        missing = [x for x in (a, b) if x not in cells]
         if missing:
             raise ConfigError(f"--contrasts {a}:{b}: regime {regime} has no cell {missing[0]!r}; its cells are "
-                              f"{', '.join(sorted(labels))}")
-        va, vb = _by_seed(mine, a, metric), _by_seed(mine, b, metric)
-        diffs = [va[s] - vb[s] for s in sorted(set(va) & set(vb))]
+                              f"{', '.join(sorted(cells))}")
+        shared = sorted(set(cells[a]) & set(cells[b]))
+        if declared and not shared:
+            raise ConfigError(f"--contrasts {a}:{b}: in regime {regime} the two cells share no seed (a has "
+                              f"{len(cells[a])}, b {len(cells[b])}), so there is no pair to compare: train both at "
+                              f"the same seeds or drop the contrast")
+        diffs = [float(cells[a][s][metric]) - float(cells[b][s][metric]) for s in shared
+                 if cells[a][s].get(metric) not in (None, "") and cells[b][s].get(metric) not in (None, "")]
         if diffs:
             family.append({"regime": regime, "family": number, "a": a, "b": b, **analyse(diffs, margin)})
     for row, p in zip(family, holm([row["p_raw"] for row in family])):
@@ -167,43 +159,10 @@ def speed_rows(runs: Sequence[RunRecord], regime: str, margin_epochs: float,
     return rows
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_fmt(row.get(c)) for c in columns])
-
-
-def read_runs_csv(path: Path) -> list[dict[str, Any]]:
-    """The rows of a ``runs.csv``; raises ``ConfigError`` naming the file when it lacks the columns."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ConfigError(f"cannot read {path} ({exc}): give a runs.csv written by 'tsla report --paired'") from None
-    if rows and not set(REQUIRED_RUN_COLUMNS) <= set(rows[0]):
-        missing = ", ".join(sorted(set(REQUIRED_RUN_COLUMNS) - set(rows[0])))
-        raise ConfigError(f"{path} lacks the runs.csv columns {missing}")
-    return rows
-
-
 def contrasts_from_csv(path: Path, families: Sequence[Sequence[tuple[str, str]]] | None,
-                       margin: float, measure: str = "last") -> list[dict[str, Any]]:
-    """``contrasts.csv``'s rows recomputed from a ``runs.csv`` alone. Raises ``ConfigError`` when ``measure`` asks
-    for a column that the file does not have (a runs.csv written before best-validation measures)."""
-    rows = read_runs_csv(path)
-    column = MEASURES.get(measure)
-    if rows and column is not None and column not in rows[0]:
-        raise ConfigError(f"{path} has no {column} column (written before tsla recorded best-validation epochs): "
-                          f"use --measure last, or write it again with 'tsla report --paired'")
-    return contrasts(rows, families, margin, measure=measure)
+                       margin: float) -> list[dict[str, Any]]:
+    """``contrasts.csv``'s rows recomputed from a ``runs.csv`` alone."""
+    return contrasts(read_runs_csv(path), families, margin)
 
 
 def parse_contrasts(text: str | None) -> list[list[tuple[str, str]]] | None:
@@ -216,10 +175,10 @@ def parse_contrasts(text: str | None) -> list[list[tuple[str, str]]] | None:
         pairs = []
         for item in (t.strip() for t in part.split(",") if t.strip()):
             a, sep, b = item.partition(":")
-            if not sep or not a or not b:
+            if not sep or not a.strip() or not b.strip():
                 raise ConfigError(f"--contrasts {item!r}: write each contrast as A:B, e.g. "
                                   f"tsla@20-theta0.1:lsr-theta0.1 (families separated by ';')")
-            pairs.append((a, b))
+            pairs.append((a.strip(), b.strip()))
         if pairs:
             families.append(pairs)
     if not families:

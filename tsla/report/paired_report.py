@@ -1,9 +1,8 @@
 """``tsla report --paired``: the paired analysis of one or more regimes, written as CSV files and a Markdown page.
 
 OUT/runs.csv        one row per finished run (see :data:`tsla.report.paired.RUN_COLUMNS`)
-OUT/contrasts.csv   per contrast: paired mean difference of test top-1 (points) at the last epoch or, with
-                    ``--measure best-val``, at each run's best validation epoch (column ``measure``), 95% t interval,
-                    exact sign-flip p, Holm-adjusted p, minimum detectable effect (80% power), TOST p, verdict
+OUT/contrasts.csv   per contrast: paired mean difference of final test top-1 (points), 95% t interval, exact
+                    sign-flip p, Holm-adjusted p, minimum detectable effect (80% power), TOST p, verdict
 OUT/secondary.csv   the same for test NLL and test ECE (no equivalence margin), with a ``metric`` column
 OUT/speed.csv       H3: epochs to reach LSR's final accuracy, paired against LSR's own (negative: faster)
 OUT/paired.md       the tables above per regime, with the cells chosen on the validation set
@@ -12,15 +11,17 @@ OUT/paired.md       the tables above per regime, with the cells chosen on the va
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import RunDirError
+from ..errors import ConfigError, RunDirError
 from .collect import collect_runs
 from .plots import plot_curves
-from .paired import CONTRAST_COLUMNS, RUN_COLUMNS, SPEED_COLUMNS, contrasts, read_runs_csv, run_rows
-from .paired import speed_rows, write_csv
+from .paired import CONTRAST_COLUMNS, contrasts, group_cells, run_rows, speed_rows
+from .runs_csv import NUMBER_COLUMNS, RUN_COLUMNS, csv_text, parse_runs_csv, write_csv
+from .write_files import write_together
 
 
 def _mean_sd(values: Sequence[float]) -> str:
@@ -49,28 +50,26 @@ def val_selected(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> str 
     return max(means, key=lambda k: statistics.fmean(means[k])) if means else None
 
 
-def _regime_markdown(regime: str, rows: list[dict], found: list[dict], speed: list[dict], margin: float,
-                     measure: str = "last") -> list[str]:
-    lines = [f"## {regime}", "", "| cell | seeds | test top-1 (%) | test top-1 at best val (%) | best val epoch | "
-             "val top-1 (%) | test NLL | test ECE (%) | train top-1 (%) |", "|---|---|---|---|---|---|---|---|---|"]
-    for label in dict.fromkeys(r["label"] for r in rows):
-        mine = [r for r in rows if r["label"] == label]
+def _regime_markdown(regime: str, cells: dict[str, dict[int, dict]], found: list[dict], speed: list[dict],
+                     margin: float) -> list[str]:
+    lines = [f"## {regime}", "", "| cell | seeds | test top-1 (%) | val top-1 (%) | test NLL | test ECE (%) | train top-1 (%) |",
+             "|---|---|---|---|---|---|---|"]
+    for label, seeds in cells.items():
+        mine = list(seeds.values())
 
         def col(key: str) -> list[float]:
             return [float(r[key]) for r in mine if r.get(key) not in (None, "")]
 
         nll = col("test_nll")
-        lines.append(f"| {label} | {len(mine)} | {_mean_sd(col('test_top1'))} | "
-                     f"{_mean_sd(col('test_top1_at_best_val'))} | {_mean_sd(col('best_val_epoch'))} | "
-                     f"{_mean_sd(col('val_top1'))} | "
+        lines.append(f"| {label} | {len(mine)} | {_mean_sd(col('test_top1'))} | {_mean_sd(col('val_top1'))} | "
                      f"{_num(statistics.fmean(nll), 4) if nll else '—'} | {_mean_sd(col('test_ece'))} | "
                      f"{_mean_sd(col('train_top1'))} |")
+    rows = [row for seeds in cells.values() for row in seeds.values()]
     best_tsla, best_lsr = val_selected(rows, ("tsla@",)), val_selected(rows, ("lsr",))
     if best_tsla or best_lsr:
         lines += ["", f"Chosen on validation (highest mean val top-1): TSLA cell {best_tsla or '—'}, "
                       f"LSR cell {best_lsr or '—'}."]
-    at = "final test top-1" if measure == "last" else "test top-1 at each run's best validation epoch"
-    lines += ["", f"Paired contrasts of {at} (a − b, percentage points; Holm within each family; "
+    lines += ["", f"Paired contrasts of final test top-1 (a − b, percentage points; Holm within each family; "
                   f"equivalence margin ±{margin:g}):", "",
               "| family | a | b | pairs | mean diff | 95% CI | sign-flip p | Holm p | MDE (80%) | TOST p | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -90,45 +89,96 @@ def _regime_markdown(regime: str, rows: list[dict], found: list[dict], speed: li
     return lines + [""]
 
 
+def regime_names(dirs: Sequence[Path]) -> list[str]:
+    """One unique name per comparison directory: its folder name, or, where two share one (a/r1, b/r1), its path
+    from their common folder. Raises ``ConfigError`` when one folder is given twice (its seeds would count twice)."""
+    resolved = [Path(d).resolve() for d in dirs]
+    first: dict[Path, int] = {}
+    for i, path in enumerate(resolved):
+        if path in first:
+            raise ConfigError(f"{dirs[i]} is the folder {dirs[first[path]]} again: give each regime once (twice "
+                              f"would count its seeds twice)")
+        first[path] = i
+    names = [path.name for path in resolved]
+    if len(set(names)) == len(names):
+        return names
+    common = Path(os.path.commonpath(resolved))
+    return [str(path.relative_to(common)) if path != common else path.name for path in resolved]
+
+
+def _check_runs(runs: Sequence[Any], rows: Sequence[dict[str, Any]]) -> None:
+    """Refuse (``RunDirError``, naming the run folders) a non-finite final metric and two runs of one cell and seed."""
+    seen: dict[tuple, Any] = {}
+    for run, row in zip(runs, rows):
+        for key in NUMBER_COLUMNS:
+            value = row.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RunDirError(f"{run.path}: its final {key} is {value}, not a finite number: a diverged run has "
+                                  f"no paired difference; leave its regime's seed out or rerun it")
+        key = (row["regime"], row["label"], row["seed"])
+        if key in seen:
+            raise RunDirError(f"{seen[key].path} and {run.path} are both cell {row['label']}, seed {row['seed']} of "
+                              f"regime {row['regime']}: keep one (two would pair one seed twice)")
+        seen[key] = run
+
+
 def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
                  pairs: Sequence[Sequence[tuple[str, str]]] | None = None,
-                 margin_epochs: float = 2.0, measure: str = "last") -> dict[str, Any]:
-    """Analyse each directory of ``dirs`` as one regime (named by its folder) and write the files listed in this
-    module's docstring into ``out``; the contrasts compare ``measure`` (:data:`tsla.report.paired.MEASURES`).
-    Returns ``{"runs", "contrasts", "secondary", "speed"}`` (lists of rows). Raises ``RunDirError`` when a directory
-    holds no finished run."""
+                 margin_epochs: float = 2.0) -> dict[str, Any]:
+    """Analyse each directory of ``dirs`` as one regime (named by :func:`regime_names`) and write the files listed in
+    this module's docstring into ``out``, all together and only once every check has passed (an earlier report
+    there stays whole otherwise). Returns ``{"runs", "contrasts", "secondary", "speed"}`` (lists of rows).
+
+    Raises ``RunDirError`` when a directory holds no finished run, a run's final metric is not finite, two runs are
+    one cell and seed, or ``out`` cannot be written; ``ConfigError`` for a folder given twice and a declared contrast
+    that cannot be computed."""
+    dirs = [Path(d) for d in dirs]
     rows: list[dict] = []
     speed: list[dict] = []
     curves: list[tuple[str, list]] = []
-    for directory in map(Path, dirs):
-        runs = collect_runs([directory], [])
+    for directory, regime in zip(dirs, regime_names(dirs)):
+        notes: list[str] = []
+        runs = collect_runs([directory], notes)
+        twice = [note.removeprefix("skipped ") for note in notes if ": duplicate of " in note]
+        if twice:  # the plain report keeps the first; a paired one would silently drop a run of that seed
+            raise RunDirError(f"{twice[0]}: keep one run per cell and seed (the paired report pairs each seed once)")
         if not runs:
             raise RunDirError(f"no finished runs in {directory}: run `tsla compare` first")
-        regime = directory.resolve().name
-        rows += run_rows(runs, regime)
+        mine = run_rows(runs, regime)
+        _check_runs(runs, mine)
+        rows += mine
         curves.append((regime, runs))
         first = pairs[0] if pairs else None  # H3 is asked of the first declared family's schedule cells
         speed += speed_rows(runs, regime, margin_epochs, [a for a, _ in first] if first else None)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "runs.csv", rows, RUN_COLUMNS)
-    rows = read_runs_csv(out / "runs.csv")  # so that contrasts.csv is exactly what runs.csv alone gives
-    found = contrasts(rows, pairs, margin, measure=measure)
+    runs_text = csv_text(rows, RUN_COLUMNS)
+    rows = parse_runs_csv(runs_text, "runs.csv")  # so that contrasts.csv is exactly what runs.csv alone gives
+    found = contrasts(rows, pairs, margin)
     secondary = [{**c, "metric": metric} for metric in ("test_nll", "test_ece")
                  for c in contrasts(rows, pairs, math.nan, metric)]
-    write_csv(out / "contrasts.csv", found, CONTRAST_COLUMNS)
-    write_csv(out / "secondary.csv", secondary, ("metric", *CONTRAST_COLUMNS))
-    write_csv(out / "speed.csv", speed, ("curve", *SPEED_COLUMNS))
     text = ["# Paired analysis", "",
             "Per regime: the cells (mean ± sample std over seeds), then each contrast a − b paired by seed. "
             "Verdicts: 'a > b' / 'a < b' when the Holm-adjusted exact sign-flip p < 0.05; 'equivalent' when the two "
             "one-sided t tests (TOST) place the difference inside the margin; otherwise 'undecided' (the MDE says "
             "what effect the data could have seen with 80% power).", ""]
-    for regime in dict.fromkeys(r["regime"] for r in rows):
-        text += _regime_markdown(regime, [r for r in rows if r["regime"] == regime],
-                                 [c for c in found if c["regime"] == regime],
-                                 [c for c in speed if c["regime"] == regime], margin, measure)
-    (out / "paired.md").write_text("\n".join(text))
+    by_regime = group_cells(rows)
+    for regime, cells in by_regime.items():
+        text += _regime_markdown(regime, cells, [c for c in found if c["regime"] == regime],
+                                 [c for c in speed if c["regime"] == regime], margin)
+    writers = {
+        "runs.csv": lambda path: path.write_text(runs_text),
+        "contrasts.csv": lambda path: write_csv(path, found, CONTRAST_COLUMNS),
+        "secondary.csv": lambda path: write_csv(path, secondary, ("metric", *CONTRAST_COLUMNS)),
+        "speed.csv": lambda path: write_csv(path, speed, ("curve", *CONTRAST_COLUMNS)),
+        "paired.md": lambda path: path.write_text("\n".join(text)),
+    }
     for regime, runs in curves:  # validation curves (every epoch) where there are any
         has_val = any("val_top1" in row for run in runs for row in run.metrics)
-        plot_curves(runs, out / f"curves-{regime}.png", "val" if has_val else "test")
+        writers[f"curves-{regime.replace(os.sep, '-')}.png"] = (
+            lambda path, runs=runs, split="val" if has_val else "test": plot_curves(runs, path, split))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_together(out, writers)
+    except OSError as exc:
+        raise RunDirError(f"cannot write the paired report in {out} ({exc.strerror or exc}): free some disk space or "
+                          f"choose a writable --out (an earlier report there is left as it was)") from None
     return {"runs": rows, "contrasts": found, "secondary": secondary, "speed": speed}

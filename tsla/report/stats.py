@@ -14,7 +14,10 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-EXACT_LIMIT = 16  # up to 2^16 sign patterns enumerated; beyond, a seeded Monte-Carlo draw of 2^16 patterns
+EXACT_LIMIT = 16  # up to 2^16 sign patterns enumerated; beyond, a seeded Monte-Carlo draw
+MONTE_CARLO_DRAWS = 2**16  # sign patterns drawn for n > EXACT_LIMIT pairs (the observed one included) ...
+MONTE_CARLO_WORK = 2**28  # ... but at most this many signs in all (fewer patterns, at least 2^11, for huge n)
+CHUNK = 2**21  # random bytes (8 signs each) drawn at once: memory stays near 50 MiB whatever n is
 
 
 def mean_ci(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -27,21 +30,46 @@ def mean_ci(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float, 
     return mean, mean - half, mean + half
 
 
+def monte_carlo_draws(n: int) -> int:
+    """The number of sign patterns the Monte-Carlo sign-flip test draws for ``n`` pairs (n > EXACT_LIMIT): 2^16 up
+    to 4,096 pairs, then MONTE_CARLO_WORK / n (at least 2^11), so that its cost stays bounded."""
+    return min(MONTE_CARLO_DRAWS, max(2**11, MONTE_CARLO_WORK // n))
+
+
 def sign_flip_p(diffs: Sequence[float]) -> float:
     """Two-sided p-value of the exact sign-flip (paired permutation) test of "mean difference = 0": the fraction of
     the 2^n sign patterns whose |mean| is at least the observed |mean| (the observed pattern included). With n pairs
-    the smallest attainable p is 2 / 2^n (0.03125 for 6 pairs)."""
+    the smallest attainable p is 2 / 2^n (0.03125 for 6 pairs). Beyond EXACT_LIMIT pairs the patterns are a seeded
+    Monte-Carlo sample (:func:`monte_carlo_draws` of them, the observed one included, drawn in chunks of bounded
+    memory); the smallest p is then 1 / draws."""
     d = np.asarray(diffs, dtype=float)
     if d.size == 0:
         return math.nan
     observed = abs(d.mean())
+    tolerance = observed - 1e-12 * max(1.0, observed)
     if d.size <= EXACT_LIMIT:
         signs = np.array(list(itertools.product((1.0, -1.0), repeat=d.size)))
-    else:
-        rng = np.random.default_rng(0)
-        signs = np.vstack([np.ones(d.size), rng.choice((1.0, -1.0), size=(2**EXACT_LIMIT - 1, d.size))])
-    means = np.abs(signs @ d) / d.size
-    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+        return float(np.mean(np.abs(signs @ d) / d.size >= tolerance))
+    rng = np.random.default_rng(0)
+    draws, total = monte_carlo_draws(d.size), float(d.sum())
+    # a pattern is one random byte per 8 pairs (bit set: the pair's sign flipped); table[j, b] is the sum of the
+    # differences that byte value b flips in group j, so a pattern's flipped sum is one lookup per 8 pairs
+    groups = (d.size + 7) // 8
+    padded = np.zeros(groups * 8)
+    padded[: d.size] = d
+    bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(float)  # 256 x 8, high bit first
+    table = (padded.reshape(groups, 8) @ bits.T).ravel()
+    offsets = np.arange(groups, dtype=np.intp) * 256
+    hits, left = 1, draws - 1  # the observed pattern counts once
+    per_chunk = max(1, CHUNK // groups)
+    while left:
+        k = min(per_chunk, left)
+        index = rng.integers(0, 256, size=(k, groups), dtype=np.uint8).astype(np.intp)
+        index += offsets
+        sums = total - 2.0 * np.take(table, index).sum(axis=1)
+        hits += int(np.count_nonzero(np.abs(sums) / d.size >= tolerance))
+        left -= k
+    return hits / draws
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
