@@ -64,7 +64,7 @@ def group_cells(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[int,
     of scanning every row)."""
     index: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
     for row in rows:
-        index.setdefault(row["regime"], {}).setdefault(row["label"], {})[int(float(row["seed"]))] = row
+        index.setdefault(row["regime"], {}).setdefault(row["label"], {})[int(row["seed"])] = row
     return index
 
 

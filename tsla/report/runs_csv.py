@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from ..errors import ConfigError
 
 RUN_COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "seed", "val_top1", "test_top1", "test_nll",
@@ -38,36 +40,58 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
     Path(path).write_text(csv_text(rows, columns))
 
 
-def parse_runs_csv(text: str, source: str) -> list[dict[str, Any]]:
-    """The rows of a ``runs.csv``'s text (``source`` names it in messages). Raises ``ConfigError`` with one line
-    naming the file, the line and the column for: missing columns, text or a non-finite value in a number column, a
-    seed that is not a whole number, and a (regime, label, seed) given twice (which would replace the first)."""
+def _numbers(values: list[str], column: str, source: str) -> list[float | None]:
+    """The column's cells as floats (None where empty); ``ConfigError`` naming the first bad line (2: the first row)."""
+    filled = [v.strip() or "nan" for v in values]  # empty cells: NaN for now, None below
     try:
-        rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))  # a BOM would rename 'regime'
+        numbers = np.asarray(filled, dtype=float)
+    except ValueError:
+        for line, text in enumerate(filled, 2):
+            try:
+                float(text)
+            except ValueError:
+                raise ConfigError(f"{source} line {line}: {column} = {text!r} is not a number: fix the row or write "
+                                  f"runs.csv again with 'tsla report --paired'") from None
+        raise
+    empty = np.asarray([not v.strip() for v in values], dtype=bool)
+    bad = ~np.isfinite(numbers) & ~empty
+    if bad.any():
+        line = int(np.argmax(bad))
+        raise ConfigError(f"{source} line {line + 2}: {column} = {values[line].strip()} is not finite: a diverged run "
+                          f"has no paired difference; drop its row (and its seed's other rows) or rerun it")
+    return [None if e else float(x) for x, e in zip(numbers.tolist(), empty.tolist())]
+
+
+def parse_runs_csv(text: str, source: str) -> list[dict[str, Any]]:
+    """The rows of a ``runs.csv``'s text (``source`` names it in messages), with the number columns as floats
+    (None where empty) and ``seed`` as an int. Raises ``ConfigError`` with one line naming the file, the line and
+    the column for: missing columns, text or a non-finite value in a number column, a seed that is not a whole
+    number, and a (regime, label, seed) given twice (which would replace the first)."""
+    try:
+        table = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))  # a BOM would rename 'regime'
     except csv.Error as exc:
         raise ConfigError(f"cannot read {source} ({exc}): give a runs.csv written by 'tsla report --paired'") from None
-    if rows and not set(RUN_COLUMNS) <= set(rows[0]):
-        missing = ", ".join(c for c in RUN_COLUMNS if c not in rows[0])
+    header, body = (table[0], table[1:]) if table else ([], [])
+    if body and not set(RUN_COLUMNS) <= set(header):
+        missing = ", ".join(c for c in RUN_COLUMNS if c not in header)
         raise ConfigError(f"{source} lacks the runs.csv columns {missing}: give a runs.csv written by "
                           f"'tsla report --paired'")
-    seen: dict[tuple[str, str, int], int] = {}
-    for line, row in enumerate(rows, 2):  # line 1 is the header
-        for column in NUMBER_COLUMNS:
-            text_value = (row.get(column) or "").strip()
-            if not text_value:
-                continue
-            try:
-                value = float(text_value)
-            except ValueError:
-                raise ConfigError(f"{source} line {line}: {column} = {text_value!r} is not a number: fix the row or "
-                                  f"write runs.csv again with 'tsla report --paired'") from None
-            if not math.isfinite(value):
-                raise ConfigError(f"{source} line {line}: {column} = {text_value} is not finite: a diverged run "
-                                  f"has no paired difference; drop its row (and its seed's other rows) or rerun it")
-        seed = (row.get("seed") or "").strip()
-        if not seed or float(seed) != int(float(seed)):
+    for line, cells in enumerate(body, 2):
+        if len(cells) != len(header):
+            raise ConfigError(f"{source} line {line} has {len(cells)} cells, the header {len(header)}: a row was cut "
+                              f"or joined; write runs.csv again with 'tsla report --paired'")
+    columns = {name: [cells[i] for cells in body] for i, name in enumerate(header)}
+    for column in NUMBER_COLUMNS:
+        columns[column] = _numbers(columns[column], column, source)
+    seeds = columns["seed"]
+    for line, seed in enumerate(seeds, 2):
+        if seed is None or seed != int(seed):
             raise ConfigError(f"{source} line {line}: seed = {seed!r} is not a whole number: every row needs its seed")
-        key = (row["regime"], row["label"], int(float(seed)))
+    columns["seed"] = [int(seed) for seed in seeds]
+    rows = [dict(zip(header, values)) for values in zip(*(columns[name] for name in header))]
+    seen: dict[tuple[str, str, int], int] = {}
+    for line, row in enumerate(rows, 2):
+        key = (row["regime"], row["label"], row["seed"])
         if key in seen:
             raise ConfigError(f"{source} lines {seen[key]} and {line} are both regime {key[0]}, cell {key[1]}, seed "
                               f"{key[2]}: keep one row per run (two would pair one seed twice)")
