@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from ..training.branch import branch_order, kept_checkpoint, plan_branches
-from ..training.checkpoint import CHECKPOINT, CONFIG, atomic_write_text
+from ..training.checkpoint import CHECKPOINT, CONFIG, atomic_write_text, load_checkpoint
 from ..config import TrainConfig, build_config, config_text
 from ..errors import ConfigError, Interrupted, RunDirError, TrainingError
 from ..training.rundir import is_finished
@@ -221,8 +221,14 @@ def _start_from(run: Path, branch: tuple[Path, int] | None, log: TextIO) -> tupl
         return True, None
     if branch is None:
         return False, None
-    if is_finished(branch[0]) and kept_checkpoint(*branch).is_file():
-        return False, branch
+    kept = kept_checkpoint(*branch)
+    if is_finished(branch[0]) and kept.is_file():
+        try:
+            load_checkpoint(kept)
+            return False, branch
+        except RunDirError as exc:  # cut by a kill during an older, non-atomic copy, or damaged since
+            print(f"{run}: cannot branch from {kept} ({exc}): training from epoch 0", file=log, flush=True)
+            return False, None
     print(f"{run}: {branch[0]} has no checkpoint after {branch[1]} epochs to branch from: training from epoch 0",
           file=log, flush=True)
     return False, None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,12 @@ def _atomic_write(path: Path, write) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` through a temporary file and a rename: a kill mid-copy leaves no cut file."""
+    with open(source, "rb") as src:
+        _atomic_write(path, lambda f: shutil.copyfileobj(src, f, 1 << 20))
 
 
 CHECKSUM = "checksum"

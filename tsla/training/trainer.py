@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -29,7 +28,8 @@ from typing import Any, TextIO
 from ..smoothing.auto_switch import auto_switch_for
 from .best_val import BEST_WEIGHTS, BestVal
 from .branch import branch_state, kept_checkpoint, tested_after
-from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text, load_checkpoint
+from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_copy, atomic_write_text
+from .checkpoint import load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
 from ..config import TrainConfig, build_config, config_text, field_default, read_yaml
 from ..data import DataBundle, build_data
@@ -80,10 +80,40 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
         )
 
 
-def _killed_before_first_checkpoint(out: Path, cfg: TrainConfig) -> bool:
-    """A run that wrote its config.yaml (this very config) but was stopped before its first checkpoint."""
-    return (not (out / CHECKPOINT).exists() and not (out / METRICS).exists() and not (out / SUMMARY).exists()
-            and (out / CONFIG).is_file() and (out / CONFIG).read_text() == config_text(cfg))
+def _killed_before_first_checkpoint(out: Path, cfg: TrainConfig, branching: bool = False) -> bool:
+    """A run that wrote its config.yaml (this very config) but was stopped before its first checkpoint. For a branch
+    a metrics.jsonl is no sign of progress: it holds only the source's epochs (a branch used to write it before its
+    first checkpoint), which the branch derives again from the source."""
+    return (not (out / CHECKPOINT).exists() and (branching or not (out / METRICS).exists())
+            and not (out / SUMMARY).exists() and (out / CONFIG).is_file()
+            and (out / CONFIG).read_text() == config_text(cfg))
+
+
+def _keep(out: Path, finished_epochs: int) -> None:
+    """Keep RUN/checkpoint.pt (the state after ``finished_epochs`` epochs) as a kept checkpoint, atomically."""
+    kept = kept_checkpoint(out, finished_epochs)
+    _write(out, str(kept), lambda: (kept.parent.mkdir(exist_ok=True), atomic_copy(out / CHECKPOINT, kept)))
+
+
+def _repair_kept(out: Path, cfg: TrainConfig, state: dict[str, Any], log: TextIO) -> None:
+    """On a resume from the end of an epoch the run should have kept: write that kept checkpoint again when it is
+    missing or unreadable (a kill between the checkpoint and its copy, or during an older, non-atomic copy)."""
+    finished = int(state["next_epoch"])
+    if state.get("mid_epoch") or not _keeps(cfg, finished):
+        return
+    kept = kept_checkpoint(out, finished)
+    try:
+        load_checkpoint(kept)
+        return
+    except RunDirError:
+        pass
+    print(f"tsla: writing the kept checkpoint {kept} again (it was {'damaged' if kept.exists() else 'missing'})",
+          file=log)
+    _keep(out, finished)
+
+
+def _keeps(cfg: TrainConfig, finished_epochs: int) -> bool:
+    return bool(cfg.keep_checkpoints and finished_epochs % cfg.keep_checkpoints == 0) or finished_epochs in cfg.keep_epochs
 
 
 def _write(out: Path, what: str, write) -> None:
@@ -157,6 +187,14 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
     if resume and _killed_before_first_checkpoint(out, cfg):
         print(f"tsla: {out} has no checkpoint yet (stopped during epoch 0): starting it from the beginning", file=log)
         resume, overwrite = False, True
+    if resume and not (out / CHECKPOINT).exists() and (out / METRICS).is_file() and not (out / SUMMARY).exists():
+        raise RunDirError(f"--resume: {out} holds metrics but no checkpoint (a branch stopped before its first "
+                          f"checkpoint): run its 'tsla train --branch-from ... --at-epoch ...' command again, which "
+                          f"starts it afresh")
+    if branch is not None and not resume and not overwrite and _killed_before_first_checkpoint(out, cfg, True):
+        if (out / METRICS).exists():
+            print(f"tsla: {out} is this branch stopped before its first checkpoint: starting it again", file=log)
+        overwrite = True
     if branch is not None:
         if resume:
             raise RunDirError("--branch-from starts a new run: drop --resume (a branched run resumes from its own "
@@ -205,8 +243,9 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
         calibration = state.get("calibration", {})
         if state.get("mid_epoch"):  # the sums are global: carried by one rank only, as they are summed again
             carry = EpochProgressState(**state["mid_epoch"]) if primary else EpochProgressState(state["mid_epoch"]["step"])
-        if primary:
+        if primary and not state.get("branching"):  # a branch writes them once its own checkpoint exists
             write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
+            _repair_kept(out, cfg, state, log)
         where = f" step {carry.step}" if carry else ""
         branched_from = state.get("branched_from")
         if state.get("best_val") is not None:
@@ -246,6 +285,11 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
     progress = EpochProgress(progress_bar)
     board = TensorBoardLog(out, start_epoch) if tensorboard and primary else None
     started = time.perf_counter()
+    if primary and state is not None and state.get("branching"):
+        # the branch's own checkpoint first, then its metrics (the source's epochs): killed at any point after this,
+        # it resumes; killed before, it holds no metrics and simply starts again
+        _save(out, checkpoint_state(start_epoch, None))
+        _write(out, METRICS, lambda: write_metrics(out / METRICS, history))
     with StopRequest() as stop:
         should_stop = (lambda: any_rank(bool(stop), ctx.device)) if info.enabled else stop
         for epoch in range(start_epoch, cfg.epochs if until is None else min(until, cfg.epochs)):
@@ -299,10 +343,8 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
             history.append(record)
             if primary:
                 _save(out, checkpoint_state(epoch + 1, None))
-                if (cfg.keep_checkpoints and (epoch + 1) % cfg.keep_checkpoints == 0) or epoch + 1 in cfg.keep_epochs:
-                    kept = kept_checkpoint(out, epoch + 1)
-                    _write(out, str(kept), lambda k=kept: (k.parent.mkdir(exist_ok=True),
-                                                           shutil.copyfile(out / CHECKPOINT, k)))
+                if _keeps(cfg, epoch + 1):
+                    _keep(out, epoch + 1)
                 # after the checkpoint, which holds every record for a resume
                 _write(out, METRICS, lambda r=record: append_jsonl(out / METRICS, r))
                 if board is not None:

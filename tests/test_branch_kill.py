@@ -1,0 +1,128 @@
+"""A branch killed at any point resumes or starts again, and kept checkpoints are whole (issue 22, items 5-6)."""
+
+import io
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from tsla.config import config_text
+from tsla.experiments.compare import _start_from
+from tsla.training import engine, trainer
+from tsla.training.checkpoint import load_checkpoint, save_checkpoint
+from tsla.training.trainer import train
+
+from .conftest import write_idx
+from .test_branch import _cfg, _metrics
+
+
+class Killed(BaseException):
+    """Stands for kill -9: nothing after it runs, and the files stay as they are."""
+
+
+@pytest.fixture
+def source(tiny_fashion, tmp_path, trained):
+    """A copy of an LSR run that kept its checkpoint after epoch 1 (on this test's data), and the metrics of TSLA(1)
+    trained alone."""
+    for name in ("lsr", "alone"):
+        shutil.copytree(trained / name, tmp_path / name)
+    return tmp_path / "lsr", _metrics(tmp_path / "alone")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The two runs, trained once per module on a copy of tiny_fashion's data (the same images in every test)."""
+    root = tmp_path_factory.mktemp("trained")
+    data = root / "data"
+    data.mkdir()
+    g = torch.Generator().manual_seed(0)  # as tests/conftest.py's tiny_fashion
+    for split, n in (("train", 40), ("t10k", 20)):
+        write_idx(data / f"{split}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), generator=g,
+                                                                     dtype=torch.uint8), compress=False)
+        write_idx(data / f"{split}-labels-idx1-ubyte", torch.arange(n) % 10, compress=False)
+    train(_cfg(data, keep_epochs=[1]), root / "lsr", progress_bar=False)
+    train(_cfg(data, method="tsla@1"), root / "alone", progress_bar=False)
+    return root
+
+
+def _kill_in_first_epoch(monkeypatch):
+    def killed(*args, **kwargs):
+        raise Killed
+    monkeypatch.setattr(trainer, "train_one_epoch", killed)
+
+
+@pytest.mark.parametrize("how", ["resume", "compare"])
+def test_a_branch_killed_in_its_first_epoch_resumes_or_starts_again(tiny_fashion, tmp_path, source, monkeypatch, how):
+    lsr, expected = source
+    cfg, out = _cfg(tiny_fashion, method="tsla@1"), tmp_path / "branch"
+    _kill_in_first_epoch(monkeypatch)
+    with pytest.raises(Killed):
+        train(cfg, out, progress_bar=False, branch=(lsr, 1))
+    monkeypatch.setattr(trainer, "train_one_epoch", engine.train_one_epoch)
+    if how == "resume":
+        train(cfg, out, progress_bar=False, resume=True)
+    else:  # a compare rerun: it resumes a run folder with a checkpoint, and branches one without
+        resume, branch = _start_from(out, (lsr, 1), io.StringIO())
+        train(cfg, out, progress_bar=False, resume=resume, branch=branch)
+    assert _metrics(out) == expected
+
+
+def test_a_branch_folder_left_with_metrics_but_no_checkpoint_starts_again(tiny_fashion, tmp_path, source, capsys):
+    # what a kill in the first epoch left before the fix: the source's epoch in metrics.jsonl, no checkpoint
+    lsr, expected = source
+    cfg, out = _cfg(tiny_fashion, method="tsla@1"), tmp_path / "branch"
+    out.mkdir()
+    (out / "config.yaml").write_text(config_text(cfg))
+    (out / "metrics.jsonl").write_text((lsr / "metrics.jsonl").read_text().splitlines()[0] + "\n")
+    log = io.StringIO()
+    train(cfg, out, progress_bar=False, branch=(lsr, 1), log=log)
+    assert "stopped before its first checkpoint: starting it again" in log.getvalue()
+    assert _metrics(out) == expected
+
+
+def test_a_kept_checkpoint_missed_by_a_kill_is_written_again_on_resume(tiny_fashion, tmp_path):
+    # killed right after epoch 1's checkpoint, before it was kept: checkpoint.pt after 2 of 3 epochs, no epoch-1.pt
+    run = tmp_path / "lsr"
+    train(_cfg(tiny_fashion, epochs=2, milestones=[1], keep_epochs=[2]), run, progress_bar=False)
+    state = load_checkpoint(run / "checkpoint.pt")
+    state["config"]["epochs"] = 3
+    state["config"]["milestones"] = [2]
+    save_checkpoint(run / "checkpoint.pt", state)
+    (run / "config.yaml").write_text(yaml.safe_dump(state["config"], sort_keys=False))
+    (run / "summary.json").unlink()
+    shutil.rmtree(run / "checkpoints")
+    log = io.StringIO()
+    train(_cfg(tiny_fashion, keep_epochs=[2]), run, progress_bar=False, resume=True, log=log)
+    assert "writing the kept checkpoint" in log.getvalue() and "missing" in log.getvalue()
+    kept = load_checkpoint(run / "checkpoints" / "epoch-1.pt")
+    assert kept["next_epoch"] == 2 and kept["model"].keys() == state["model"].keys()
+    assert all((kept["model"][k] == state["model"][k]).all() for k in state["model"])
+
+
+def test_a_cut_kept_checkpoint_makes_compare_train_the_branch_from_epoch_0(tmp_path, source):
+    lsr, _ = source
+    kept = lsr / "checkpoints" / "epoch-0.pt"
+    kept.write_bytes(kept.read_bytes()[:300])  # what a kill during the old, non-atomic copy left
+    log = io.StringIO()
+    assert _start_from(tmp_path / "branch", (lsr, 1), log) == (False, None)
+    assert "cannot branch from" in log.getvalue() and "training from epoch 0" in log.getvalue()
+
+
+def test_kept_checkpoints_are_written_through_a_temporary_file(tiny_fashion, tmp_path, monkeypatch):
+    # a kill in mid-copy: the copy's writer dies after part of the bytes; no cut epoch-0.pt may be left behind
+    from tsla.training import checkpoint
+
+    real = checkpoint.shutil.copyfileobj
+
+    def dies_half_way(src, dst, *args):
+        dst.write(src.read(100))
+        raise Killed
+
+    monkeypatch.setattr(checkpoint.shutil, "copyfileobj", dies_half_way)
+    with pytest.raises(Killed):
+        train(_cfg(tiny_fashion, keep_epochs=[1]), tmp_path / "lsr", progress_bar=False)
+    monkeypatch.setattr(checkpoint.shutil, "copyfileobj", real)
+    assert not (tmp_path / "lsr" / "checkpoints" / "epoch-0.pt").exists()
+    assert json.loads("[]") == [p.name for p in (tmp_path / "lsr" / "checkpoints").iterdir()]
