@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from tsla.cli import main
 from tsla.config import config_text
 from tsla.experiments.compare import _start_from
 from tsla.training import engine, trainer
@@ -126,3 +127,35 @@ def test_kept_checkpoints_are_written_through_a_temporary_file(tiny_fashion, tmp
     monkeypatch.setattr(checkpoint.shutil, "copyfileobj", real)
     assert not (tmp_path / "lsr" / "checkpoints" / "epoch-0.pt").exists()
     assert json.loads("[]") == [p.name for p in (tmp_path / "lsr" / "checkpoints").iterdir()]
+
+
+def _compare(data, out, threads, shard=None):
+    argv = ["compare", "--data-root", str(data), "--train-subset", "30", "--test-subset", "20", "--epochs", "2",
+            "--milestones", "1", "--batch-size", "8", "--methods", "lsr,tsla@1", "--seeds", "0", "--threads",
+            str(threads), "--out", str(out), "--no-progress", "--device", "cpu"]
+    return main(argv + (["--shard", shard] if shard else []))
+
+
+def test_a_compare_whose_branch_source_used_another_thread_count_finishes(tiny_fashion, tmp_path, capsys):
+    # issue 22, item 7: the LSR run of shard 0/2 trained on 2 threads; the rest of the grid now runs on 1
+    out = tmp_path / "cmp"
+    assert _compare(tiny_fashion, out, 2, "0/2") == 0
+    capsys.readouterr()
+    assert _compare(tiny_fashion, out, 1) == 0
+    assert "was trained on 2 CPU thread(s), this run uses 1" in capsys.readouterr().out
+    summary = json.loads((out / "tsla@1-seed0" / "summary.json").read_text())
+    assert summary["branched_from"] is None and summary["config"]["threads"] == 1
+
+
+def test_a_rerun_with_the_advised_thread_count_replaces_a_stale_unstarted_config(tiny_fashion, tmp_path, capsys):
+    # an earlier compare wrote tsla@1-seed0/config.yaml for 1 thread and its run never started; the rerun on 2
+    # threads (the source's) must neither train with the stale file nor refuse the folder
+    out = tmp_path / "cmp"
+    assert _compare(tiny_fashion, out, 2, "0/2") == 0
+    stale = yaml.safe_load((out / "lsr-seed0" / "config.yaml").read_text())
+    stale.update(method="tsla@1", keep_epochs=[], threads=1)
+    (out / "tsla@1-seed0").mkdir()
+    (out / "tsla@1-seed0" / "config.yaml").write_text(yaml.safe_dump(stale, sort_keys=False))
+    assert _compare(tiny_fashion, out, 2) == 0
+    summary = json.loads((out / "tsla@1-seed0" / "summary.json").read_text())
+    assert summary["branched_from"]["at_epoch"] == 1 and summary["config"]["threads"] == 2

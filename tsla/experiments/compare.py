@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from ..training.branch import branch_order, kept_checkpoint, plan_branches
-from ..training.checkpoint import CHECKPOINT, CONFIG, atomic_write_text, load_checkpoint
+from ..training.checkpoint import CHECKPOINT, CONFIG, SUMMARY, atomic_write_text, load_checkpoint
 from ..config import TrainConfig, build_config, config_text
 from ..errors import ConfigError, Interrupted, RunDirError, TrainingError
 from ..training.rundir import is_finished
@@ -214,9 +214,11 @@ def _core_sets(jobs: int) -> list[list[int]]:
     return sets
 
 
-def _start_from(run: Path, branch: tuple[Path, int] | None, log: TextIO) -> tuple[bool, tuple[Path, int] | None]:
-    """How a run starts: (resume it, branch it from (source, S)). A branch whose source kept no checkpoint after S
-    epochs (it finished in an earlier comparison, or failed) trains from epoch 0: the same result, at full cost."""
+def _start_from(run: Path, branch: tuple[Path, int] | None, log: TextIO,
+                threads: int | None = None) -> tuple[bool, tuple[Path, int] | None]:
+    """How a run starts: (resume it, branch it from (source, S)). A branch whose source kept no readable checkpoint
+    after S epochs (it finished in an earlier comparison, failed, or the copy was cut), or was trained on another
+    thread count than ``threads`` (an earlier shard or --jobs), trains from epoch 0: its own result, at full cost."""
     if (run / CHECKPOINT).is_file():
         return True, None
     if branch is None:
@@ -224,11 +226,15 @@ def _start_from(run: Path, branch: tuple[Path, int] | None, log: TextIO) -> tupl
     kept = kept_checkpoint(*branch)
     if is_finished(branch[0]) and kept.is_file():
         try:
-            load_checkpoint(kept)
-            return False, branch
+            saved = load_checkpoint(kept)["config"].get("threads")
         except RunDirError as exc:  # cut by a kill during an older, non-atomic copy, or damaged since
             print(f"{run}: cannot branch from {kept} ({exc}): training from epoch 0", file=log, flush=True)
             return False, None
+        if threads is not None and saved is not None and int(saved) != threads:
+            print(f"{run}: {branch[0]} was trained on {saved} CPU thread(s), this run uses {threads}, which computes "
+                  f"other numbers: training from epoch 0", file=log, flush=True)
+            return False, None
+        return False, branch
     print(f"{run}: {branch[0]} has no checkpoint after {branch[1]} epochs to branch from: training from epoch 0",
           file=log, flush=True)
     return False, None
@@ -277,12 +283,25 @@ def _run_in_processes(todo: list[tuple[Path, TrainConfig, tuple[Path, int] | Non
         raise TrainingError(f"{len(failed)} run(s) failed, first {failed[0]}: see its train.log, fix, and re-run compare")
 
 
+def _refresh_unstarted(run: Path, cfg: TrainConfig) -> None:
+    """A run folder holding only the config.yaml an earlier compare wrote (its run never reached a checkpoint, e.g.
+    a branch refused for another thread count) gets this compare's config, where the two differ only in the fields a
+    resume may change (``threads``, ``device``, ...); other differences are refused as for any begun run. Without
+    this, a rerun with the advised ``--threads`` would train with the stale config.yaml, or be refused by it."""
+    if not (run / CONFIG).is_file() or any((run / name).exists() for name in (CHECKPOINT, "metrics.jsonl", SUMMARY)):
+        return
+    if (run / CONFIG).read_text(errors="replace") != config_text(cfg):
+        _check_same_config(run, cfg, "an unfinished run")
+        atomic_write_text(run / CONFIG, config_text(cfg))
+
+
 def _prepare_folders(todo: list) -> None:
     """Create every run's folder, config.yaml and train.log before any run starts, so that a read-only or full
     file system is one clear error (``RunDirError``) rather than a traceback with runs already started."""
     for run, cfg, *_ in todo:
         try:
             run.mkdir(parents=True, exist_ok=True)
+            _refresh_unstarted(run, cfg)
             if not (run / CONFIG).is_file():
                 atomic_write_text(run / CONFIG, config_text(cfg))  # the subprocess reads its resolved config here
             (run / "train.log").touch()
@@ -305,7 +324,7 @@ def _launch(pending: list, free: list, running: list, log: TextIO) -> None:
         if not (run / CONFIG).is_file():
             atomic_write_text(run / CONFIG, config_text(cfg))  # the subprocess reads its resolved config here
         cmd = [sys.executable, "-m", "tsla", "train", "--config", str(run / CONFIG), "--out", str(run), "--no-progress"]
-        resume, branch = _start_from(run, branch, log)
+        resume, branch = _start_from(run, branch, log, cfg.threads)
         if resume:
             cmd.append("--resume")
         elif branch is not None:
@@ -355,9 +374,10 @@ def train_grid(mine: list[GridRun], out: Path, jobs: int = 1, progress_bar: bool
         done = len(mine) - len(todo)
         for i, (run, cfg, branch) in enumerate(todo, done + 1):
             print(f"[{i}/{len(mine)}] {run}", file=log, flush=True)
+            _refresh_unstarted(run, cfg)
             if data is None:  # every run shares the data settings: load it once
                 data = build_data(cfg, resolve_device(cfg.device))
-            resume, branch = _start_from(run, branch, log)
+            resume, branch = _start_from(run, branch, log, cfg.threads)
             train(cfg, run, resume=resume, data=data, log=log, progress_bar=progress_bar, branch=branch)
 
 
