@@ -3,6 +3,7 @@
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import yaml
 
 from tsla.cli import main
 from tsla.config import config_text
+from tsla.errors import DataError
 from tsla.experiments.compare import _start_from
 from tsla.training import engine, trainer
 from tsla.training.checkpoint import load_checkpoint, save_checkpoint
@@ -159,3 +161,29 @@ def test_a_rerun_with_the_advised_thread_count_replaces_a_stale_unstarted_config
     assert _compare(tiny_fashion, out, 2) == 0
     summary = json.loads((out / "tsla@1-seed0" / "summary.json").read_text())
     assert summary["branched_from"]["at_epoch"] == 1 and summary["config"]["threads"] == 2
+
+
+def test_a_branch_or_resume_on_other_test_images_is_refused(tmp_path, source):
+    # issue 22, item 11: same training files, other test images: the metrics would mix two test sets
+    lsr, _ = source
+    other = tmp_path / "other"
+    other.mkdir()
+    data = Path(yaml.safe_load((lsr / "config.yaml").read_text())["data_root"])
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copy(data / name, other / name)
+    write_idx(other / "t10k-images-idx3-ubyte", torch.zeros(20, 28, 28, dtype=torch.uint8), compress=False)
+    with pytest.raises(DataError, match="test or validation images or labels found now differ"):
+        train(_cfg(other, method="tsla@1"), tmp_path / "branch", progress_bar=False, branch=(lsr, 1))
+    assert not (tmp_path / "branch").exists()
+
+
+def test_a_checkpoint_without_the_test_fingerprint_still_resumes(tmp_path, source):
+    # run folders of earlier versions carry no eval_fingerprint: not a mismatch
+    lsr, _ = source
+    state = load_checkpoint(lsr / "checkpoints" / "epoch-0.pt")
+    assert state["eval_fingerprint"].startswith("sha256:")
+    del state["eval_fingerprint"]
+    save_checkpoint(lsr / "checkpoints" / "epoch-0.pt", state)
+    data = Path(yaml.safe_load((lsr / "config.yaml").read_text())["data_root"])
+    summary = train(_cfg(data, method="tsla@1"), tmp_path / "branch", progress_bar=False, branch=(lsr, 1))
+    assert summary["branched_from"]["at_epoch"] == 1

@@ -123,6 +123,12 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
             (other / name).write_bytes((tiny / name).read_bytes())
         write_idx(other / "train-images-idx3-ubyte", torch.zeros(40, 28, 28, dtype=torch.uint8), compress=False)
+    elif kind == "other-test-data":  # DATA/other: DATA's files with other test images
+        other = tiny / "other"
+        other.mkdir()
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+            (other / name).write_bytes((tiny / name).read_bytes())
+        write_idx(other / "t10k-images-idx3-ubyte", torch.zeros(20, 28, 28, dtype=torch.uint8), compress=False)
     elif kind == "latin1-yaml":
         (tmp / "c.yaml").write_bytes("epochs: 3  # réglé\n".encode("latin-1"))
     elif kind == "latin1-prior":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
@@ -17,7 +17,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError, DataError
 from .fashion_mnist import DEBIAN_ROOT
 from .augment import normalize
-from .fingerprint import files_fingerprint, tensor_fingerprint
+from .fingerprint import combined_fingerprint, files_fingerprint, tensor_fingerprint
 from .in_memory import InMemoryLoader, TensorImages, batches_per_epoch, epoch_generator
 from .label_noise import label_noise
 from .subset import balanced_subset
@@ -53,6 +53,8 @@ class DataBundle:
     (:mod:`tsla.training.memorisation`). Present with ``--label-noise`` or ``--val-size`` (in-memory data sets)."""
     fingerprint: str = ""
     """SHA-256 of the training images and labels trained on (:mod:`tsla.data.fingerprint`), checked on resume."""
+    eval_fingerprint: str = ""
+    """SHA-256 of the test images and labels (and the validation split's), checked on resume and branching."""
 
 
 def data_root(cfg: TrainConfig) -> Path:
@@ -168,6 +170,8 @@ def _in_memory(cfg: TrainConfig, device: torch.device, rank: int, world: int) ->
         train_eval=evaluation(TensorImages(train.images, torch.stack([train.targets, clean.targets], 1),
                                            train.classes)) if cfg.label_noise or val is not None else None,
         fingerprint=tensor_fingerprint(train.images, train.targets),
+        eval_fingerprint=combined_fingerprint(test=tensor_fingerprint(test.images, test.targets),
+                                              val=tensor_fingerprint(val.images, val.targets) if val is not None else None),
     )
 
 
@@ -204,7 +208,15 @@ def _folders(cfg: TrainConfig, device: torch.device, rank: int, world: int) -> D
         diagnostic_examples=diagnostic_examples,
         fingerprint=files_fingerprint([base.samples[i] for i in (
             train.indices if isinstance(train, torch.utils.data.Subset) else range(len(base)))], data_root(cfg)),
+        eval_fingerprint=combined_fingerprint(test=files_fingerprint(_samples(test), data_root(cfg))),
     )
+
+
+def _samples(dataset: Any) -> list[tuple[str, int]]:
+    """The (path, label) list of an image-folder data set, or of the part a ``Subset`` selects."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        return [dataset.dataset.samples[i] for i in dataset.indices]
+    return list(dataset.samples)
 
 
 def diagnostic_set(cfg: TrainConfig, data: DataBundle, examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -211,7 +211,7 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
         )
     if data is None:
         data = build_data(cfg, device, info.rank, info.world_size)
-    check_fingerprint(state or {}, data.fingerprint, out)
+    check_fingerprint(state or {}, data.fingerprint, out, data.eval_fingerprint)
     ctx, prior = build_context(cfg, data, device, info.enabled)
     if info.is_primary:  # only now, with data and model in hand, are the run's files written
         if overwrite:
@@ -276,6 +276,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
             "branched_from": branched_from,
             "data_fingerprint": data.fingerprint,
             "best_val": best_val.state_dict() if best_val is not None else None,
+            "eval_fingerprint": data.eval_fingerprint,
         }
 
     print(f"tsla: {cfg.method}: {describe_schedule(schedule, cfg.epochs)}; {cfg.dataset}, {cfg.model}, "
