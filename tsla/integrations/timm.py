@@ -193,11 +193,35 @@ class SmoothingCheckpointSaver(CheckpointSaver):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Raises ``ValueError`` if the checkpoint holds no smoothing state (not written by this saver)."""
-        if "tsla_smoothing" not in state_dict:
+        """Restore timm's bookkeeping and the smoothing state. Both are checked before either changes: raises
+        ``ValueError`` (the saver and the scheduler left as they were) if the checkpoint holds no smoothing state
+        (not written by this saver), an invalid one, or a saver state of the wrong shape."""
+        if not isinstance(state_dict, dict) or "tsla_smoothing" not in state_dict:
             raise ValueError("this checkpoint holds no tsla_smoothing state: resume from one that a "
                              "SmoothingCheckpointSaver wrote")
+        _check_saver_state(state_dict)
+        self.smoothing.check_state_dict(state_dict["tsla_smoothing"])
         super().load_state_dict(state_dict)
         self.smoothing.load_state_dict(state_dict["tsla_smoothing"])
         if self.loss is not None:
             self.loss.load_pending_state(state_dict.get("tsla_onehot_pending"))
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_saver_state(state: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless timm's part of a saver state has the shape ``CheckpointSaver.state_dict`` gives:
+    ``checkpoint_files`` a list of (file name, metric) pairs, ``best_epoch``/``best_metric`` numbers or None and
+    ``pending`` an (epoch, metric) pair."""
+    files = state.get("checkpoint_files", [])
+    if not isinstance(files, (list, tuple)) or not all(
+            isinstance(f, (list, tuple)) and len(f) == 2 and isinstance(f[0], str) and _number_or_none(f[1])
+            for f in files):
+        raise ValueError("the saver state's checkpoint_files is not a list of (file name, metric) pairs")
+    if not _number_or_none(state.get("best_epoch")) or not _number_or_none(state.get("best_metric")):
+        raise ValueError("the saver state's best_epoch and best_metric must be numbers or None")
+    pending = state.get("pending", (None, None))
+    if not isinstance(pending, (list, tuple)) or len(pending) != 2 or not all(map(_number_or_none, pending)):
+        raise ValueError("the saver state's pending entry is not an (epoch, metric) pair")

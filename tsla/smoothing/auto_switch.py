@@ -56,6 +56,10 @@ class AutoSwitch:
             raise ValueError(f"unknown tsla-auto rule {rule!r}: choose one of {', '.join(RULES)}")
         self.rule = rule
         self.params = {k: _plain(k, v) for k, v in params.items()}
+        for name in ("window", "patience"):  # counts of epochs: 0 would decide from nothing
+            value = self.params.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"AutoSwitch constant {name}={value!r} must be an integer >= 1 (epochs)")
         self.history: list[dict[str, Any]] = []
         self.switch_epoch: int | None = None
         self.reason = ""
@@ -158,19 +162,61 @@ class AutoSwitch:
                 "history": [dict(r) for r in self.history], "switch_epoch": self.switch_epoch, "reason": self.reason}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from a :meth:`state_dict`. Raises ``ValueError`` if it was made with another rule or other
-        values of the constants its rule reads (a resumed run must decide as the original would) or is not an
-        AutoSwitch state."""
+        """Continue from a :meth:`state_dict`. The whole state is checked before anything changes: raises
+        ``ValueError`` (and leaves this switch as it was) if it was made with another rule or other values of the constants its rule reads (a
+        resumed run must decide as the original would), or is not a valid AutoSwitch state (see
+        :meth:`check_state_dict`)."""
+        self._apply(self.check_state_dict(state))
+
+    def _apply(self, checked: tuple[list[dict[str, Any]], int | None, str]) -> None:
+        """Load a state :meth:`check_state_dict` returned (it cannot fail)."""
+        self.history, self.switch_epoch, self.reason = checked
+        self._resumed = True
+
+    def check_state_dict(self, state: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int | None, str]:
+        """Check a :meth:`state_dict` for this switch without loading it; returns its (history, switch_epoch,
+        reason). Raises ``ValueError`` for: not a format-1 state, another rule or constants, a record that is not a
+        mapping with an integer ``epoch`` >= 0 and a finite ``train_onehot_loss`` (or holds a non-finite or
+        non-plain value), epochs that do not follow each other, a ``switch_epoch`` that is not an integer following
+        an epoch of the history (an empty history has none), and a ``reason`` that is not a string."""
         if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT or "history" not in state:
             raise ValueError("not an AutoSwitch state_dict (no format 1 with a history): pass what state_dict() gave")
+        missing = [k for k in ("rule", "params", "switch_epoch", "reason") if k not in state]
+        if missing or not isinstance(state["params"], Mapping):
+            raise ValueError(f"AutoSwitch state_dict lacks {(missing or ['params as a mapping'])[0]!r}: pass what "
+                             f"state_dict() gave")
         read = CONSTANTS[self.rule]  # constants the rule does not read may differ (fields added by later versions)
         if state["rule"] != self.rule or any(dict(state["params"]).get(k) != self.params.get(k) for k in read):
             raise ValueError(f"the saved AutoSwitch used rule {state['rule']!r} with {dict(state['params'])}, this one "
                              f"{self.rule!r} with {self.params}: build it as the saved run was built")
-        self.history = [dict(r) for r in state["history"]]
-        self.switch_epoch = None if state["switch_epoch"] is None else int(state["switch_epoch"])
-        self.reason = str(state["reason"])
-        self._resumed = True
+        if not isinstance(state["history"], (list, tuple)):
+            raise ValueError(f"AutoSwitch state_dict history is a {type(state['history']).__name__}, not a list")
+        history: list[dict[str, Any]] = []
+        for i, record in enumerate(state["history"]):
+            if not isinstance(record, Mapping) or "epoch" not in record or "train_onehot_loss" not in record:
+                raise ValueError(f"AutoSwitch state_dict history[{i}] is not a record with 'epoch' and "
+                                 f"'train_onehot_loss'")
+            clean = {k: _plain(k, v) for k, v in record.items()}  # non-finite or non-plain values: ValueError
+            epoch, loss = clean["epoch"], clean["train_onehot_loss"]
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ValueError(f"AutoSwitch state_dict history[{i}] has epoch={epoch!r}: an integer >= 0 is needed")
+            if isinstance(loss, bool) or not isinstance(loss, (int, float)):
+                raise ValueError(f"AutoSwitch state_dict history[{i}] has train_onehot_loss={loss!r}, not a number")
+            if history and epoch != history[-1]["epoch"] + 1:
+                raise ValueError(f"AutoSwitch state_dict history has epoch {epoch} after epoch "
+                                 f"{history[-1]['epoch']}: its epochs must follow each other")
+            history.append(clean)
+        switch = state["switch_epoch"]
+        if switch is not None:
+            if isinstance(switch, bool) or not isinstance(switch, int):
+                raise ValueError(f"AutoSwitch state_dict switch_epoch={switch!r} is not an integer (or None)")
+            if not history or not history[0]["epoch"] < switch <= history[-1]["epoch"] + 1:
+                span = f"epochs {history[0]['epoch']}-{history[-1]['epoch']}" if history else "no epoch"
+                raise ValueError(f"AutoSwitch state_dict switch_epoch={switch} does not follow an epoch of its "
+                                 f"history ({span}): a switch is decided after an observed epoch")
+        if not isinstance(state["reason"], str):
+            raise ValueError(f"AutoSwitch state_dict reason={state['reason']!r} is not a string")
+        return history, switch, state["reason"]
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "AutoSwitch":

@@ -142,22 +142,41 @@ class SmoothingScheduler:
                 "auto": None if self.auto is None else self.auto.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from a :meth:`state_dict`. Raises ``ValueError`` if it was made from another schedule, another
-        ``steps_per_epoch`` or another switch (resume a run as it was built)."""
+        """Continue from a :meth:`state_dict`. The whole state (the switch's included) is checked before anything
+        changes; raises ``ValueError``, leaving this scheduler as it was, for every state :meth:`check_state_dict`
+        refuses."""
+        auto = self.check_state_dict(state)
+        if self.auto is not None:
+            self.auto._apply(auto)
+        self.last_epoch = state["last_epoch"]
+
+    def check_state_dict(self, state: Mapping[str, Any]) -> Any:
+        """Check a :meth:`state_dict` for this scheduler without loading it (returns the switch's checked state,
+        None without a switch). Raises ``ValueError`` if it is not a format-1 state, was made from another schedule,
+        another ``steps_per_epoch`` or another switch (resume a run as it was built), or holds a ``last_epoch`` that
+        is not an integer in [0, 2^53) or an invalid switch state (:meth:`AutoSwitch.check_state_dict`)."""
         if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT or "schedule" not in state:
             raise ValueError("not a SmoothingScheduler state_dict (no format 1 with a schedule): pass what "
                              "state_dict() gave")
-        saved = from_dict(state["schedule"])
+        missing = [k for k in ("last_epoch", "steps_per_epoch", "auto") if k not in state]
+        if missing:
+            raise ValueError(f"SmoothingScheduler state_dict lacks {missing[0]!r}: pass what state_dict() gave")
+        try:
+            saved = from_dict(state["schedule"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the saved schedule {state['schedule']!r:.80} is not valid ({exc})") from None
         if saved != self.base_schedule or state["steps_per_epoch"] != self.steps_per_epoch:
             raise ValueError(f"the saved scheduler ran {saved} with steps_per_epoch={state['steps_per_epoch']}, this "
                              f"one {self.base_schedule} with steps_per_epoch={self.steps_per_epoch}: build it as the "
                              f"saved run was built")
+        last = state["last_epoch"]
+        if isinstance(last, bool) or not isinstance(last, int) or not 0 <= last < 2**53:
+            raise ValueError(f"SmoothingScheduler state_dict last_epoch={last!r} is not an integer in [0, 2^53): "
+                             f"pass what state_dict() gave")
         if (state["auto"] is None) != (self.auto is None):
             raise ValueError("the saved scheduler and this one differ in having an AutoSwitch: build it as the saved "
                              "run was built")
-        if self.auto is not None:
-            self.auto.load_state_dict(state["auto"])
-        self.last_epoch = int(state["last_epoch"])
+        return None if self.auto is None else self.auto.check_state_dict(state["auto"])
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "SmoothingScheduler":
