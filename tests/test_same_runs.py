@@ -47,3 +47,41 @@ def test_same_config_twice_is_identical_and_one_changed_weight_or_metric_is_seen
     (b / "metrics.jsonl").write_text("\n".join(rows[:-1] + [json.dumps(last)]) + "\n")
     assert same_runs.compare(a, b).startswith("epoch 1: test_top1 ")
     assert same_runs.main([str(a), str(b)]) == 1
+
+
+def _fake_run(folder, rows, weight):
+    folder.mkdir()
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    state = {"format": 2, "next_epoch": len(rows), "model": {"w": torch.tensor(weight)}, "optimizer": {},
+             "config": {}, "history": rows, "best": {}, "wall_seconds": 0.0}
+    save_checkpoint(folder / "checkpoint.pt", state)
+    return folder
+
+
+def test_comparisons_are_bit_for_bit_over_every_key(tmp_path):
+    # issue 22, item 15: +0.0 and -0.0 differ, a NaN equals the same NaN, a key of one run only is a difference
+    same_runs = _load()
+    nan = float("nan")
+    a = _fake_run(tmp_path / "a", [{"epoch": 0, "train_loss": nan, "test_top1": 0.0}], [0.0, nan])
+    assert same_runs.compare(a, _fake_run(tmp_path / "b", [{"epoch": 0, "train_loss": nan, "test_top1": 0.0}],
+                                          [0.0, nan])) is None
+    minus = _fake_run(tmp_path / "c", [{"epoch": 0, "train_loss": nan, "test_top1": -0.0}], [0.0, nan])
+    assert same_runs.compare(a, minus) == "epoch 0: test_top1 0.0 against -0.0"
+    extra = _fake_run(tmp_path / "d", [{"epoch": 0, "train_loss": nan, "test_top1": 0.0, "val_top1": 0.5}], [0.0, nan])
+    assert same_runs.compare(a, extra) == f"epoch 0: val_top1 logged by {extra} only"
+    weights = _fake_run(tmp_path / "e", [{"epoch": 0, "train_loss": nan, "test_top1": 0.0}], [-0.0, nan])
+    assert same_runs.compare(a, weights) == "final weights differ in w"
+
+
+def test_an_unreadable_run_is_one_line_and_exit_2(tmp_path, capsys):
+    same_runs = _load()
+    a = _fake_run(tmp_path / "a", [{"epoch": 0, "test_top1": 0.5}], [1.0])
+    cut = _fake_run(tmp_path / "cut", [{"epoch": 0, "test_top1": 0.5}], [1.0])
+    (cut / "metrics.jsonl").write_text('{"epoch": 0, "test_to')
+    damaged = _fake_run(tmp_path / "damaged", [{"epoch": 0, "test_top1": 0.5}], [1.0])
+    (damaged / "checkpoint.pt").write_bytes((damaged / "checkpoint.pt").read_bytes()[:100])
+    for other, message in ((tmp_path / "nowhere", "metrics.jsonl is missing"), (cut, "line 1 is not JSON"),
+                           (damaged, "truncated or corrupt")):
+        assert same_runs.main([str(a), str(other)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err
