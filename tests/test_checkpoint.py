@@ -57,3 +57,11 @@ def test_progress_bar_only_on_a_terminal():
     assert "epoch 0 of 0-2" in term.getvalue() and "/100 " in term.getvalue()
     pipe = io.StringIO()
     assert EpochProgress(True, pipe).start(0, 3, 100) is None and pipe.getvalue() == ""
+
+
+def test_the_checked_mid_epoch_fields_are_those_of_the_epoch_state():
+    from dataclasses import fields
+
+    from tsla.training.engine import EpochProgressState
+
+    assert ckpt.MID_EPOCH_FIELDS == {f.name for f in fields(EpochProgressState)}

@@ -129,6 +129,14 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
             (other / name).write_bytes((tiny / name).read_bytes())
         write_idx(other / "t10k-images-idx3-ubyte", torch.zeros(20, 28, 28, dtype=torch.uint8), compress=False)
+    elif kind.startswith("tampered: "):  # RUN/checkpoint.pt edited, its checksum recomputed (save_checkpoint)
+        state = load_checkpoint(tmp / "run" / "checkpoint.pt")
+        if kind.endswith("threads"):
+            state["config"]["threads"] = "many"
+        else:
+            state["mid_epoch"] = {"step": 1, "loss_sum": 0.0, "onehot_sum": 0.0, "correct": 0.0, "seen": 8,
+                                  "seconds": 0.1, "momentum": 0.9}
+        save_checkpoint(tmp / "run" / "checkpoint.pt", state)
     elif kind == "latin1-yaml":
         (tmp / "c.yaml").write_bytes("epochs: 3  # réglé\n".encode("latin-1"))
     elif kind == "latin1-prior":

@@ -51,6 +51,8 @@ def atomic_copy(source: Path, path: Path) -> None:
 
 
 CHECKSUM = "checksum"
+# the fields of tsla.training.engine.EpochProgressState, a checkpoint's mid_epoch (tested to stay in step)
+MID_EPOCH_FIELDS = {"step", "loss_sum", "onehot_sum", "correct", "seen", "seconds"}
 # checkpoints from this format on must carry a checksum (format 1 predates it and is loaded unchecked)
 CHECKSUM_FORMAT = 2
 
@@ -107,7 +109,35 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if stored != state_checksum(state):
         raise RunDirError(f"checkpoint {path} is damaged (its contents do not match its checksum): start the run "
                           f"afresh, or restore the file from a backup")
+    _check_fields(state, path)
     return state
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_fields(state: dict[str, Any], path: Path) -> None:
+    """Refuse (``RunDirError``) a checkpoint whose entries have the wrong types, e.g. edited by hand with its
+    checksum recomputed: resuming from it would end in a traceback deep inside the trainer."""
+    config, mid = state["config"], state.get("mid_epoch")
+    threads = config.get("threads") if isinstance(config, dict) else None
+    checks = {
+        "config": isinstance(config, dict),
+        "config.threads": threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1),
+        "next_epoch": isinstance(state["next_epoch"], int) and not isinstance(state["next_epoch"], bool)
+        and state["next_epoch"] >= 0,
+        "history": isinstance(state["history"], list) and all(isinstance(r, dict) for r in state["history"]),
+        "best": isinstance(state["best"], dict) and set(state["best"]) <= {"test_top1", "epoch"}
+        and all(_number(v) for v in state["best"].values()),
+        "wall_seconds": _number(state["wall_seconds"]),
+        "mid_epoch": mid is None or (isinstance(mid, dict) and set(mid) == MID_EPOCH_FIELDS
+                                     and all(_number(v) for v in mid.values())),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise RunDirError(f"checkpoint {path} has an invalid {bad[0]} entry (edited by hand?): start the run afresh, "
+                          f"or restore the file from a backup")
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

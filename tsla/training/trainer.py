@@ -238,7 +238,7 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        start_epoch, best = int(state["next_epoch"]), _Best(**state["best"])
+        start_epoch, best = int(state["next_epoch"]), _Best(**state["best"])  # types checked by load_checkpoint
         wall_before, history = float(state["wall_seconds"]), list(state["history"])
         calibration = state.get("calibration", {})
         if state.get("mid_epoch"):  # the sums are global: carried by one rank only, as they are summed again
