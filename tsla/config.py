@@ -29,6 +29,8 @@ AMP_CHOICES = ("bf16", "fp16")
 NOISE_TYPES = ("symmetric", "pair")
 MAX_SEED = 2**32 - 1
 
+MAX_EPOCHS = 1_000_000  # far beyond any run; a larger count is a typo that would hang the schedule table
+
 
 def _f(default: Any, help: str) -> Any:
     if isinstance(default, list):
@@ -149,6 +151,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{_flag(name)} must be >= 1 (got {getattr(self, name)})")
+        if self.epochs > MAX_EPOCHS:  # the schedule table and the per-epoch checks walk every epoch
+            raise ConfigError(f"--epochs {self.epochs} is more than {MAX_EPOCHS:,}: give the number of passes over "
+                              f"the training set (a typo? e.g. --epochs 100)")
         for name in ("train_subset", "test_subset"):
             value = getattr(self, name)
             if value is not None and value < 1:
