@@ -399,5 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tsla: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("tsla: interrupted; the last finished epoch's checkpoint is kept (rerun with --resume)", file=sys.stderr)
+        # a KeyboardInterrupt may come before anything was written (while the data loads) or during a report: say
+        # only what holds in every case
+        print("tsla: interrupted; whatever was already written is kept (a training that saved a checkpoint "
+              "continues with --resume)", file=sys.stderr)
         return 130

@@ -318,6 +318,26 @@ def check_keys(values: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: unknown key {key!r} (no --{hint} option); see 'tsla train --help' for the keys")
 
 
+def _repeated_key(node: Any) -> tuple[str, int] | None:
+    """The first key a YAML mapping (at any depth) gives twice, and the line of its second occurrence; None if none."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    return key.value, key.start_mark.line + 1
+                seen.add(key.value)
+            found = _repeated_key(value)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _repeated_key(item)
+            if found:
+                return found
+    return None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader; errors name the file."""
     path = Path(path)
@@ -331,6 +351,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         # aliases (*name) are refused: a few hundred bytes of nested aliases stand for billions of values
         if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
             raise ConfigError(f"config file {path} uses a YAML alias (*name): write the values out in full")
+        twice = _repeated_key(yaml.compose(text, Loader=yaml.SafeLoader))
+        if twice is not None:  # YAML lets the last one win silently
+            raise ConfigError(f"config file {path} gives {twice[0]!r} twice (again at line {twice[1]}): keep one")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

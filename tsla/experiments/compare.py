@@ -155,6 +155,8 @@ def plan(
     (TSLA(S) as the LSR run of its seed and theta, reverse@S as the baseline) branches from it after S epochs
     (:func:`tsla.training.branch.plan_branches`): the same result for the cost of the epochs after S.
     """
+    if thetas is not None:  # -0 is 0: one run folder (theta0), not two (theta-0 and theta0)
+        thetas = [theta + 0.0 for theta in thetas]
     _check_distinct(methods, seeds, thetas)
     grid: list[GridRun] = []
     multi = thetas is not None and len(thetas) > 1
