@@ -114,13 +114,17 @@ def _out(args: argparse.Namespace, needed: bool = True) -> Path | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training.checkpoint import CONFIG
+    from .training.checkpoint import CHECKPOINT, CONFIG
     from .training.trainer import train
 
     layers, _ = _layers(args)
     out = _out(args, needed=not args.dry_run or args.resume)
     if args.resume and (out / CONFIG).is_file():
         layers.insert(0, (str(out / CONFIG), read_yaml(out / CONFIG)))  # the run's own config, under any overrides
+    elif args.resume and (out / CHECKPOINT).is_file():  # config.yaml lost: the checkpoint carries the same config
+        from .training.checkpoint import load_checkpoint
+
+        layers.insert(0, (f"{out / CHECKPOINT} (its config; {CONFIG} is missing)", load_checkpoint(out / CHECKPOINT)["config"]))
     branch = None
     if (args.branch_from is None) != (args.at_epoch is None):
         raise ConfigError("--branch-from RUN and --at-epoch S go together: give both (or neither)")

@@ -26,10 +26,12 @@ def split_train_val(
     rest = torch.ones(n, dtype=torch.bool)
     rest[train] = False
     pool = torch.nonzero(rest).flatten() if train_subset is not None else torch.arange(n)
-    if val_size > pool.numel() - (0 if train_subset is not None else 2):
-        have = pool.numel()
-        raise ConfigError(f"--val-size {val_size} does not fit: only {have} training images are outside the training "
-                          f"set; lower --val-size or --train-subset")
+    if train_subset is not None and val_size > pool.numel():
+        raise ConfigError(f"--val-size {val_size} does not fit: --train-subset {train_subset} leaves only "
+                          f"{pool.numel()} of the {n} training images outside it; lower --val-size or --train-subset")
+    if train_subset is None and val_size > n - 2:  # at least 2 images must stay for one SGD step
+        raise ConfigError(f"--val-size {val_size} does not fit: the training set has {n} images and at least 2 must "
+                          f"stay for training; pass --val-size {max(n - 2, 1)} or less")
     # the seed is shifted so the validation draw is not the training subset's own draw
     val = pool[balanced_subset(targets[pool], val_size, seed + 7_919, "--val-size")]
     if train_subset is None:

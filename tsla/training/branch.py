@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CONFIG, SUMMARY, load_checkpoint
 from .lr_schedule import make_lr_schedule
-from ..config import TrainConfig, field_default
+from ..config import TrainConfig, field_default, read_yaml
 from ..errors import ConfigError, RunDirError
 from .threads import check_same_threads
 
@@ -93,8 +93,7 @@ def branch_state(source: Path, at_epoch: int, cfg: TrainConfig, free_fields: tup
         raise ConfigError(f"--at-epoch {at_epoch}: give the number of epochs to take from the source, at least 1")
     path = kept_checkpoint(source, at_epoch)
     if not path.is_file():
-        raise RunDirError(f"--branch-from {source}: no checkpoint kept after {at_epoch} epochs ({path} is missing): "
-                          f"train the source with --keep-epochs {at_epoch}")
+        raise RunDirError(_no_kept_checkpoint(source, at_epoch, path))
     state = load_checkpoint(path)
     if int(state["next_epoch"]) != at_epoch or state.get("mid_epoch"):
         raise RunDirError(f"{path} holds the state after {state['next_epoch']} epochs, not {at_epoch}: it is not a "
@@ -119,6 +118,26 @@ def branch_state(source: Path, at_epoch: int, cfg: TrainConfig, free_fields: tup
     state["branched_from"] = {"run": str(source), "at_epoch": at_epoch}
     state["branching"] = True  # this start only: not saved in the branch's own checkpoints
     return state
+
+
+def _no_kept_checkpoint(source: Path, at_epoch: int, path: Path) -> str:
+    """Why ``source`` holds no checkpoint after ``at_epoch`` epochs, and the remedy that works for that case."""
+    try:
+        saved = read_yaml(source / CONFIG)
+    except ConfigError:
+        saved = {}
+    epochs, keeps = saved.get("epochs"), saved.get("keep_epochs") or []
+    where = f"--branch-from {source}: no checkpoint kept after {at_epoch} epochs ({path} is missing)"
+    if isinstance(epochs, int) and epochs < 2:
+        return (f"{where}: the source trains {epochs} epoch, too few to branch from (a branch takes at least 1 "
+                f"epoch from its source and trains 1 of its own)")
+    if isinstance(epochs, int) and at_epoch >= epochs:
+        return (f"{where}: the source trains {epochs} epochs, so --at-epoch must lie between 1 and {epochs - 1} "
+                f"(a branch trains at least one epoch of its own)")
+    if isinstance(keeps, list) and at_epoch in keeps and not (source / SUMMARY).is_file():
+        return (f"{where}: the source keeps it once it has trained {at_epoch} epochs, and it has not yet (it is "
+                f"running, or was stopped earlier: resume it); branch after that")
+    return f"{where}: train the source with --keep-epochs {at_epoch}"
 
 
 def plan_branches(configs: dict[str, TrainConfig]) -> tuple[dict[str, TrainConfig], dict[str, tuple[str, int]]]:
