@@ -27,3 +27,27 @@ def test_branching_from_a_source_that_has_not_yet_kept_the_epoch_says_so(tiny_fa
                  str(tmp_path / "b"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "keeps it once it has trained 2 epochs, and it has not yet" in err and "--keep-epochs 2" not in err
+
+
+def test_a_run_stopped_by_sigterm_under_jobs_is_reported_as_stopped_not_failed(tiny_fashion, tmp_path, monkeypatch):
+    import io
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tsla.config import TrainConfig
+    from tsla.errors import TrainingError
+    from tsla.experiments import compare
+
+    def launch(pending, free, running, log):  # each run's process exits as tsla does after saving on SIGTERM
+        while pending and free:
+            run, _, _ = pending.pop(0)
+            running.append((subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(143)"]), run, free.pop(0)))
+
+    monkeypatch.setattr(compare, "_launch", launch)
+    log = io.StringIO()
+    cfg = TrainConfig(data_root=str(tiny_fashion), epochs=1)
+    with pytest.raises(TrainingError, match="stopped by a signal after saving a checkpoint"):
+        compare._run_in_processes([(tmp_path / "cmp" / "lsr-seed0", cfg, None)], 1, log)
+    assert "stopped by SIGTERM, checkpoint saved" in log.getvalue() and "FAILED" not in log.getvalue()

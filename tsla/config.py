@@ -29,6 +29,7 @@ AMP_CHOICES = ("bf16", "fp16")
 NOISE_TYPES = ("symmetric", "pair")
 MAX_SEED = 2**32 - 1
 
+MAX_THREADS = 1024  # torch would try to start them all
 MAX_EPOCHS = 1_000_000  # far beyond any run; a larger count is a typo that would hang the schedule table
 
 
@@ -205,8 +206,9 @@ class TrainConfig:
             import torch
 
             self.threads = torch.get_num_threads()
-        if self.threads < 1:
-            raise ConfigError(f"--threads must be >= 1 (got {self.threads})")
+        if not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError(f"--threads must lie between 1 and {MAX_THREADS} (got {self.threads}): give the number "
+                              f"of CPU threads for torch, at most the cores you have")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"--device {self.device!r} is not supported: use auto, cpu, cuda or cuda:N")
         for name in ("diagnose_every", "keep_checkpoints"):

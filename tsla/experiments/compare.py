@@ -257,7 +257,7 @@ def _run_in_processes(todo: list[tuple[Path, TrainConfig, tuple[Path, int] | Non
     for run, cfg, _ in todo:  # a run begun earlier with other settings is refused here, as in one process
         if (run / CONFIG).is_file():
             _check_same_config(run, cfg, "an unfinished run")
-    pending, running, failed, forwarded = list(todo), [], [], False
+    pending, running, failed, stopped, forwarded = list(todo), [], [], [], False
     with StopRequest() as stop:
         while pending or running:
             if stop and not forwarded:  # pass the stop on, once: each run saves a checkpoint and stops
@@ -274,15 +274,24 @@ def _run_in_processes(todo: list[tuple[Path, TrainConfig, tuple[Path, int] | Non
                     continue
                 running.remove(item)
                 free.append(cores)
-                state = "finished" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}, see {run / 'train.log'})"
-                print(f"{state}: {run}", file=log, flush=True)
-                if proc.returncode != 0:
+                code = proc.returncode
+                if code == 0:
+                    state = "finished"
+                elif code in (128 + signal.SIGINT, 128 + signal.SIGTERM):  # tsla's exit after saving a checkpoint
+                    state = f"stopped by {signal.Signals(code - 128).name}, checkpoint saved (re-run compare to resume)"
+                    stopped.append(run)
+                else:
+                    state = f"FAILED (exit {code}, see {run / 'train.log'})"
                     failed.append(run)
+                print(f"{state}: {run}", file=log, flush=True)
     if stop:
         raise Interrupted(f"stopped by {stop.name}; every run saved a checkpoint: re-run the same compare to resume",
                           stop.signum)
     if failed:
         raise TrainingError(f"{len(failed)} run(s) failed, first {failed[0]}: see its train.log, fix, and re-run compare")
+    if stopped:  # stopped from outside this compare (a signal sent to the run's own process)
+        raise TrainingError(f"{len(stopped)} run(s) were stopped by a signal after saving a checkpoint, first "
+                            f"{stopped[0]}: re-run the same compare to resume them")
 
 
 def _refresh_unstarted(run: Path, cfg: TrainConfig) -> None:

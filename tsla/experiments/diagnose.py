@@ -54,7 +54,7 @@ def diagnose_run(
     prepare = (lambda t: t.contiguous(memory_format=torch.channels_last)) if cfg.channels_last else (lambda t: t)
     if batches is not None:
         cfg.diagnose_batches = batches
-    dset = diagnostic_setup(cfg, data, prepare, examples)
+    dset = diagnostic_setup(cfg, data, prepare, examples, "--examples" if examples is not None else "--diagnose-examples")
     done = int(state["next_epoch"]) - 1
     measured = measure(model, dset, cfg, data, done, prior, prepare)  # the trainer's own seeds: the same numbers
     result: dict[str, Any] = {k[len("diag_"):]: v for k, v in measured.items()}

@@ -31,16 +31,17 @@ class DiagnosticSet:
 
 
 def diagnostic_setup(cfg: TrainConfig, data: DataBundle, prepare: Callable[[torch.Tensor], torch.Tensor],
-                     examples: int | None = None) -> DiagnosticSet:
-    """The run's diagnostic set. Raises ``ConfigError`` when a class gets fewer than 2 images (the stratified
-    correction needs a within-class variance in every class)."""
+                     examples: int | None = None, flag: str = "--diagnose-examples") -> DiagnosticSet:
+    """The run's diagnostic set. Raises ``ConfigError`` naming ``flag`` (the option that gave ``examples``: ``tsla
+    diagnose --examples``, or the run's ``--diagnose-examples``) when a class gets fewer than 2 images (the
+    stratified correction needs a within-class variance in every class)."""
     x, y = diagnostic_set(cfg, data, examples)
     labels = data.train_clean_targets if data.train_clean_targets is not None else data.train_targets
     population = torch.bincount(labels.cpu().long(), minlength=data.num_classes).tolist()
     drawn = torch.bincount(y.cpu().long(), minlength=data.num_classes)
     short = [c for c in range(data.num_classes) if population[c] and int(drawn[c]) < 2]
     if short:
-        raise ConfigError(f"--diagnose-examples {y.numel()} gives class {short[0]} fewer than 2 images: pass at "
+        raise ConfigError(f"{flag} {y.numel()} gives class {short[0]} fewer than 2 images: pass at "
                           f"least {2 * data.num_classes} ({data.num_classes} classes)")
     return DiagnosticSet(prepare(x), y, population)
 
