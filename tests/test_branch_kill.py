@@ -172,7 +172,7 @@ def test_a_branch_or_resume_on_other_test_images_is_refused(tmp_path, source):
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
         shutil.copy(data / name, other / name)
     write_idx(other / "t10k-images-idx3-ubyte", torch.zeros(20, 28, 28, dtype=torch.uint8), compress=False)
-    with pytest.raises(DataError, match="test or validation images or labels found now differ"):
+    with pytest.raises(DataError, match=f"found now differ from those {lsr} was evaluated on"):  # the source
         train(_cfg(other, method="tsla@1"), tmp_path / "branch", progress_bar=False, branch=(lsr, 1))
     assert not (tmp_path / "branch").exists()
 

@@ -211,7 +211,8 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
         )
     if data is None:
         data = build_data(cfg, device, info.rank, info.world_size)
-    check_fingerprint(state or {}, data.fingerprint, out, data.eval_fingerprint)
+    # a branch is checked against its source, and the message names the source, not the new folder
+    check_fingerprint(state or {}, data.fingerprint, branch[0] if branch is not None else out, data.eval_fingerprint)
     ctx, prior = build_context(cfg, data, device, info.enabled)
     if info.is_primary:  # only now, with data and model in hand, are the run's files written
         if overwrite:
