@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tsla.cli import main
-from tsla.report.runs_csv import RUN_COLUMNS
+from tsla.report.runs_csv import REQUIRED_RUN_COLUMNS as RUN_COLUMNS
 from tsla.report import stats
 from tsla.report.stats import sign_flip_p
 

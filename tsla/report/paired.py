@@ -16,12 +16,16 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import ConfigError
 from .collect import RunRecord
-from .runs_csv import RUN_COLUMNS, csv_text, read_runs_csv, write_csv  # noqa: F401 - re-exported
+from .runs_csv import REQUIRED_RUN_COLUMNS, RUN_COLUMNS, csv_text, read_runs_csv, write_csv  # noqa: F401 - re-exported
 from .stats import holm, mean_ci, minimum_detectable_effect, sign_flip_p, tost_p, verdict
 
-CONTRAST_COLUMNS = ("regime", "a", "b", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
-                    "tost_p", "verdict", "family")
-PERCENT = ("val_top1", "test_top1", "test_ece", "train_top1")  # fractions in metrics, percentage points here
+SPEED_COLUMNS = ("regime", "a", "b", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
+                 "tost_p", "verdict", "family")
+CONTRAST_COLUMNS = (*SPEED_COLUMNS, "measure")
+# fractions in metrics, percentage points here
+PERCENT = ("val_top1", "test_top1", "test_ece", "train_top1", "test_top1_at_best_val", "noise_memorised_final")
+# --measure: the test top-1 a contrast compares, at the last epoch or at the epoch of the best validation top-1
+MEASURES = {"last": "test_top1", "best-val": "test_top1_at_best_val"}
 
 
 def cell_label(method: str, theta: float) -> str:
@@ -30,17 +34,23 @@ def cell_label(method: str, theta: float) -> str:
 
 
 def run_rows(runs: Iterable[RunRecord], regime: str) -> list[dict[str, Any]]:
-    """One ``runs.csv`` row per finished run: its final metrics (accuracies and ECE in percentage points)."""
+    """One ``runs.csv`` row per finished run: its final metrics (accuracies, ECE and the memorised share in
+    percentage points), its best-validation epoch and the test top-1 there (summary.json's ``best_val``; empty for a
+    run without one, e.g. written before tsla recorded it), and its label-noise type ("none" without noise)."""
     rows = []
     for run in runs:
         final = run.summary.get("final") or {}
+        best = run.summary.get("best_val") or {}
         row: dict[str, Any] = {"regime": regime, "label": cell_label(run.method, run.theta), "method": run.method,
                                "theta": run.theta, "switch_epoch": run.switch_epoch, "seed": run.seed}
-        for key in RUN_COLUMNS[6:12]:
-            value = final.get(key)
+        values = {**{key: final.get(key) for key in RUN_COLUMNS[6:12]}, "best_val_epoch": best.get("epoch"),
+                  "test_top1_at_best_val": best.get("test_top1"), "noise_memorised_final": final.get("noise_memorised")}
+        for key, value in values.items():
             row[key] = None if value is None else (100 * value if key in PERCENT else value)
         row["epochs"] = run.summary.get("epochs")
         row["commit"] = run.summary.get("git_commit")
+        noisy = run.config.get("label_noise")
+        row["label_noise_type"] = run.config.get("label_noise_type", "symmetric") if noisy else "none"
         rows.append(row)
     return rows
 
@@ -76,21 +86,26 @@ def analyse(diffs: Sequence[float], margin: float) -> dict[str, Any]:
 
 
 def contrasts(rows: Sequence[dict[str, Any]], families: Sequence[Sequence[tuple[str, str]]] | None, margin: float,
-              metric: str = "test_top1") -> list[dict[str, Any]]:
-    """One row per (regime, a, b): ``metric`` of a minus b over their shared seeds; Holm within each family of
-    contrasts of a regime (column ``family``, counted from 1).
+              metric: str | None = None, measure: str = "last") -> list[dict[str, Any]]:
+    """One row per (regime, a, b): ``metric`` (default: the test top-1 of ``measure``, :data:`MEASURES`) of a minus b
+    over their shared seeds (a seed whose value is empty in either cell is left out); Holm within each family of
+    contrasts of a regime (column ``family``, counted from 1); column ``measure`` says which epoch was measured.
+    Raises ``ConfigError`` for a ``measure`` that is not in :data:`MEASURES`.
 
     ``families`` None: one family, :func:`default_contrasts`, per regime (a default contrast whose cells share no
     seed is left out). Raises ``ConfigError`` for a declared label that no run has, and for a declared contrast
     whose cells share no seed: dropping it would shrink Holm's family and make the others look stronger.
     """
+    if measure not in MEASURES:
+        raise ConfigError(f"--measure {measure!r} is unknown: choose {' or '.join(MEASURES)}")
+    metric = metric or MEASURES[measure]
     out = []
     for regime, cells in group_cells(rows).items():
         declared = families is not None
         mine = [next(iter(seeds.values())) for seeds in cells.values()] if not declared else []
         for number, pairs in enumerate(families if declared else [default_contrasts(mine)], 1):
             out += _family(cells, regime, number, pairs, margin, metric, declared)
-    return out
+    return [{**row, "measure": measure} for row in out]
 
 
 def _family(cells: dict[str, dict[int, dict[str, Any]]], regime: str, number: int, pairs: Sequence[tuple[str, str]],
@@ -160,9 +175,15 @@ def speed_rows(runs: Sequence[RunRecord], regime: str, margin_epochs: float,
 
 
 def contrasts_from_csv(path: Path, families: Sequence[Sequence[tuple[str, str]]] | None,
-                       margin: float) -> list[dict[str, Any]]:
-    """``contrasts.csv``'s rows recomputed from a ``runs.csv`` alone."""
-    return contrasts(read_runs_csv(path), families, margin)
+                       margin: float, measure: str = "last") -> list[dict[str, Any]]:
+    """``contrasts.csv``'s rows recomputed from a ``runs.csv`` alone. Raises ``ConfigError`` when ``measure`` asks
+    for a column that the file does not have (a runs.csv written before best-validation measures)."""
+    rows = read_runs_csv(path)
+    column = MEASURES.get(measure)
+    if rows and column is not None and column not in rows[0]:
+        raise ConfigError(f"{path} has no {column} column (written before tsla recorded best-validation epochs): "
+                          f"use --measure last, or write it again with 'tsla report --paired'")
+    return contrasts(rows, families, margin, measure=measure)
 
 
 def parse_contrasts(text: str | None) -> list[list[tuple[str, str]]] | None:

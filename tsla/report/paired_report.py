@@ -1,8 +1,9 @@
 """``tsla report --paired``: the paired analysis of one or more regimes, written as CSV files and a Markdown page.
 
 OUT/runs.csv        one row per finished run (see :data:`tsla.report.paired.RUN_COLUMNS`)
-OUT/contrasts.csv   per contrast: paired mean difference of final test top-1 (points), 95% t interval, exact
-                    sign-flip p, Holm-adjusted p, minimum detectable effect (80% power), TOST p, verdict
+OUT/contrasts.csv   per contrast: paired mean difference of test top-1 (points) at the last epoch or, with
+                    ``--measure best-val``, at each run's best validation epoch (column ``measure``), 95% t interval,
+                    exact sign-flip p, Holm-adjusted p, minimum detectable effect (80% power), TOST p, verdict
 OUT/secondary.csv   the same for test NLL and test ECE (no equivalence margin), with a ``metric`` column
 OUT/speed.csv       H3: epochs to reach LSR's final accuracy, paired against LSR's own (negative: faster)
 OUT/paired.md       the tables above per regime, with the cells chosen on the validation set
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError, RunDirError
 from .collect import collect_runs
 from .plots import plot_curves
-from .paired import CONTRAST_COLUMNS, contrasts, group_cells, run_rows, speed_rows
+from .paired import CONTRAST_COLUMNS, SPEED_COLUMNS, contrasts, group_cells, run_rows, speed_rows
 from .runs_csv import NUMBER_COLUMNS, RUN_COLUMNS, csv_text, parse_runs_csv, write_csv
 from .write_files import write_together
 
@@ -51,9 +52,9 @@ def val_selected(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> str 
 
 
 def _regime_markdown(regime: str, cells: dict[str, dict[int, dict]], found: list[dict], speed: list[dict],
-                     margin: float) -> list[str]:
-    lines = [f"## {regime}", "", "| cell | seeds | test top-1 (%) | val top-1 (%) | test NLL | test ECE (%) | train top-1 (%) |",
-             "|---|---|---|---|---|---|---|"]
+                     margin: float, measure: str = "last") -> list[str]:
+    lines = [f"## {regime}", "", "| cell | seeds | test top-1 (%) | test top-1 at best val (%) | best val epoch | "
+             "val top-1 (%) | test NLL | test ECE (%) | train top-1 (%) |", "|---|---|---|---|---|---|---|---|---|"]
     for label, seeds in cells.items():
         mine = list(seeds.values())
 
@@ -61,7 +62,9 @@ def _regime_markdown(regime: str, cells: dict[str, dict[int, dict]], found: list
             return [float(r[key]) for r in mine if r.get(key) not in (None, "")]
 
         nll = col("test_nll")
-        lines.append(f"| {label} | {len(mine)} | {_mean_sd(col('test_top1'))} | {_mean_sd(col('val_top1'))} | "
+        lines.append(f"| {label} | {len(mine)} | {_mean_sd(col('test_top1'))} | "
+                     f"{_mean_sd(col('test_top1_at_best_val'))} | {_mean_sd(col('best_val_epoch'))} | "
+                     f"{_mean_sd(col('val_top1'))} | "
                      f"{_num(statistics.fmean(nll), 4) if nll else '—'} | {_mean_sd(col('test_ece'))} | "
                      f"{_mean_sd(col('train_top1'))} |")
     rows = [row for seeds in cells.values() for row in seeds.values()]
@@ -69,7 +72,8 @@ def _regime_markdown(regime: str, cells: dict[str, dict[int, dict]], found: list
     if best_tsla or best_lsr:
         lines += ["", f"Chosen on validation (highest mean val top-1): TSLA cell {best_tsla or '—'}, "
                       f"LSR cell {best_lsr or '—'}."]
-    lines += ["", f"Paired contrasts of final test top-1 (a − b, percentage points; Holm within each family; "
+    at = "final test top-1" if measure == "last" else "test top-1 at each run's best validation epoch"
+    lines += ["", f"Paired contrasts of {at} (a − b, percentage points; Holm within each family; "
                   f"equivalence margin ±{margin:g}):", "",
               "| family | a | b | pairs | mean diff | 95% CI | sign-flip p | Holm p | MDE (80%) | TOST p | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -124,9 +128,10 @@ def _check_runs(runs: Sequence[Any], rows: Sequence[dict[str, Any]]) -> None:
 
 def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
                  pairs: Sequence[Sequence[tuple[str, str]]] | None = None,
-                 margin_epochs: float = 2.0) -> dict[str, Any]:
+                 margin_epochs: float = 2.0, measure: str = "last") -> dict[str, Any]:
     """Analyse each directory of ``dirs`` as one regime (named by :func:`regime_names`) and write the files listed in
-    this module's docstring into ``out``, all together and only once every check has passed (an earlier report
+    this module's docstring into ``out`` (the contrasts compare ``measure``, :data:`tsla.report.paired.MEASURES`),
+    all together and only once every check has passed (an earlier report
     there stays whole otherwise). Returns ``{"runs", "contrasts", "secondary", "speed"}`` (lists of rows).
 
     Raises ``RunDirError`` when a directory holds no finished run, a run's final metric is not finite, two runs are
@@ -152,7 +157,7 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
         speed += speed_rows(runs, regime, margin_epochs, [a for a, _ in first] if first else None)
     runs_text = csv_text(rows, RUN_COLUMNS)
     rows = parse_runs_csv(runs_text, "runs.csv")  # so that contrasts.csv is exactly what runs.csv alone gives
-    found = contrasts(rows, pairs, margin)
+    found = contrasts(rows, pairs, margin, measure=measure)
     secondary = [{**c, "metric": metric} for metric in ("test_nll", "test_ece")
                  for c in contrasts(rows, pairs, math.nan, metric)]
     text = ["# Paired analysis", "",
@@ -163,12 +168,12 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
     by_regime = group_cells(rows)
     for regime, cells in by_regime.items():
         text += _regime_markdown(regime, cells, [c for c in found if c["regime"] == regime],
-                                 [c for c in speed if c["regime"] == regime], margin)
+                                 [c for c in speed if c["regime"] == regime], margin, measure)
     writers = {
         "runs.csv": lambda path: path.write_text(runs_text),
         "contrasts.csv": lambda path: write_csv(path, found, CONTRAST_COLUMNS),
         "secondary.csv": lambda path: write_csv(path, secondary, ("metric", *CONTRAST_COLUMNS)),
-        "speed.csv": lambda path: write_csv(path, speed, ("curve", *CONTRAST_COLUMNS)),
+        "speed.csv": lambda path: write_csv(path, speed, ("curve", *SPEED_COLUMNS)),
         "paired.md": lambda path: path.write_text("\n".join(text)),
     }
     for regime, runs in curves:  # validation curves (every epoch) where there are any

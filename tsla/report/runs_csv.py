@@ -13,11 +13,14 @@ import numpy as np
 
 from ..errors import ConfigError
 
-RUN_COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "seed", "val_top1", "test_top1", "test_nll",
-               "test_ece", "train_top1", "train_onehot_loss", "epochs", "commit")
+# a runs.csv written before the last four columns existed still recomputes its contrasts (the last-epoch measure)
+REQUIRED_RUN_COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "seed", "val_top1", "test_top1",
+                        "test_nll", "test_ece", "train_top1", "train_onehot_loss", "epochs", "commit")
+RUN_COLUMNS = (*REQUIRED_RUN_COLUMNS, "best_val_epoch", "test_top1_at_best_val", "noise_memorised_final",
+               "label_noise_type")
 # columns that must hold a finite number when not empty (empty: the run did not record it)
 NUMBER_COLUMNS = ("theta", "switch_epoch", "seed", "val_top1", "test_top1", "test_nll", "test_ece", "train_top1",
-                  "train_onehot_loss", "epochs")
+                  "train_onehot_loss", "epochs", "best_val_epoch", "test_top1_at_best_val", "noise_memorised_final")
 
 
 def _fmt(value: Any) -> str:
@@ -72,8 +75,8 @@ def parse_runs_csv(text: str, source: str) -> list[dict[str, Any]]:
     except csv.Error as exc:
         raise ConfigError(f"cannot read {source} ({exc}): give a runs.csv written by 'tsla report --paired'") from None
     header, body = (table[0], table[1:]) if table else ([], [])
-    if body and not set(RUN_COLUMNS) <= set(header):
-        missing = ", ".join(c for c in RUN_COLUMNS if c not in header)
+    if body and not set(REQUIRED_RUN_COLUMNS) <= set(header):
+        missing = ", ".join(c for c in REQUIRED_RUN_COLUMNS if c not in header)
         raise ConfigError(f"{source} lacks the runs.csv columns {missing}: give a runs.csv written by "
                           f"'tsla report --paired'")
     for line, cells in enumerate(body, 2):
@@ -82,7 +85,8 @@ def parse_runs_csv(text: str, source: str) -> list[dict[str, Any]]:
                               f"or joined; write runs.csv again with 'tsla report --paired'")
     columns = {name: [cells[i] for cells in body] for i, name in enumerate(header)}
     for column in NUMBER_COLUMNS:
-        columns[column] = _numbers(columns[column], column, source)
+        if column in columns:  # an older runs.csv lacks the best-validation columns
+            columns[column] = _numbers(columns[column], column, source)
     seeds = columns["seed"]
     for line, seed in enumerate(seeds, 2):
         if seed is None or seed != int(seed):
