@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checks import check_reduction, check_theta
-from .compiled_theta import compiled_theta
+from .compiled_theta import compiled_theta, theta_for_call
 from .cross_entropy import combine
 from .onehot_tracking import OneHotTracking
 from .terms import LossParts, full_precision
@@ -156,17 +156,8 @@ class BinaryLabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
 
     def current_theta(self, theta: float | None = None) -> float | torch.Tensor:
         """The theta a call would use now; raises ``ValueError`` when there is none or it is outside [0, 1]."""
-        compiled = compiled_theta(theta, self.scheduler)
-        if compiled is not None:
-            return compiled
-        if theta is not None:
-            return check_theta(theta, self.allow_negative)
-        if self.scheduler is not None:
-            return check_theta(self.scheduler.get_last_theta(), self.allow_negative)
-        if self.theta is not None:
-            return check_theta(self.theta, self.allow_negative)
-        raise ValueError("no theta for this loss: pass theta= to the call, set criterion.theta, or build "
-                         "BinaryLabelSmoothingCrossEntropy(scheduler=...)")
+        return theta_for_call(theta, self.scheduler, self.theta, self.allow_negative,
+                              "BinaryLabelSmoothingCrossEntropy")
 
     def _inputs(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         target = check_binary_inputs(logits, target, self.check_targets)

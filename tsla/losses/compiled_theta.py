@@ -10,6 +10,25 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_theta
+
+
+def theta_for_call(theta, scheduler, fixed, allow_negative: bool, owner: str) -> float | torch.Tensor:
+    """The theta a criterion's call uses: a tensor while compiling (:func:`compiled_theta`), else the first of
+    ``theta`` (given to the call), the scheduler's current theta, the criterion's ``fixed`` theta, each checked.
+    Raises ``ValueError`` when there is none, naming ``owner`` (the criterion's class) in the remedy."""
+    compiled = compiled_theta(theta, scheduler)
+    if compiled is not None:
+        return compiled
+    if theta is not None:
+        return check_theta(theta, allow_negative)
+    if scheduler is not None:
+        return check_theta(scheduler.get_last_theta(), allow_negative)
+    if fixed is not None:
+        return check_theta(fixed, allow_negative)
+    raise ValueError(f"no theta for this loss: pass theta= to the call, set criterion.theta, or build "
+                     f"{owner}(scheduler=...)")
+
 
 def compiled_theta(theta, scheduler) -> torch.Tensor | None:
     """While compiling: ``theta`` if it is a tensor, else the scheduler's ``theta_tensor`` (when ``theta`` is None

@@ -21,7 +21,7 @@ import torch.nn as nn
 from .checks import (check_ignore_index, check_logits, check_prior, check_reduction, check_target, check_theta,
                           check_weight, num_classes)
 from . import closed_form
-from .compiled_theta import compiled_theta
+from .compiled_theta import theta_for_call
 from .onehot_tracking import OneHotTracking
 from .terms import LossParts, compute_parts, fused
 
@@ -169,17 +169,7 @@ class LabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
         """The theta a call would use now (see the class docstring for the order); raises ``ValueError``. Inside
         ``torch.compile`` a scheduler's ``theta_tensor`` (or a 0-dim tensor passed as ``theta``) is returned as it
         is, so that a new theta does not recompile (see :mod:`tsla.losses.compiled_theta`)."""
-        compiled = compiled_theta(theta, self.scheduler)
-        if compiled is not None:
-            return compiled
-        if theta is not None:
-            return check_theta(theta, self.allow_negative)
-        if self.scheduler is not None:
-            return check_theta(self.scheduler.get_last_theta(), self.allow_negative)
-        if self.theta is not None:
-            return check_theta(self.theta, self.allow_negative)
-        raise ValueError("no theta for this loss: pass theta= to the call, set criterion.theta, or build "
-                         "LabelSmoothingCrossEntropy(scheduler=...)")
+        return theta_for_call(theta, self.scheduler, self.theta, self.allow_negative, "LabelSmoothingCrossEntropy")
 
     def _inputs(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_logits(logits)
