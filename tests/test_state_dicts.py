@@ -102,3 +102,27 @@ def test_timms_saver_changes_nothing_when_the_smoothing_state_is_bad(tmp_path):
         assert saver.best_metric is None and saver.best_epoch is None and scheduler.auto.history == []
     saver.load_state_dict(good)
     assert saver.best_epoch == 4 and scheduler.switch_epoch == 3
+
+
+def test_timms_saver_changes_nothing_when_the_pending_onehot_state_is_bad(tmp_path):
+    pytest.importorskip("timm")
+    import torch
+
+    from tsla.integrations.timm import SmoothingCheckpointSaver, SmoothingLoss
+
+    model = torch.nn.Linear(2, 2)
+    scheduler = _fresh_auto_scheduler()
+    loss = SmoothingLoss(scheduler)
+    saver = SmoothingCheckpointSaver(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                                     checkpoint_dir=str(tmp_path), smoothing=loss)
+    good = {"checkpoint_files": [], "best_epoch": 4, "best_metric": 0.9, "pending": (4, 0.9),
+            "tsla_smoothing": _auto_scheduler().state_dict(), "tsla_onehot_pending": {"epoch": 4, "sums": [3.0, 6.0]}}
+    for pending in ({"epoch": 4, "sums": [float("nan"), 6.0]}, {"epoch": 4, "sums": [1.0, 2.0, 3.0]},
+                    {"epoch": "four", "sums": [3.0, 6.0]}, [3.0, 6.0]):
+        with pytest.raises(ValueError, match="tsla_onehot_pending"):
+            saver.load_state_dict({**good, "tsla_onehot_pending": pending})
+        # refused before anything changed: timm's bookkeeping, the scheduler and the loss's sums
+        assert saver.best_metric is None and scheduler.auto.history == []
+        assert loss.pending_state(4)["sums"] == [0.0, 0.0]
+    saver.load_state_dict(good)
+    assert saver.best_epoch == 4 and loss.pending_state(4)["sums"] == [3.0, 6.0]

@@ -29,6 +29,8 @@ is exactly what Mixup's own smoothing gives at a constant theta, and it follows 
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -150,7 +152,22 @@ class SmoothingLoss(nn.Module):
         """The one-hot sums of the epoch in progress (``epoch``), for a checkpoint."""
         return {"epoch": epoch, "sums": self.onehot.state()}
 
+    @staticmethod
+    def check_pending_state(state: Any) -> None:
+        """Raise ``ValueError`` unless ``state`` is None or what :meth:`pending_state` writes: an epoch (an integer
+        or None) and two finite sums."""
+        if state is None:
+            return
+        sums = state.get("sums") if isinstance(state, dict) else None
+        epoch = state.get("epoch") if isinstance(state, dict) else None
+        if (not isinstance(sums, (list, tuple)) or len(sums) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in sums)
+                or not (epoch is None or (isinstance(epoch, int) and not isinstance(epoch, bool)))):
+            raise ValueError("the checkpoint's tsla_onehot_pending is not an epoch with two finite sums: resume from "
+                             "a checkpoint that a SmoothingCheckpointSaver wrote")
+
     def load_pending_state(self, state: dict[str, Any] | None) -> None:
+        self.check_pending_state(state)
         self.onehot.load(None if state is None else state["sums"])
         self._pending_epoch = None if state is None or state["sums"] == [0.0, 0.0] else state["epoch"]
 
@@ -201,6 +218,7 @@ class SmoothingCheckpointSaver(CheckpointSaver):
                              "SmoothingCheckpointSaver wrote")
         _check_saver_state(state_dict)
         self.smoothing.check_state_dict(state_dict["tsla_smoothing"])
+        SmoothingLoss.check_pending_state(state_dict.get("tsla_onehot_pending"))
         super().load_state_dict(state_dict)
         self.smoothing.load_state_dict(state_dict["tsla_smoothing"])
         if self.loss is not None:
