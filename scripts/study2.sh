@@ -7,12 +7,15 @@
 #   STUDY2_REGIMES  which regimes, in order (default: "sym40 pair40 clean")
 #   STUDY2_DRAWS    data draws (default: "1 2 3");  STUDY2_SEEDS  initialisation seeds (default: "0 1 2 3")
 #   STUDY2_JOBS     families at a time (default: 2)
+#   STUDY2_EVIDENCE committed small files of finished runs (default: docs/evidence/study2/runs): a family whose
+#                   runs are all there is skipped, so another session or machine continues where the commits end
 # Run it from the source tree whose tsla should train (python -m tsla imports the package from the current folder).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export STUDY2_OUT=${STUDY2_OUT:-$root/runs/study2}
 export STUDY2_PYTHON=${STUDY2_PYTHON:-$root/.venv/bin/python}
+export STUDY2_EVIDENCE=${STUDY2_EVIDENCE:-$root/docs/evidence/study2/runs}  # committed runs: their families are skipped
 regimes=${STUDY2_REGIMES:-"sym40 pair40 clean"}
 draws=${STUDY2_DRAWS:-"1 2 3"}
 seeds=${STUDY2_SEEDS:-"0 1 2 3"}
@@ -41,6 +44,13 @@ family() {  # one (regime, draw, seed): its trunks and every branch, in the plan
         "$STUDY2_PYTHON" -m tsla train "${common[@]}" "$@" --out "$out" "${again[@]}" > /dev/null
     }
     local lsr="$dir/lsr-seed$seed" base="$dir/baseline-seed$seed"
+    # a family whose every run is already committed (another session, another machine) is done: skip it whole;
+    # a partly committed one trains again from its trunk here, bit-identical on one machine kind (results.md)
+    local label done=1
+    for label in lsr tsla@25 tsla@28 budget lsr-neg@25 tsla@15 baseline wei@15; do
+        grep -qs '"status": "finished"' "$STUDY2_EVIDENCE/$regime/d$draw/$label-seed$seed/summary.json" || done=0
+    done
+    [ "$done" = 1 ] && return 0
     run lsr --method lsr --theta 0.4 --keep-epochs 15,25,28,30
     run tsla@25 --method tsla@25 --theta 0.4 --branch-from "$lsr" --at-epoch 25
     run tsla@28 --method tsla@28 --theta 0.4 --branch-from "$lsr" --at-epoch 28
