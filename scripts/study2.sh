@@ -38,10 +38,18 @@ family() {  # one (regime, draw, seed): its trunks and every branch, in the plan
     run() {  # run LABEL ARGS...: train (or resume, or skip when finished) OUT/<label>-seed<S>
         local out="$dir/$1-seed$seed"; shift
         if [ -f "$out/summary.json" ] && grep -q '"status": "finished"' "$out/summary.json"; then return 0; fi
-        local again=()
-        [ -f "$out/config.yaml" ] && again=(--resume)
+        local args=("$@")
+        if [ -f "$out/config.yaml" ]; then
+            # an interrupted run resumes from its own checkpoint: a branch drops --branch-from/--at-epoch (tsla
+            # refuses both with --resume); its saved config still records where it branched from
+            args=()
+            while [ $# -gt 0 ]; do
+                case $1 in --branch-from|--at-epoch) shift 2 ;; *) args+=("$1"); shift ;; esac
+            done
+            args+=(--resume)
+        fi
         echo "study2: $(date -u +%H:%M:%S) $regime d$draw seed $seed: ${out#"$STUDY2_OUT"/}"
-        "$STUDY2_PYTHON" -m tsla train "${common[@]}" "$@" --out "$out" "${again[@]}" > /dev/null
+        "$STUDY2_PYTHON" -m tsla train "${common[@]}" "${args[@]}" --out "$out" > /dev/null
     }
     local lsr="$dir/lsr-seed$seed" base="$dir/baseline-seed$seed"
     # a family whose every run is already committed (another session, another machine) is done: skip it whole;
