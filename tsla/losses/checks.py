@@ -9,6 +9,7 @@ synchronise more than once per call.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 
@@ -60,28 +61,78 @@ def _distribution_problem(name: str, values: torch.Tensor) -> str | None:
     return None
 
 
+class _CheckedTensors:
+    """Tensors whose values passed a check, remembered by identity and version: :meth:`seen` is True while the
+    tensor is the same live object and has not been changed in place since :meth:`add` (torch's version counter,
+    which every in-place operation bumps, an optimizer's step included). A change that bypasses that counter
+    (writing through ``.data``, or through a NumPy array sharing the memory) is not seen. Inference tensors have no
+    version counter and are never remembered. An entry goes when its tensor is freed."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, int]] = {}
+
+    def seen(self, tensor: torch.Tensor) -> bool:
+        entry = self._entries.get(id(tensor))
+        return entry is not None and entry[0]() is tensor and entry[1] == tensor._version
+
+    def add(self, tensor: torch.Tensor) -> None:
+        if tensor.is_inference():
+            return
+        key, entries = id(tensor), self._entries
+
+        def forget(ref: weakref.ref) -> None:
+            if entries.get(key, (None,))[0] is ref:
+                entries.pop(key, None)
+
+        entries[key] = (weakref.ref(tensor, forget), tensor._version)
+
+
+_CHECKED_PRIORS = _CheckedTensors()  # a memo of checks passed, not state: forgetting it only costs a check
+
+
+def check_prior_values(prior: torch.Tensor) -> None:
+    """Raise ``ValueError`` if an entry of the 1-D ``prior`` is negative or not finite, or the entries do not sum
+    to 1 within 1e-6. A prior that passed is not read again until it changes in place (see :class:`_CheckedTensors`),
+    so a prior passed at every call costs its check once, not a device synchronisation per call."""
+    if _CHECKED_PRIORS.seen(prior):
+        return
+    values = prior.detach()
+    lowest, total = torch.stack([values.min(), values.double().sum().to(values.dtype)]).tolist()  # one sync
+    if not (lowest >= 0 and math.isfinite(total) and abs(total - 1.0) <= 1e-6):
+        problem = _distribution_problem("prior", values)
+        if problem:
+            raise ValueError(f"{problem}: every class probability must be >= 0")
+        total = float(values.double().sum())
+        raise ValueError(f"prior sums to {total:.8g}, not 1 (tolerance 1e-6): normalise it first")
+    _CHECKED_PRIORS.add(prior)
+
+
+# inside torch.compile the values are checked between two graphs, as reading them requires (dynamo is imported
+# at the first such call, never by ``import tsla``); torch.export traces without values (fake tensors)
+_check_prior_values_eagerly = torch._disable_dynamo(check_prior_values)
+_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
+
+
 def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Return ``prior`` as a 1-D tensor after checking it is a distribution over ``num_classes`` classes.
 
     Raises ``ValueError`` if its length differs from ``num_classes``, an entry is negative or not finite, or the
-    entries do not sum to 1 within 1e-6. The values are read detached; the prior itself is returned as given, so a
-    prior that requires grad (a learned prior) keeps its place in the autograd graph.
+    entries do not sum to 1 within 1e-6. The values are read detached, and once per tensor until it changes in place
+    (:func:`check_prior_values`); inside ``torch.compile`` they are read outside the compiled graph, under
+    ``torch.export`` (no values to read) not at all. The prior itself is returned as given, so a prior that requires
+    grad (a learned prior) keeps its place in the autograd graph.
     """
     prior = torch.as_tensor(prior)
-    values = prior.detach()
     if prior.dim() != 1 or prior.numel() != num_classes:
         raise ValueError(
             f"prior has shape {tuple(prior.shape)} but the model has {num_classes} classes: "
             f"give one probability per class"
         )
-    lowest, total = torch.stack([values.min(), values.double().sum().to(values.dtype)]).tolist()  # one sync
-    if lowest >= 0 and math.isfinite(total) and abs(total - 1.0) <= 1e-6:
-        return prior
-    problem = _distribution_problem("prior", values)
-    if problem:
-        raise ValueError(f"{problem}: every class probability must be >= 0")
-    total = float(values.double().sum())
-    raise ValueError(f"prior sums to {total:.8g}, not 1 (tolerance 1e-6): normalise it first")
+    if not torch.compiler.is_compiling():
+        check_prior_values(prior)
+    elif not _is_exporting():
+        _check_prior_values_eagerly(prior)
+    return prior
 
 
 def check_weight(weight: torch.Tensor, num_classes: int) -> torch.Tensor:

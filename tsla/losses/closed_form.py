@@ -136,7 +136,7 @@ def _run(compute, logits: torch.Tensor, target: torch.Tensor, ignore_index: int)
     if torch.is_autocast_enabled(logits.device.type):  # autocast would run the prior's product in bf16/fp16
         with torch.autocast(device_type=logits.device.type, enabled=False):
             return _run(compute, logits, target, ignore_index)
-    if logits.device.type == "cpu" and not 0 <= ignore_index < k:
+    if logits.is_cpu and not 0 <= ignore_index < k:
         try:
             return compute(False)
         except (IndexError, RuntimeError) as error:
@@ -151,23 +151,25 @@ def _run(compute, logits: torch.Tensor, target: torch.Tensor, ignore_index: int)
 
 
 def _soft_labels(logits, target, theta, prior, ignore_index, reduction, masked):
-    """Small logits: y_LS built as a matrix (theta * pi everywhere, 1 - theta added at y; zero rows at ignored
+    """Small logits: y_LS built as a matrix (theta * pi in every row, 1 - theta added at y; zero rows at ignored
     positions) and given to torch's own probability-target kernel, which costs less there than torch's
     label-smoothing path; the mean divides by the kept positions, as torch does for class indices."""
     z = logits if logits.dtype == torch.float64 else logits.float()
     n, k = z.shape
     if isinstance(theta, torch.Tensor):
         theta = theta.to(device=z.device, dtype=z.dtype)
-        labels = (theta / k).expand(n, k).clone() if prior is None else (prior.to(z) * theta).repeat(n, 1)
+        row = (theta / k).expand(k) if prior is None else prior.to(device=z.device, dtype=z.dtype) * theta
         top = (1 - theta).expand(n, 1)
     else:
-        labels = z.new_full((n, k), theta / k) if prior is None else (prior.to(z) * theta).repeat(n, 1)
+        row = z.new_full((k,), theta / k) if prior is None else prior.to(device=z.device, dtype=z.dtype) * theta
         top = z.new_full((n, 1), 1.0 - theta)
-    if not masked:
-        labels.scatter_add_(1, target.unsqueeze(1), top)
+    keep = target != ignore_index if masked else None
+    index = target if keep is None else target.masked_fill(~keep, 0)
+    # scatter_add out of place copies the broadcast row into a fresh (n, k) matrix and adds 1 - theta at y: one
+    # pass, where a repeat then an in-place scatter_add_ make two
+    labels = row.expand(n, k).scatter_add(1, index.unsqueeze(1), top)
+    if keep is None:
         return torch_call.cross_entropy(z, labels, None, -100, reduction)
-    keep = target != ignore_index
-    labels.scatter_add_(1, target.masked_fill(~keep, 0).unsqueeze(1), top)
     labels.mul_(keep.unsqueeze(1))
     if reduction == "none":
         return torch_call.cross_entropy(z, labels, None, -100, "none")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .checks import (check_ignore_index, check_logits, check_prior, check_reduction, check_target, check_theta,
-                          check_weight, num_classes)
+from .checks import (check_ignore_index, check_logits, check_prior, check_prior_values, check_reduction,
+                     check_target, check_theta, check_weight, num_classes)
 from . import closed_form
 from .compiled_theta import theta_for_call
 from .onehot_tracking import OneHotTracking
@@ -32,7 +32,7 @@ def _checked(logits, target, prior, weight, ignore_index, reduction):
     check_ignore_index(ignore_index)
     check_logits(logits)
     k = num_classes(logits)
-    target = check_target(logits, target, ignore_index, range_check=logits.device.type != "cpu")
+    target = check_target(logits, target, ignore_index, range_check=not logits.is_cpu)
     prior = None if prior is None else check_prior(prior, k)
     weight = None if weight is None else check_weight(weight, k)
     return target, prior, weight
@@ -135,9 +135,10 @@ class LabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
 
     ``allow_negative=True`` accepts theta in [-1, 0) from any of the three sources (negative label smoothing).
 
-    The prior and the weight are checked once, here. ``check_targets=False`` skips the per-call range check of the
-    targets, which costs a device synchronisation on a GPU; the trainer uses it there, its labels having been checked
-    at load time.
+    The prior and the weight are checked here, and the prior's values again at a call after an in-place change to it
+    (an optimizer's step on a learned prior; not inside ``torch.compile``). ``check_targets=False`` skips the per-call
+    range check of the targets, which costs a device synchronisation on a GPU; the trainer uses it there, its labels
+    having been checked at load time.
     """
 
     prior: torch.Tensor | None
@@ -174,12 +175,17 @@ class LabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
     def _inputs(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_logits(logits)
         k = num_classes(logits)
-        for name, tensor in (("prior", self.prior), ("weight", self.weight)):
-            if tensor is not None and tensor.numel() != k:
-                raise ValueError(f"the {name} has {tensor.numel()} classes but the logits have {k}")
+        prior, weight = self.prior, self.weight
+        if prior is not None:
+            if prior.numel() != k:
+                raise ValueError(f"the prior has {prior.numel()} classes but the logits have {k}")
+            if not torch.compiler.is_compiling():  # a no-op unless the prior changed in place since it was checked
+                check_prior_values(prior)
+        if weight is not None and weight.numel() != k:
+            raise ValueError(f"the weight has {weight.numel()} classes but the logits have {k}")
         if not self.check_targets and not target.dtype.is_floating_point:
             return target.long()
-        return check_target(logits, target, self.ignore_index, range_check=logits.device.type != "cpu")
+        return check_target(logits, target, self.ignore_index, range_check=not logits.is_cpu)
 
     def parts(self, logits: torch.Tensor, target: torch.Tensor) -> LossParts:
         """Both terms, reduced; with ``track_onehot`` (and gradients enabled) the one-hot term is also accumulated."""
