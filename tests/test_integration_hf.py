@@ -225,3 +225,30 @@ def test_a_second_train_of_tsla_auto_without_resume_is_refused(tmp_path):
     trainer.train()
     with pytest.raises(ValueError, match="recorded epochs already.*resume a checkpoint, or build a new SmoothingTrainer"):
         trainer.train()
+
+
+def test_a_negative_theta_schedule_works_through_the_trainer_with_allow_negative_only(tmp_path):
+    x, y = loops.data()
+    thetas = [0.3, -0.2]  # two_stage(0.3, 1, after=-0.2): one full-batch step per epoch
+    # the target: two SGD steps on torch's probability-target cross-entropy at y = (1 - theta) onehot + theta / K
+    reference = Tiny()
+    for theta in thetas:
+        reference.zero_grad()
+        labels = (1 - theta) * F.one_hot(y, loops.CLASSES).float() + theta / loops.CLASSES
+        F.cross_entropy(reference(x)["logits"], labels).backward()
+        with torch.no_grad():
+            for p in reference.parameters():
+                p -= 0.5 * p.grad
+    args = dict(per_device_train_batch_size=loops.N, num_train_epochs=2, save_strategy="no")
+    schedule = tsla.schedules.two_stage(0.3, 1, after=-0.2)
+    model = Tiny()
+    trainer = SmoothingTrainer(model=model, args=_args(tmp_path, **args), train_dataset=_dataset(),
+                               smoothing=tsla.SmoothingScheduler(schedule), allow_negative=True)
+    trainer.train()
+    for a, b in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    refusing = SmoothingTrainer(model=Tiny(), args=_args(tmp_path, **args), train_dataset=_dataset(),
+                                smoothing=tsla.SmoothingScheduler(schedule))
+    with pytest.raises(ValueError, match=r"theta=-0.2 is negative: negative label smoothing is opt-in, pass "
+                                         r"allow_negative=True"):
+        refusing.train()

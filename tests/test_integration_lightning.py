@@ -170,3 +170,36 @@ def test_a_criterion_stored_by_save_hyperparameters_is_refused_before_any_checkp
                                          r"self.save_hyperparameters\(ignore=\['criterion'\]\)"):
         trainer.fit(KeepsHparams(criterion), loader)
     assert not (tmp_path / "ckpt").exists()
+
+
+class _HandNegative(Tiny):
+    """torch's probability-target cross-entropy on y = (1 - theta) onehot + theta / K, theta from the criterion."""
+
+    def loss(self, logits, y):
+        theta = self.theta()
+        return F.cross_entropy(logits, (1 - theta) * F.one_hot(y, loops.CLASSES).float() + theta / loops.CLASSES)
+
+
+def test_a_negative_theta_schedule_works_through_the_callback_with_allow_negative_only(tmp_path):
+    # Lightning's adapter builds no loss: the flag is the criterion's, which the callback reads as any other
+    x, y = loops.data()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=loops.BATCH)
+    modules = {}
+    for name, allow in [("tsla", True), ("hand", True), ("refused", False)]:
+        scheduler = tsla.SmoothingScheduler(tsla.schedules.two_stage(0.3, 1, after=-0.2))
+        hand = name == "hand"  # its criterion only gives theta: the loss is written out by hand
+        criterion = tsla.LabelSmoothingCrossEntropy(scheduler=scheduler, track_onehot=not hand, allow_negative=allow)
+        modules[name] = (_HandNegative if hand else Tiny)(criterion)
+        trainer = L.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False,
+                            callbacks=[SmoothingCallback(scheduler, None if hand else criterion)],
+                            default_root_dir=str(tmp_path))
+        if allow:
+            trainer.fit(modules[name], loader)
+        else:
+            with pytest.raises(ValueError, match=r"theta=-0.2 is negative: negative label smoothing is opt-in, "
+                                                 r"pass allow_negative=True"):
+                trainer.fit(modules[name], loader)
+    assert modules["tsla"].thetas == [0.3] * loops.STEPS + [-0.2] * loops.STEPS
+    for a, b in zip(modules["tsla"].parameters(), modules["hand"].parameters()):
+        torch.testing.assert_close(a, b)

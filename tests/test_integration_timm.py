@@ -174,3 +174,29 @@ def test_mixups_own_smoothing_is_refused():
         loss(logits, smoothed)
     _, plain = Mixup(mixup_alpha=1.0, num_classes=10, label_smoothing=0.0)(x, y)
     assert torch.isfinite(SmoothingLoss(schedules.two_stage(0.1, 2))(logits, plain))
+
+
+def test_a_negative_theta_schedule_works_through_the_loss_with_allow_negative_only():
+    g = torch.Generator().manual_seed(3)
+    logits, target = torch.randn(16, 5, generator=g), torch.randint(0, 5, (16,), generator=g)
+    schedule = schedules.two_stage(0.3, 1, after=-0.2)  # TSLA ending on negative smoothing
+    loss = SmoothingLoss(schedule, allow_negative=True)
+    for epoch, theta in [(0, 0.3), (1, -0.2), (2, -0.2)]:
+        loss.set_epoch(epoch)
+        assert loss.smoothing == theta and loss.summary()["smoothing_theta"] == theta  # the sign kept
+        # torch's probability-target cross-entropy, -sum_c y_c log p_c, on y = (1 - theta) onehot + theta / K
+        labels = (1 - theta) * F.one_hot(target, 5).float() + theta / 5
+        z, z_ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+        got, want = loss(z, target), F.cross_entropy(z_ref, labels)
+        torch.testing.assert_close(got, want)
+        got.backward()
+        want.backward()
+        torch.testing.assert_close(z.grad, z_ref.grad)
+        loss.end_epoch(epoch)
+    refusing = SmoothingLoss(schedule)
+    refusing.set_epoch(0)
+    refusing(logits, target)
+    refusing.set_epoch(1)
+    with pytest.raises(ValueError, match=r"theta=-0.2 is negative: negative label smoothing is opt-in, pass "
+                                         r"allow_negative=True"):
+        refusing(logits, target)

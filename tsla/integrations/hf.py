@@ -54,13 +54,17 @@ class SmoothedLoss:
     by this batch's count of kept labels). ``criterion`` (tracking the one-hot term) feeds tsla-auto. Calls without
     gradients (evaluation) use theta = 0, the plain cross-entropy.
 
-    Only a :class:`SmoothingTrainer` moves theta: a training call from any other Trainer raises ``ValueError``.
+    ``allow_negative=True`` lets the scheduler's theta be negative (in [-1, 0), negative label smoothing), as on
+    :class:`tsla.LabelSmoothingCrossEntropy`; without it a training call at a negative theta raises the loss's
+    ``ValueError``. Only a :class:`SmoothingTrainer` moves theta: a training call from any other Trainer raises
+    ``ValueError``.
     """
 
     def __init__(self, scheduler: SmoothingScheduler, prior: torch.Tensor | None = None, ignore_index: int = -100,
-                 shift_labels: bool = False) -> None:
+                 shift_labels: bool = False, allow_negative: bool = False) -> None:
         self.criterion = LabelSmoothingCrossEntropy(prior, reduction="sum", ignore_index=ignore_index,
-                                                    scheduler=scheduler, track_onehot=True)
+                                                    scheduler=scheduler, track_onehot=True,
+                                                    allow_negative=allow_negative)
         self.ignore_index = ignore_index
         self.shift_labels = shift_labels
         self.trainer_attached = False  # set by SmoothingTrainer, whose callback moves theta
@@ -154,15 +158,16 @@ class _SmoothingCallback(transformers.TrainerCallback):
 class SmoothingTrainer(transformers.Trainer):
     """``transformers.Trainer`` training with label smoothing from ``smoothing`` (a :class:`tsla.SmoothingScheduler`).
 
-    Takes the Trainer's arguments, plus ``prior`` (None: uniform) and ``shift_labels`` (causal LM) for
-    :class:`SmoothedLoss`. Raises ``ValueError`` if ``compute_loss_func`` is also given, if
-    ``args.label_smoothing_factor`` is not 0 (the Trainer would ignore it beside this loss), for a causal language
-    model of ``transformers`` without ``shift_labels=True``, for a second ``train()`` of tsla-auto without a resume,
-    and, on resume, if the checkpoint folder has no ``tsla_smoothing.json`` (it was not written by a SmoothingTrainer).
+    Takes the Trainer's arguments, plus ``prior`` (None: uniform), ``shift_labels`` (causal LM) and
+    ``allow_negative`` (a schedule reaching a negative theta) for :class:`SmoothedLoss`. Raises ``ValueError`` if
+    ``compute_loss_func`` is also given, if ``args.label_smoothing_factor`` is not 0 (the Trainer would ignore it
+    beside this loss), for a causal language model of ``transformers`` without ``shift_labels=True``, for a second
+    ``train()`` of tsla-auto without a resume, and, on resume, if the checkpoint folder has no ``tsla_smoothing.json``
+    (it was not written by a SmoothingTrainer).
     """
 
     def __init__(self, *args: Any, smoothing: SmoothingScheduler, prior: torch.Tensor | None = None,
-                 shift_labels: bool = False, **kwargs: Any) -> None:
+                 shift_labels: bool = False, allow_negative: bool = False, **kwargs: Any) -> None:
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("SmoothingTrainer computes the loss itself (tsla.integrations.hf.SmoothedLoss): "
                              "leave compute_loss_func out")
@@ -172,7 +177,7 @@ class SmoothingTrainer(transformers.Trainer):
             raise ValueError(f"TrainingArguments(label_smoothing_factor={factor}) is ignored beside tsla's loss: set it "
                              f"to 0 and give theta through smoothing=")
         self.smoothing = smoothing
-        self.smoothed_loss = SmoothedLoss(smoothing, prior, shift_labels=shift_labels)
+        self.smoothed_loss = SmoothedLoss(smoothing, prior, shift_labels=shift_labels, allow_negative=allow_negative)
         self.smoothed_loss.trainer_attached = True
         self.onehot = EpochOnehot(self.smoothed_loss.criterion)
         callbacks = [_SmoothingCallback(smoothing, self.smoothed_loss, self.onehot),

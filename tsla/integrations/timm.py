@@ -56,17 +56,20 @@ class SmoothingLoss(nn.Module):
     The one-hot loss F of the epoch is tracked (``track_onehot``, default True) for tsla-auto and for
     :meth:`summary`. ``check_mixup``: refuse probability targets with no zero entry (more than 2 classes), which is
     what timm's ``Mixup`` gives with its default ``label_smoothing=0.1`` (checked once per epoch).
+    ``allow_negative=True`` lets theta be negative (in [-1, 0), negative label smoothing), as on
+    :class:`tsla.LabelSmoothingCrossEntropy`; without it a call at a negative theta raises the loss's ``ValueError``.
     Raises ``ValueError`` for tsla-auto without ``track_onehot``.
     """
 
     def __init__(self, smoothing: SmoothingScheduler | AnySchedule, prior: torch.Tensor | None = None, *,
-                 track_onehot: bool = True, check_mixup: bool = True) -> None:
+                 track_onehot: bool = True, check_mixup: bool = True, allow_negative: bool = False) -> None:
         super().__init__()
         scheduler = smoothing if isinstance(smoothing, SmoothingScheduler) else SmoothingScheduler(smoothing)
         if scheduler.auto is not None and not track_onehot:
             raise ValueError("tsla-auto needs the one-hot loss: leave track_onehot=True")
         self.scheduler = scheduler
-        self.criterion = LabelSmoothingCrossEntropy(prior, scheduler=scheduler, track_onehot=track_onehot)
+        self.criterion = LabelSmoothingCrossEntropy(prior, scheduler=scheduler, track_onehot=track_onehot,
+                                                    allow_negative=allow_negative)
         self.onehot = EpochOnehot(self.criterion)
         self.check_mixup = check_mixup
         self._epoch: int | None = None  # the epoch set last (in this process)
