@@ -9,9 +9,10 @@ synchronise more than once per call.
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
+
+from .checked_once import CheckedTensors, check_values
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -61,39 +62,14 @@ def _distribution_problem(name: str, values: torch.Tensor) -> str | None:
     return None
 
 
-class _CheckedTensors:
-    """Tensors whose values passed a check, remembered by identity and version: :meth:`seen` is True while the
-    tensor is the same live object and has not been changed in place since :meth:`add` (torch's version counter,
-    which every in-place operation bumps, an optimizer's step included). A change that bypasses that counter
-    (writing through ``.data``, or through a NumPy array sharing the memory) is not seen. Inference tensors have no
-    version counter and are never remembered. An entry goes when its tensor is freed."""
-
-    def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref, int]] = {}
-
-    def seen(self, tensor: torch.Tensor) -> bool:
-        entry = self._entries.get(id(tensor))
-        return entry is not None and entry[0]() is tensor and entry[1] == tensor._version
-
-    def add(self, tensor: torch.Tensor) -> None:
-        if tensor.is_inference():
-            return
-        key, entries = id(tensor), self._entries
-
-        def forget(ref: weakref.ref) -> None:
-            if entries.get(key, (None,))[0] is ref:
-                entries.pop(key, None)
-
-        entries[key] = (weakref.ref(tensor, forget), tensor._version)
-
-
-_CHECKED_PRIORS = _CheckedTensors()  # a memo of checks passed, not state: forgetting it only costs a check
+_CHECKED_PRIORS = CheckedTensors()
+_CHECKED_WEIGHTS = CheckedTensors()
 
 
 def check_prior_values(prior: torch.Tensor) -> None:
     """Raise ``ValueError`` if an entry of the 1-D ``prior`` is negative or not finite, or the entries do not sum
-    to 1 within 1e-6. A prior that passed is not read again until it changes in place (see :class:`_CheckedTensors`),
-    so a prior passed at every call costs its check once, not a device synchronisation per call."""
+    to 1 within 1e-6. A prior that passed is not read again until it changes in place (see
+    :class:`tsla.losses.checked_once.CheckedTensors`)."""
     if _CHECKED_PRIORS.seen(prior):
         return
     values = prior.detach()
@@ -107,20 +83,13 @@ def check_prior_values(prior: torch.Tensor) -> None:
     _CHECKED_PRIORS.add(prior)
 
 
-# inside torch.compile the values are checked between two graphs, as reading them requires (dynamo is imported
-# at the first such call, never by ``import tsla``); torch.export traces without values (fake tensors)
-_check_prior_values_eagerly = torch._disable_dynamo(check_prior_values)
-_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch >= 2.5
-
-
 def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Return ``prior`` as a 1-D tensor after checking it is a distribution over ``num_classes`` classes.
 
     Raises ``ValueError`` if its length differs from ``num_classes``, an entry is negative or not finite, or the
-    entries do not sum to 1 within 1e-6. The values are read detached, and once per tensor until it changes in place
-    (:func:`check_prior_values`); inside ``torch.compile`` they are read outside the compiled graph, under
-    ``torch.export`` (no values to read) not at all. The prior itself is returned as given, so a prior that requires
-    grad (a learned prior) keeps its place in the autograd graph.
+    entries do not sum to 1 within 1e-6. The values are read detached, once per tensor until it changes in place,
+    outside a compiled graph and not under ``torch.export`` (:mod:`tsla.losses.checked_once`). The prior itself is
+    returned as given, so a prior that requires grad (a learned prior) keeps its place in the autograd graph.
     """
     prior = torch.as_tensor(prior)
     if prior.dim() != 1 or prior.numel() != num_classes:
@@ -128,29 +97,37 @@ def check_prior(prior: torch.Tensor, num_classes: int) -> torch.Tensor:
             f"prior has shape {tuple(prior.shape)} but the model has {num_classes} classes: "
             f"give one probability per class"
         )
-    if not torch.compiler.is_compiling():
-        check_prior_values(prior)
-    elif not _is_exporting():
-        _check_prior_values_eagerly(prior)
+    check_values(check_prior_values, prior)
     return prior
 
 
+def check_weight_values(weight: torch.Tensor) -> None:
+    """Raise ``ValueError`` if an entry of the 1-D floating-point ``weight`` is negative or not finite. A weight that
+    passed is not read again until it changes in place (see :class:`tsla.losses.checked_once.CheckedTensors`)."""
+    if not weight.numel() or _CHECKED_WEIGHTS.seen(weight):
+        return
+    values = weight.detach()
+    lowest, total = torch.stack([values.min(), values.sum()]).tolist()  # one sync
+    if not (lowest >= 0 and math.isfinite(total)):
+        raise ValueError(f"{_distribution_problem('weight', values)}: class weights must be finite and >= 0")
+    _CHECKED_WEIGHTS.add(weight)
+
+
 def check_weight(weight: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Return ``weight`` after checking it holds one finite, non-negative floating-point weight per class.
+    """Return ``weight``, detached, after checking it holds one finite, non-negative floating-point weight per class.
 
     Unlike torch, the weight's dtype need not match the logits' (it is converted); torch accepts negative weights,
-    tsla refuses them. Raises ``ValueError`` naming the problem.
+    tsla refuses them. Raises ``ValueError`` naming the problem. The values are read as a prior's are (see
+    :func:`check_prior`).
     """
-    weight = torch.as_tensor(weight).detach()
+    weight = torch.as_tensor(weight)
     if weight.dim() != 1 or weight.numel() != num_classes:
         raise ValueError(f"weight has shape {tuple(weight.shape)} but the logits have {num_classes} classes: "
                          f"give one weight per class")
     if not weight.dtype.is_floating_point:
         raise ValueError(f"weight must be a floating-point tensor, got {weight.dtype}")
-    lowest, total = torch.stack([weight.min(), weight.sum()]).tolist() if num_classes else (0.0, 0.0)
-    if not (lowest >= 0 and math.isfinite(total)):
-        raise ValueError(f"{_distribution_problem('weight', weight)}: class weights must be finite and >= 0")
-    return weight
+    check_values(check_weight_values, weight)
+    return weight.detach()
 
 
 def check_logits(logits: torch.Tensor) -> None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .checks import (check_ignore_index, check_logits, check_prior, check_prior_values, check_reduction,
-                     check_target, check_theta, check_weight, num_classes)
+                     check_target, check_theta, check_weight, check_weight_values, num_classes)
 from . import closed_form
 from .compiled_theta import theta_for_call
 from .onehot_tracking import OneHotTracking
@@ -135,8 +135,8 @@ class LabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
 
     ``allow_negative=True`` accepts theta in [-1, 0) from any of the three sources (negative label smoothing).
 
-    The prior and the weight are checked here, and the prior's values again at a call after an in-place change to it
-    (an optimizer's step on a learned prior; not inside ``torch.compile``). ``check_targets=False`` skips the per-call
+    The prior and the weight are checked here, and their values again at a call after an in-place change (an
+    optimizer's step on a learned prior, say; not inside ``torch.compile``). ``check_targets=False`` skips the per-call
     range check of the targets, which costs a device synchronisation on a GPU; the trainer uses it there, its labels
     having been checked at load time.
     """
@@ -175,14 +175,14 @@ class LabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
     def _inputs(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         check_logits(logits)
         k = num_classes(logits)
-        prior, weight = self.prior, self.weight
-        if prior is not None:
-            if prior.numel() != k:
-                raise ValueError(f"the prior has {prior.numel()} classes but the logits have {k}")
-            if not torch.compiler.is_compiling():  # a no-op unless the prior changed in place since it was checked
-                check_prior_values(prior)
-        if weight is not None and weight.numel() != k:
-            raise ValueError(f"the weight has {weight.numel()} classes but the logits have {k}")
+        compiling = torch.compiler.is_compiling()
+        for name, tensor, check in (("prior", self.prior, check_prior_values),
+                                    ("weight", self.weight, check_weight_values)):
+            if tensor is not None:
+                if tensor.numel() != k:
+                    raise ValueError(f"the {name} has {tensor.numel()} classes but the logits have {k}")
+                if not compiling:  # reads nothing unless the tensor changed in place since it was checked
+                    check(tensor)
         if not self.check_targets and not target.dtype.is_floating_point:
             return target.long()
         return check_target(logits, target, self.ignore_index, range_check=not logits.is_cpu)

@@ -1,9 +1,9 @@
-"""The prior's values are read once per tensor and again after any in-place change (issue 20, item 5: the per-call
-check was the main cost of a custom prior at small shapes): a prior passed at every call is not read again, a prior
-changed in place (by hand, or by an optimizer's step on a learned prior) is refused at the next call, by the
-function and by the criterion; inference tensors (no version counter) are read at every call; inside
-``torch.compile`` a bad prior is still refused; ``torch.export``, which has no values to read, traces the loss with a
-prior (it failed on reading them before). Which ops touch the prior is counted with a dispatch mode."""
+"""A prior's and a weight's values are read once per tensor and again after any in-place change (issue 20, item 5:
+the per-call check was the main cost of a custom prior, and of class weights, at small shapes): a tensor passed at
+every call is not read again; one changed in place (by hand, through a view, or by an optimizer's step on a learned
+prior) is refused at the next call, by the function and by the criterion; inference tensors (no version counter)
+are read at every call; inside ``torch.compile`` a bad prior is still refused; ``torch.export``, which has no values
+to read, traces the loss with a prior (it failed on reading them before). Reads are counted with a dispatch mode."""
 
 import pytest
 import torch
@@ -133,3 +133,23 @@ def test_torch_export_traces_the_loss_with_a_prior(strict):
     want = -(((0.8 * torch.nn.functional.one_hot(target, 4) + 0.2 * prior)
               * torch.log_softmax(logits.double(), 1)).sum(1)).mean()
     torch.testing.assert_close(exported.module()(logits, target).double(), want, rtol=1e-6, atol=1e-6)
+
+
+def test_a_weight_passed_at_every_call_is_read_once_and_refused_after_an_in_place_change():
+    logits, target = _data()
+    weight = torch.tensor([1.0, 2.0, 0.5, 1.5])
+
+    def call():
+        return label_smoothing_cross_entropy(logits, target, 0.2, weight=weight)
+
+    assert _reads(call) == 1
+    assert _reads(call) == 0
+    weight[2] = -1.0
+    with pytest.raises(ValueError, match=r"weight\[2\] = -1 is negative or not finite"):
+        call()
+    criterion = LabelSmoothingCrossEntropy(weight=torch.tensor([1.0, 2.0, 0.5, 1.5]), theta=0.2)
+    criterion(logits, target)
+    assert _reads(lambda: criterion(logits, target)) == 0
+    criterion.weight[0] = float("inf")
+    with pytest.raises(ValueError, match=r"weight\[0\] = inf is negative or not finite"):
+        criterion(logits, target)
