@@ -4,7 +4,8 @@ ignore_index.
 Goals (issue 20), at (128, 10), (128, 100), (256, 1000) and the large (4096, 1000), (1024, 8192): uniform prior
 <= 1.05x; custom prior <= 1.2x at the small shapes, <= 1.1x at the large ones; the engine's path (both terms, then
 combined, as training/engine.py runs it) <= 1.1x at the large shapes. The moonshot row compares the uniform loss
-with torch's *plain* cross-entropy (no smoothing): <= 1.1x at the large shapes, measured but not required.
+with torch's *plain* cross-entropy (no smoothing): <= 1.1x at the large shapes, measured but not required. The
+control row times torch's call against itself: how far from 1 a ratio strays on this machine at that moment.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def _plain(g: torch.Generator, repeats: int, inner: int) -> list[dict]:
         )
         calls = _calls(inner, n, k)
         rows += [_row(name, (n, k), fn, torch_loss, goal, repeats, calls) for name, fn, goal in cases]
+        # the noise floor: torch's call against itself, timed exactly as the rows above (its true ratio is 1)
+        rows.append(_row("control: torch against itself", (n, k), torch_loss, torch_loss, None, repeats, calls))
         rows.append(_row("moonshot: uniform prior vs plain cross-entropy", (n, k),
                          lambda: label_smoothing_cross_entropy(logits, target, THETA).backward(), plain,
                          1.1 if large else None, repeats, calls, "loss fwd+bwd vs F.cross_entropy (no smoothing)"))

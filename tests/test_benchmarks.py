@@ -31,8 +31,8 @@ def test_benchmark_command_writes_json_and_table(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     cases = {(r["benchmark"], r["case"]) for r in results["rows"]}
     assert ("engine training throughput vs a bare SGD loop", "ResNet-8, 28x28, batch 128") in cases
-    # 5 shapes x (5 loss paths + the moonshot), 4 paths for the ignore_index sequence case, 3 for class weights
-    assert sum(1 for b, _ in cases if b.startswith("loss")) == 37
+    # 5 shapes x (5 loss paths + the control + the moonshot), 4 paths for the ignore_index case, 3 for class weights
+    assert sum(1 for b, _ in cases if b.startswith("loss")) == 42
     assert all(r["ratio"] > 0 for r in results["rows"]) and results["meta"]["quick"] is True
     table = (tmp_path / "results.md").read_text()
     assert table.count("\n| ") == len(results["rows"]) + 1  # header + one row per measurement
