@@ -18,7 +18,8 @@ from ..training.checkpoint import CHECKPOINT
 from ..training.rundir import is_finished
 from ..training.runtime import resolve_device
 from ..training.trainer import train
-from .compare import GridRun, _check_same_config
+from .grid import GridRun
+from .grid_jobs import _check_same_config
 from .select_score import Candidate, epochs_trained, families as group_families, family_of, halving_round
 
 
