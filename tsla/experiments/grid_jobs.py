@@ -18,7 +18,7 @@ from ..training.branch import kept_checkpoint
 from ..training.checkpoint import CHECKPOINT, CONFIG, SUMMARY, atomic_write_text, load_checkpoint
 from ..training.rundir import is_finished
 from ..training.signals import StopRequest
-from ..training.trainer import config_differences, load_run_config
+from ..training.run_files import config_differences, load_run_config
 
 
 def _check_same_config(run: Path, cfg: TrainConfig, what: str = "a finished run") -> None:
