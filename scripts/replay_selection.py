@@ -15,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from tsla.experiments.select_score import Candidate, candidates, choose, keep_better_half, mean_score, score
+from tsla.experiments.select_score import (Candidate, candidates, choose, epochs_trained, families, halving_round,
+                                          mean_score, score)
 from tsla.report.stats import mean_ci
 from tsla.smoothing.switch_rules import replay
 
@@ -47,14 +48,6 @@ def test_top1(logs: dict, cand: Candidate, seed: int) -> float:
     return 100 * logs[(cand.label, seed)][-1]["test_top1"]
 
 
-def families(grid: list[Candidate]) -> dict[str, list[Candidate]]:
-    """Trunk with its branches: 'baseline' alone, then one family per theta."""
-    out: dict[str, list[Candidate]] = {}
-    for c in grid:
-        out.setdefault("baseline" if c.method == "baseline" else f"theta{c.theta:g}", []).append(c)
-    return out
-
-
 def select(logs: dict, grid: list[Candidate], seeds: list[int], halving: bool, criterion: str = "val_top1"):
     """(chosen candidate, epochs trained per seed): the grid, or successive halving of the families at each
     milestone (scored at the epoch before it, mean over seeds)."""
@@ -63,21 +56,14 @@ def select(logs: dict, grid: list[Candidate], seeds: list[int], halving: bool, c
     alive = list(fams)
     if halving:
         for m in MILESTONES:
-            fam_score = {}
-            for name in alive:
-                members = [c for c in fams[name] if c.switch_epoch is None or c.switch_epoch < m]
-                per = {c: mean_score([score(logs[(c.label, s)][:m], criterion, "last") for s in seeds])["score"]
-                       for c in members}
-                fam_score[name] = per[choose(per, criterion)]
-            kept = keep_better_half(fam_score, criterion)
+            _, kept = halving_round(fams, alive, m, lambda c: [logs[(c.label, s)] for s in seeds], criterion, "last")
             for name in alive:
                 if name not in kept:
                     stop[name] = m
             alive = kept
     eligible = [c for name in alive for c in fams[name]]
     scores = {c: mean_score([score(logs[(c.label, s)], criterion, "last") for s in seeds])["score"] for c in eligible}
-    epochs = sum(stop[n] + sum(max(0, stop[n] - c.switch_epoch) for c in fams[n] if c.switch_epoch) for n in fams)
-    return choose(scores, criterion), epochs
+    return choose(scores, criterion), epochs_trained(fams, stop)
 
 
 def ci_text(diffs: list[float]) -> str:

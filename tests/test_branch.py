@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tsla.cli import main
-from tsla.experiments.compare import plan
+from tsla.experiments.grid import plan
 from tsla.config import TrainConfig
 from tsla.errors import ConfigError, RunDirError
 from tsla.training.branch import plan_branches

@@ -12,7 +12,7 @@ import yaml
 from tsla.cli import main
 from tsla.config import config_text
 from tsla.errors import DataError
-from tsla.experiments.compare import _start_from
+from tsla.experiments.grid_jobs import _start_from
 from tsla.training import engine, trainer
 from tsla.training.checkpoint import load_checkpoint, save_checkpoint
 from tsla.training.trainer import train

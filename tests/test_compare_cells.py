@@ -7,7 +7,7 @@ import pytest
 
 from tsla.cli import main
 from tsla.errors import ConfigError
-from tsla.experiments.compare import parse_cell, plan
+from tsla.experiments.grid import parse_cell, plan
 
 
 def test_cells_set_their_own_fields_and_branch_from_the_run_they_share_epochs_with():

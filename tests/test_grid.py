@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from tsla.cli import main
-from tsla.experiments.compare import parse_shard, plan, select_shard
+from tsla.experiments.grid import parse_shard, plan, select_shard
 from tsla.errors import ConfigError
 
 

@@ -38,7 +38,7 @@ def test_a_run_stopped_by_sigterm_under_jobs_is_reported_as_stopped_not_failed(t
 
     from tsla.config import TrainConfig
     from tsla.errors import TrainingError
-    from tsla.experiments import compare
+    from tsla.experiments import grid_jobs as compare  # the subprocess machinery of tsla compare
 
     def launch(pending, free, running, log):  # each run's process exits as tsla does after saving on SIGTERM
         while pending and free:

@@ -161,7 +161,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .experiments.compare import parse_shard, run_compare
+    from .experiments.compare import run_compare
+    from .experiments.grid import parse_shard
 
     layers, grid = _layers(args)
     out = _out(args, needed=not args.dry_run) or Path("OUT")
@@ -182,7 +183,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from .experiments.compare import parse_shard
+    from .experiments.grid import parse_shard
     from .experiments.select import run_select
 
     layers, _ = _layers(args)

@@ -13,7 +13,7 @@ from ..theory.diagnose_epoch import diagnostic_setup, measure
 from ..errors import RunDirError
 from ..models import build_model
 from ..losses.priors import resolve_prior
-from ..training.trainer import load_run_config
+from ..training.run_files import load_run_config
 
 
 def diagnose_run(

@@ -17,7 +17,8 @@ from typing import Any, Sequence, TextIO
 from ..config import build_config
 from ..errors import ConfigError, RunDirError
 from ..training.checkpoint import atomic_write_text
-from .compare import GridRun, _check_not_a_run, plan, select_shard, train_grid
+from .compare import _check_not_a_run, train_grid
+from .grid import GridRun, plan, select_shard
 from .select_score import AT, CRITERIA, Candidate, candidates, choose, mean_score, score
 from .select_table import format_table
 

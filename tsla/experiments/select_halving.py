@@ -18,12 +18,9 @@ from ..training.checkpoint import CHECKPOINT
 from ..training.rundir import is_finished
 from ..training.runtime import resolve_device
 from ..training.trainer import train
-from .compare import GridRun, _check_same_config
-from .select_score import Candidate, choose, keep_better_half, mean_score, score
-
-
-def family_of(cand: Candidate) -> str:
-    return "baseline" if cand.method == "baseline" else f"theta{cand.theta:g}"
+from .grid import GridRun
+from .grid_jobs import _check_same_config
+from .select_score import Candidate, epochs_trained, families as group_families, family_of, halving_round
 
 
 def _records(run: Path) -> list[dict[str, Any]]:
@@ -68,9 +65,7 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
     cfg = grid[0].cfg
     epochs = cfg.epochs
     milestones = [m for m in cfg.milestones if 0 < m < epochs] if cfg.lr_schedule == "step" else []
-    families: dict[str, list[Candidate]] = {}
-    for cand in cands:
-        families.setdefault(family_of(cand), []).append(cand)
+    families = group_families(cands)
     alive, stop, rounds = list(families), {name: epochs for name in families}, []
     trainer = _Trainer(out, progress_bar, log)
     for m in milestones:
@@ -79,13 +74,8 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
                 if cand.switch_epoch is None or cand.switch_epoch < m:
                     for run in runs_of(cand):
                         trainer.to(run, m)
-        fam_score = {}
-        for name in alive:
-            members = [c for c in families[name] if c.switch_epoch is None or c.switch_epoch < m]
-            per = {c: mean_score([score(_records(out / r.name)[:m], criterion, at) for r in runs_of(c)])["score"]
-                   for c in members}
-            fam_score[name] = per[choose(per, criterion)]
-        kept = keep_better_half(fam_score, criterion)
+        fam_score, kept = halving_round(families, alive, m, lambda c: [_records(out / r.name) for r in runs_of(c)],
+                                        criterion, at)
         for name in alive:
             if name not in kept:
                 stop[name] = m
@@ -97,7 +87,5 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
         for cand in sorted(families[name], key=lambda c: c.switch_epoch or 0):
             for run in runs_of(cand):
                 trainer.to(run, None)
-    trained = sum(len(runs_of(families[n][0])) * (stop[n] + sum(max(0, stop[n] - c.switch_epoch)
-                                                                 for c in families[n] if c.switch_epoch))
-                  for n in families)
+    trained = len(runs_of(cands[0])) * epochs_trained(families, stop)  # every candidate has one run per seed
     return [c for c in cands if family_of(c) in alive], rounds, trained

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 CRITERIA = {"val_top1": max, "val_nll": min}
 """Each criterion and whether its best value is the largest (top-1) or the smallest (NLL)."""
@@ -97,3 +97,38 @@ def keep_better_half(family_scores: Mapping[float, float], criterion: str) -> li
     ranked = sorted(order, key=lambda t: (-sign * family_scores[t], order.index(t)))
     keep = set(ranked[: max(1, math.ceil(len(order) / 2))])
     return [t for t in order if t in keep]
+
+
+def family_of(cand: Candidate) -> str:
+    """The family a candidate trains in: 'baseline' alone, or 'theta<θ>' (the LSR trunk and its TSLA branches)."""
+    return "baseline" if cand.method == "baseline" else f"theta{cand.theta:g}"
+
+
+def families(cands: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+    """The candidates grouped by :func:`family_of`, families and members in the order given."""
+    out: dict[str, list[Candidate]] = {}
+    for cand in cands:
+        out.setdefault(family_of(cand), []).append(cand)
+    return out
+
+
+def halving_round(fams: Mapping[str, Sequence[Candidate]], alive: Sequence[str], milestone: int,
+                  records_of: Callable[[Candidate], Sequence[Sequence[Mapping[str, Any]]]], criterion: str,
+                  at: str) -> tuple[dict[str, float], list[str]]:
+    """One successive-halving decision at an lr milestone: each family still training is scored by its best member
+    that exists by then (a TSLA branch switching before the milestone, or the trunk), each member by the mean over
+    seeds of its score on the epochs before the milestone (``records_of(cand)``: one metrics list per seed).
+    Returns (family -> score, the families kept)."""
+    fam_score: dict[str, float] = {}
+    for name in alive:
+        members = [c for c in fams[name] if c.switch_epoch is None or c.switch_epoch < milestone]
+        per = {c: mean_score([score(list(r)[:milestone], criterion, at) for r in records_of(c)])["score"]
+               for c in members}
+        fam_score[name] = per[choose(per, criterion)]
+    return fam_score, keep_better_half(fam_score, criterion)
+
+
+def epochs_trained(fams: Mapping[str, Sequence[Candidate]], stop: Mapping[str, int]) -> int:
+    """Epochs one seed trains when each family stops at ``stop[family]``: the trunk's epochs plus each branch's
+    epochs after its switch."""
+    return sum(stop[n] + sum(max(0, stop[n] - c.switch_epoch) for c in fams[n] if c.switch_epoch) for n in fams)

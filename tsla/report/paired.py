@@ -14,8 +14,12 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from ..errors import ConfigError
 from .collect import RunRecord
+from .pairing import Cell, group_table, paired_differences, share_a_seed
+from .runs_csv import CONTRAST_KEYS, RunsTable, read_table
 from .runs_csv import REQUIRED_RUN_COLUMNS, RUN_COLUMNS, csv_text, read_runs_csv, write_csv  # noqa: F401 - re-exported
 from .stats import holm, mean_ci, minimum_detectable_effect, sign_flip_p, tost_p, verdict
 
@@ -85,12 +89,13 @@ def analyse(diffs: Sequence[float], margin: float) -> dict[str, Any]:
             "mde": minimum_detectable_effect(diffs), "tost_p": tost_p(diffs, margin)}
 
 
-def contrasts(rows: Sequence[dict[str, Any]], families: Sequence[Sequence[tuple[str, str]]] | None, margin: float,
-              metric: str | None = None, measure: str = "last") -> list[dict[str, Any]]:
+def contrasts(rows: Sequence[dict[str, Any]] | RunsTable, families: Sequence[Sequence[tuple[str, str]]] | None,
+              margin: float, metric: str | None = None, measure: str = "last") -> list[dict[str, Any]]:
     """One row per (regime, a, b): ``metric`` (default: the test top-1 of ``measure``, :data:`MEASURES`) of a minus b
     over their shared seeds (a seed whose value is empty in either cell is left out); Holm within each family of
     contrasts of a regime (column ``family``, counted from 1); column ``measure`` says which epoch was measured.
-    Raises ``ConfigError`` for a ``measure`` that is not in :data:`MEASURES`.
+    ``rows``: row dicts or a :class:`RunsTable` (one row per regime, label and seed, as its reader checks). Raises
+    ``ConfigError`` for a ``measure`` that is not in :data:`MEASURES`.
 
     ``families`` None: one family, :func:`default_contrasts`, per regime (a default contrast whose cells share no
     seed is left out). Raises ``ConfigError`` for a declared label that no run has, and for a declared contrast
@@ -99,31 +104,36 @@ def contrasts(rows: Sequence[dict[str, Any]], families: Sequence[Sequence[tuple[
     if measure not in MEASURES:
         raise ConfigError(f"--measure {measure!r} is unknown: choose {' or '.join(MEASURES)}")
     metric = metric or MEASURES[measure]
+    table = rows if isinstance(rows, RunsTable) else RunsTable.from_rows(rows, (*CONTRAST_KEYS, metric))
+    values = table.numbers(metric) if metric in table.columns else np.full(table.n_rows, math.nan)
     out = []
-    for regime, cells in group_cells(rows).items():
+    for regime, cells in group_table(table).items():
         declared = families is not None
-        mine = [next(iter(seeds.values())) for seeds in cells.values()] if not declared else []
+        if declared:
+            mine = []
+        else:  # each cell's method and theta as its first row gives them
+            method, theta = table.text("method"), table.numbers("theta")
+            mine = [{"label": label, "method": method.values[method.codes[cell.first_row]],
+                     "theta": theta[cell.first_row]} for label, cell in cells.items()]
         for number, pairs in enumerate(families if declared else [default_contrasts(mine)], 1):
-            out += _family(cells, regime, number, pairs, margin, metric, declared)
+            out += _family(cells, values, regime, number, pairs, margin, declared)
     return [{**row, "measure": measure} for row in out]
 
 
-def _family(cells: dict[str, dict[int, dict[str, Any]]], regime: str, number: int, pairs: Sequence[tuple[str, str]],
-            margin: float, metric: str, declared: bool) -> list[dict[str, Any]]:
+def _family(cells: dict[str, Cell], values: np.ndarray, regime: str, number: int, pairs: Sequence[tuple[str, str]],
+            margin: float, declared: bool) -> list[dict[str, Any]]:
     family = []
     for a, b in pairs:
         missing = [x for x in (a, b) if x not in cells]
         if missing:
             raise ConfigError(f"--contrasts {a}:{b}: regime {regime} has no cell {missing[0]!r}; its cells are "
                               f"{', '.join(sorted(cells))}")
-        shared = sorted(set(cells[a]) & set(cells[b]))
-        if declared and not shared:
+        if declared and not share_a_seed(cells[a], cells[b]):
             raise ConfigError(f"--contrasts {a}:{b}: in regime {regime} the two cells share no seed (a has "
-                              f"{len(cells[a])}, b {len(cells[b])}), so there is no pair to compare: train both at "
-                              f"the same seeds or drop the contrast")
-        diffs = [float(cells[a][s][metric]) - float(cells[b][s][metric]) for s in shared
-                 if cells[a][s].get(metric) not in (None, "") and cells[b][s].get(metric) not in (None, "")]
-        if diffs:
+                              f"{cells[a].seeds.size}, b {cells[b].seeds.size}), so there is no pair to compare: "
+                              f"train both at the same seeds or drop the contrast")
+        diffs = paired_differences(cells[a], cells[b], values)
+        if diffs.size:
             family.append({"regime": regime, "family": number, "a": a, "b": b, **analyse(diffs, margin)})
     for row, p in zip(family, holm([row["p_raw"] for row in family])):
         row["p_holm"] = p
@@ -178,12 +188,12 @@ def contrasts_from_csv(path: Path, families: Sequence[Sequence[tuple[str, str]]]
                        margin: float, measure: str = "last") -> list[dict[str, Any]]:
     """``contrasts.csv``'s rows recomputed from a ``runs.csv`` alone. Raises ``ConfigError`` when ``measure`` asks
     for a column that the file does not have (a runs.csv written before best-validation measures)."""
-    rows = read_runs_csv(path)
     column = MEASURES.get(measure)
-    if rows and column is not None and column not in rows[0]:
+    table = read_table(path, keep=(*CONTRAST_KEYS, column) if column else CONTRAST_KEYS)
+    if table.n_rows and column is not None and column not in table.header:
         raise ConfigError(f"{path} has no {column} column (written before tsla recorded best-validation epochs): "
                           f"use --measure last, or write it again with 'tsla report --paired'")
-    return contrasts(rows, families, margin, measure=measure)
+    return contrasts(table, families, margin, measure=measure)
 
 
 def parse_contrasts(text: str | None) -> list[list[tuple[str, str]]] | None:

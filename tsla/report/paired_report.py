@@ -21,7 +21,7 @@ from ..errors import ConfigError, RunDirError
 from .collect import collect_runs
 from .plots import plot_curves
 from .paired import CONTRAST_COLUMNS, SPEED_COLUMNS, contrasts, group_cells, run_rows, speed_rows
-from .runs_csv import NUMBER_COLUMNS, RUN_COLUMNS, csv_text, parse_runs_csv, write_csv
+from .runs_csv import NUMBER_COLUMNS, RUN_COLUMNS, csv_text, parse_table, write_csv
 from .write_files import write_together
 
 
@@ -156,10 +156,11 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
         first = pairs[0] if pairs else None  # H3 is asked of the first declared family's schedule cells
         speed += speed_rows(runs, regime, margin_epochs, [a for a, _ in first] if first else None)
     runs_text = csv_text(rows, RUN_COLUMNS)
-    rows = parse_runs_csv(runs_text, "runs.csv")  # so that contrasts.csv is exactly what runs.csv alone gives
-    found = contrasts(rows, pairs, margin, measure=measure)
+    table = parse_table(runs_text, "runs.csv")  # so that contrasts.csv is exactly what runs.csv alone gives
+    rows = table.rows()
+    found = contrasts(table, pairs, margin, measure=measure)
     secondary = [{**c, "metric": metric} for metric in ("test_nll", "test_ece")
-                 for c in contrasts(rows, pairs, math.nan, metric)]
+                 for c in contrasts(table, pairs, math.nan, metric)]
     text = ["# Paired analysis", "",
             "Per regime: the cells (mean ± sample std over seeds), then each contrast a − b paired by seed. "
             "Verdicts: 'a > b' / 'a < b' when the Holm-adjusted exact sign-flip p < 0.05; 'equivalent' when the two "

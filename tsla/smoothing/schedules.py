@@ -135,10 +135,9 @@ class Reverse(_Stored):
 
 
 @dataclass(frozen=True)
-class Linear(_Stored):
-    """theta * (1 - epoch / end_epoch) before end_epoch, 0 from end_epoch on."""
+class _Decay(_Stored):
+    """theta * shape(epoch / end_epoch) before end_epoch, 0 from end_epoch on; ``shape`` falls from 1 at 0."""
 
-    kind: ClassVar[str] = "linear"
     theta: float
     end_epoch: int
 
@@ -149,7 +148,11 @@ class Linear(_Stored):
 
     def __call__(self, epoch: float) -> float:
         epoch = _check_epoch(epoch)
-        return 0.0 if epoch >= self.end_epoch else float(self.theta) * (1.0 - epoch / self.end_epoch)
+        return 0.0 if epoch >= self.end_epoch else float(self.theta) * self.shape(epoch / self.end_epoch)
+
+    @staticmethod
+    def shape(fraction: float) -> float:
+        raise NotImplementedError
 
     @property
     def switch_epoch(self) -> int:
@@ -158,28 +161,25 @@ class Linear(_Stored):
 
 
 @dataclass(frozen=True)
-class Cosine(_Stored):
+class Linear(_Decay):
+    """theta * (1 - epoch / end_epoch) before end_epoch, 0 from end_epoch on."""
+
+    kind: ClassVar[str] = "linear"
+
+    @staticmethod
+    def shape(fraction: float) -> float:
+        return 1.0 - fraction
+
+
+@dataclass(frozen=True)
+class Cosine(_Decay):
     """theta * (1 + cos(pi * epoch / end_epoch)) / 2 before end_epoch, 0 from end_epoch on."""
 
     kind: ClassVar[str] = "cosine"
-    theta: float
-    end_epoch: int
 
-    def __post_init__(self) -> None:
-        _check_value(self.theta)
-        if self.end_epoch < 1:
-            raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
-
-    def __call__(self, epoch: float) -> float:
-        epoch = _check_epoch(epoch)
-        if epoch >= self.end_epoch:
-            return 0.0
-        return float(self.theta) * 0.5 * (1.0 + math.cos(math.pi * epoch / self.end_epoch))
-
-    @property
-    def switch_epoch(self) -> int:
-        """The first epoch with theta = 0: ``end_epoch``."""
-        return self.end_epoch
+    @staticmethod
+    def shape(fraction: float) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * fraction))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .checkpoint import CHECKPOINT, load_checkpoint
 from .engine import evaluate
 from .runtime import build_context, resolve_device
 from .threads import using_threads
-from .trainer import load_run_config
+from .run_files import load_run_config
 
 WEIGHTS = ("final", "best-val")
 

@@ -1,0 +1,35 @@
+"""The selection's pure scoring (tsla/experiments/select_score.py) against hand computations on made-up logs: which
+families a halving round keeps at a milestone, and how many epochs a seed trains when families stop early."""
+
+from tsla.experiments.select_score import candidates, epochs_trained, families, halving_round
+
+
+def _log(val_top1_by_epoch):
+    return [{"epoch": e, "val_top1": v, "val_nll": 1.0 - v} for e, v in enumerate(val_top1_by_epoch)]
+
+
+def test_a_halving_round_scores_each_family_by_its_best_member_before_the_milestone():
+    grid = candidates([0.1, 0.4], [2, 5])  # baseline; theta0.1: lsr, tsla@2, tsla@5; theta0.4: the same
+    fams = families(grid)
+    assert list(fams) == ["baseline", "theta0.1", "theta0.4"]
+    # last validation top-1 before epoch 4, two seeds each; tsla@5 does not exist yet at the milestone 4
+    logs = {
+        "baseline": [_log([.1, .2, .3, .50, .9]), _log([.1, .2, .3, .54, .9])],          # mean .52
+        "lsr-theta0.1": [_log([.1, .2, .3, .40, .1]), _log([.1, .2, .3, .42, .1])],      # .41
+        "tsla@2-theta0.1": [_log([.1, .2, .3, .60, .1]), _log([.1, .2, .3, .40, .1])],   # .50: the family's best
+        "tsla@5-theta0.1": [_log([.1, .2, .3, .99, .99]), _log([.1, .2, .3, .99, .99])],  # not yet branched
+        "lsr-theta0.4": [_log([.1, .2, .3, .30, .1]), _log([.1, .2, .3, .30, .1])],      # .30
+        "tsla@2-theta0.4": [_log([.1, .2, .3, .20, .1]), _log([.1, .2, .3, .20, .1])],   # .20
+        "tsla@5-theta0.4": [_log([.1, .2, .3, .99, .99]), _log([.1, .2, .3, .99, .99])],
+    }
+    scores, kept = halving_round(fams, list(fams), 4, lambda c: logs[c.label], "val_top1", "last")
+    assert scores == {"baseline": (.50 + .54) / 2, "theta0.1": (.60 + .40) / 2, "theta0.4": .30}
+    assert kept == ["baseline", "theta0.1"]  # ceil(3 / 2) = 2 of 3, in the order given
+
+
+def test_epochs_trained_counts_the_trunk_and_each_branch_after_its_switch():
+    fams = families(candidates([0.4], [15, 25]))
+    # baseline 30; theta0.4 stopped at 15: its trunk 15, tsla@15 0 more, tsla@25 never branched
+    assert epochs_trained(fams, {"baseline": 30, "theta0.4": 15}) == 30 + 15
+    # both to 30: trunk 30 + (30 - 15) + (30 - 25)
+    assert epochs_trained(fams, {"baseline": 30, "theta0.4": 30}) == 30 + 30 + 15 + 5
