@@ -158,6 +158,44 @@ def contrast_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+REGIMES = NOISY + ("clean",)
+DERIVED = ("select", "auto-v3")
+
+
+def best_fixed(rows: list[dict[str, Any]], regime: str) -> Optional[str]:
+    """The fixed cell (FIXED) with the highest mean final validation top-1 in ``regime`` (ties to the one listed
+    first): family G's reference, chosen on validation as the plan says, never on test."""
+    means = {}
+    for label in FIXED:
+        vals = [r["val_top1"] for r in rows if r["regime"] == regime and r["label"] == label
+                and r.get("val_top1") is not None]
+        if vals:
+            means[label] = sum(vals) / len(vals)
+    return max(means, key=lambda label: (means[label], -FIXED.index(label))) if means else None
+
+
+def goal_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Family G (goal checks, not hypotheses): ``select − best`` and ``auto-v3 − best`` per regime and measure, where
+    *best* is :func:`best_fixed`; Holm over the family, "interim" until every contrast has its 12 pairs. A derived
+    run that *is* the best cell's run gives a difference of exactly 0 for that pair."""
+    fam, planned = [], 0
+    for regime in REGIMES:
+        best = best_fixed(rows, regime)
+        for measure in ("best-val", "last"):
+            for derived in DERIVED:
+                planned += 1
+                pairs = paired(rows, regime, derived, best, MEASURES[measure]) if best else []
+                if len(pairs) < 2:
+                    continue
+                fam.append({"family": "G", "measure": measure, "regime": regime, "a": derived, "b": best,
+                            "n_draws": len({d for d, _, _ in pairs}), **analyse([d for _, _, d in pairs], MARGIN)})
+    interim = len(fam) < planned or any(r["n_pairs"] < PAIRS_PLANNED for r in fam)
+    for row, p in zip(fam, holm([r["p_raw"] for r in fam])):
+        row["p_holm"] = p
+        row["verdict"] = "interim" if interim else verdict(row["mean_diff"], p, row["tost_p"], MARGIN)
+    return fam
+
+
 def mixed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """statsmodels' MixedLM on the paired differences, diff ~ 1 with a random intercept per draw."""
     import pandas as pd
@@ -291,7 +329,7 @@ def main() -> None:
         rows += derived_rows(rows, auto_switch=_auto_v3(), root=args.runs)
         write_csv(args.out / "runs.csv", rows, COLUMNS)
     rows = read_runs_csv(args.runs_csv or args.out / "runs.csv")
-    cons = contrast_rows(rows)
+    cons = contrast_rows(rows) + goal_rows(rows)
     write_csv(args.out / "contrasts.csv", cons, ["family", "measure", "regime", "a", "b", "n_pairs", "n_draws",
                                                  "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
                                                  "tost_p", "verdict"])

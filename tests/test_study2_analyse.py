@@ -138,3 +138,22 @@ def test_auto_v3_replay_reads_an_lsr_log(tmp_path):
         r["train_top1"] = 0.90  # training above validation: no noise seen, the switch comes at the first decay
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     assert s2._auto_v3()(run) == 15
+
+
+def test_goal_family_compares_the_derived_cells_with_the_best_fixed_cell_by_validation():
+    s2 = _load()
+    rows = []
+    for draw in (1, 2, 3):
+        for seed in range(4):
+            # lsr has the higher validation top-1, tsla@25 the higher test top-1: the reference is chosen on validation
+            rows.append(_row("sym40", "lsr", draw, seed, 70.0, 69.0, val=75.0))
+            rows.append(_row("sym40", "tsla@25", draw, seed, 72.0, 71.0, val=74.0))
+            rows.append(_row("sym40", "select", draw, seed, 70.0 + 0.1 * seed, 69.0, val=75.0))
+    assert s2.best_fixed(rows, "sym40") == "lsr"
+    goals = {(r["measure"], r["a"]): r for r in s2.goal_rows(rows) if r["regime"] == "sym40"}
+    g = goals[("best-val", "select")]
+    assert g["b"] == "lsr" and g["n_pairs"] == 12
+    assert g["mean_diff"] == pytest.approx(np.mean([0.1 * s for s in range(4)]), abs=1e-9)
+    assert goals[("last", "select")]["mean_diff"] == pytest.approx(0.0, abs=1e-12)
+    # no auto-v3 rows, no other regimes: the family is incomplete, so no verdict
+    assert ("best-val", "auto-v3") not in goals and g["verdict"] == "interim"
