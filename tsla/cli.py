@@ -152,11 +152,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":
         return 0
     final = summary["final"]
-    print(
-        f"done: final test top-1 {100 * final['test_top1']:.2f}%, top-5 {100 * final['test_top5']:.2f}%, "
-        f"one-hot train loss {final['train_onehot_loss']:.4f}; best top-1 {100 * summary['best']['test_top1']:.2f}% "
-        f"(epoch {summary['best']['epoch']}); {summary['wall_seconds']:.0f}s; results in {out}"
-    )
+    if "test_top1" in final:
+        scores = (f"final test top-1 {100 * final['test_top1']:.2f}%, top-5 {100 * final['test_top5']:.2f}%, "
+                  f"one-hot train loss {final['train_onehot_loss']:.4f}; best top-1 "
+                  f"{100 * summary['best']['test_top1']:.2f}% (epoch {summary['best']['epoch']})")
+    else:  # --test-every 0: the test set was never evaluated, there is no test number to show
+        scores = (f"test set not evaluated (--test-every 0); one-hot train loss {final['train_onehot_loss']:.4f}"
+                  + (f", final val top-1 {100 * final['val_top1']:.2f}%" if "val_top1" in final else ""))
+    print(f"done: {scores}; {summary['wall_seconds']:.0f}s; results in {out}")
     return 0
 
 
