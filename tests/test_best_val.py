@@ -137,3 +137,59 @@ def test_a_run_without_validation_has_no_best_val_and_evaluate_run_says_so(tiny_
     assert not (tmp_path / "run" / "best.pt").exists()
     with pytest.raises(RunDirError, match="best.pt is missing"):
         evaluate_run(tmp_path / "run", "best-val")
+
+
+def test_the_command_line_finishes_a_run_that_never_saw_the_test_set(tiny_fashion, tmp_path, capsys):
+    """`tsla train --test-every 0` (what every `tsla select --jobs K` run is) ends with exit 0 and a last line that
+    shows no test number, rather than a KeyError traceback after training."""
+    from tsla.cli import main
+
+    argv = ["train", "--data-root", str(tiny_fashion), "--val-size", "10", "--epochs", "1", "--batch-size", "8",
+            "--test-every", "0", "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "done: test set not evaluated (--test-every 0)" in captured.out and "final val top-1" in captured.out
+
+
+def _finished_with_val(tiny_fashion, run):
+    cfg = TrainConfig(dataset="fashion-mnist", data_root=str(tiny_fashion), model="resnet8", epochs=1, batch_size=8,
+                      val_size=10, device="cpu", threads=1)
+    train(cfg, run, progress_bar=False)
+    return cfg
+
+
+def test_a_damaged_best_pt_is_one_clear_error_with_a_remedy_that_works(tiny_fashion, tmp_path):
+    """evaluate_run (and so `tsla select --at best-val`) on a cut best.pt: RunDirError naming the file, not torch's
+    zip error; the advised resume writes the same best.pt again from the checkpoint."""
+    from tsla.cli import main
+
+    run = tmp_path / "run"
+    _finished_with_val(tiny_fashion, run)
+    good = torch.load(run / "best.pt", weights_only=True)
+    cut = (run / "best.pt").read_bytes()
+    (run / "best.pt").write_bytes(cut[: len(cut) // 2])
+    with pytest.raises(RunDirError, match=r"best.pt is truncated or corrupt.*--resume"):
+        evaluate_run(run, "best-val")
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    again = torch.load(run / "best.pt", weights_only=True)
+    assert {k: v for k, v in again.items() if k != "model"} == {k: v for k, v in good.items() if k != "model"}
+    assert all(torch.equal(again["model"][k], good["model"][k]) for k in good["model"])
+    assert evaluate_run(run, "best-val")["test_top1"] >= 0
+
+
+def test_a_checkpoint_with_a_tampered_best_val_is_refused_in_one_line(tiny_fashion, tmp_path, capsys):
+    """Edited by hand with its checksum recomputed (as rows 98-99 of docs/errors.md), a best_val entry that is not
+    an epoch, two numbers and weights is refused like the other entries, not a TypeError deep in the trainer."""
+    from tsla.cli import main
+    from tsla.training.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    _finished_with_val(tiny_fashion, run)
+    (run / "summary.json").unlink()
+    state = load_checkpoint(run / "checkpoint.pt")
+    state["best_val"] = {**state["best_val"], "epoch": None}
+    save_checkpoint(run / "checkpoint.pt", state)
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tsla: error: ") and err.count("\n") == 1 and "invalid best_val entry" in err

@@ -133,6 +133,8 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         state = load_checkpoint(tmp / "run" / "checkpoint.pt")
         if kind.endswith("threads"):
             state["config"]["threads"] = "many"
+        elif kind.endswith("best_val"):
+            state["best_val"] = {"epoch": "best", "val_top1": 0.5, "val_nll": 1.0, "model": {}}
         else:
             state["mid_epoch"] = {"step": 1, "loss_sum": 0.0, "onehot_sum": 0.0, "correct": 0.0, "seen": 8,
                                   "seconds": 0.1, "momentum": 0.9}

@@ -117,6 +117,16 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _best_val_ok(best: Any) -> bool:
+    """None (no validation set) or an epoch, its validation top-1 and NLL, and the weights of that epoch."""
+    if best is None:
+        return True
+    return (isinstance(best, dict) and set(best) == {"epoch", "val_top1", "val_nll", "model"}
+            and isinstance(best["epoch"], int) and not isinstance(best["epoch"], bool) and best["epoch"] >= -1
+            and _number(best["val_top1"]) and _number(best["val_nll"]) and isinstance(best["model"], dict)
+            and all(isinstance(v, torch.Tensor) for v in best["model"].values()))
+
+
 def _check_fields(state: dict[str, Any], path: Path) -> None:
     """Refuse (``RunDirError``) a checkpoint whose entries have the wrong types, e.g. edited by hand with its
     checksum recomputed: resuming from it would end in a traceback deep inside the trainer."""
@@ -131,6 +141,7 @@ def _check_fields(state: dict[str, Any], path: Path) -> None:
         "best": isinstance(state["best"], dict) and set(state["best"]) <= {"test_top1", "epoch"}
         and all(_number(v) for v in state["best"].values()),
         "wall_seconds": _number(state["wall_seconds"]),
+        "best_val": _best_val_ok(state.get("best_val")),
         "mid_epoch": mid is None or (isinstance(mid, dict) and set(mid) == MID_EPOCH_FIELDS
                                      and all(_number(v) for v in mid.values())),
     }

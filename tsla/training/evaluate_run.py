@@ -23,6 +23,22 @@ from .run_files import load_run_config
 WEIGHTS = ("final", "best-val")
 
 
+def _load_best(path: Path, run: Path) -> dict[str, Any]:
+    """RUN/best.pt, checked against its checksum. A cut or damaged file is ``RunDirError``: the run's checkpoint
+    holds the same weights, and a resume of the finished run writes best.pt again from it."""
+    from .checkpoint import CHECKSUM, state_checksum
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - damaged bytes make torch.load raise almost any type (see load_checkpoint)
+        state = None
+    if (not isinstance(state, dict) or not isinstance(state.get("model"), dict)
+            or state.get(CHECKSUM, state_checksum(state)) != state_checksum(state)):
+        raise RunDirError(f"{path} is truncated or corrupt: its checkpoint holds the same weights; write it again "
+                          f"with 'tsla train --out {run} --resume'")
+    return state
+
+
 def evaluate_run(run: str | Path, weights: str = "final", device: str | None = None) -> dict[str, Any]:
     """Test metrics (``test_top1``, ``test_nll``, ``test_ece``, ... as :func:`tsla.training.engine.evaluate`, without
     the per-bin lists) of ``run``'s ``weights``: "final" (RUN/checkpoint.pt, the last epoch trained) or "best-val"
@@ -40,7 +56,7 @@ def evaluate_run(run: str | Path, weights: str = "final", device: str | None = N
         if not path.is_file():
             raise RunDirError(f"{path} is missing: only a finished run trained with --val-size has best-validation "
                               f"weights; evaluate its final weights instead")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _load_best(path, run)
     else:
         state = load_checkpoint(run / CHECKPOINT)
         if state.get("mid_epoch") or int(state["next_epoch"]) != cfg.epochs:
