@@ -1,13 +1,20 @@
 """The comparison grid: theta grids, shards that cover it exactly once, parallel jobs, preset grids."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from tsla.cli import main
 from tsla.experiments.grid import parse_shard, plan, select_shard
 from tsla.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _layers(**values):
@@ -76,6 +83,33 @@ def test_two_jobs_train_in_parallel_processes(tiny_fashion, tmp_path, capsys):
         assert "done: final test top-1" in (out / name / "train.log").read_text()
         assert json.loads((out / name / "summary.json").read_text())["final"]["train_images"] == 40
     assert (out / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPU cores")
+def test_a_compare_killed_with_sigkill_stops_its_runs_and_a_rerun_resumes_them(tiny_fashion, tmp_path):
+    """kill -9 of `tsla compare --jobs 2` (or `tsla select --jobs 2`) while its runs train: each run's process is
+    told (SIGTERM) and stops with a checkpoint instead of training on as an orphan, so the rerun resumes every run
+    and finishes (an orphan made it fail: its folder locked, or finished under the rerun)."""
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data-root", str(tiny_fashion), "--methods", "baseline,lsr", "--seeds", "0", "--epochs", "60",
+            "--batch-size", "20", "--device", "cpu", "--out", str(out), "--jobs", "2", "--no-progress"]
+    compare = subprocess.Popen([sys.executable, "-m", "tsla", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    logs = [out / name / "train.log" for name in ("baseline-seed0", "lsr-seed0")]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(p.is_file() and "epoch   1 of" in p.read_text() for p in logs):
+        time.sleep(0.05)
+    compare.kill()  # SIGKILL: the compare cannot forward anything itself
+    compare.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and not all("stopped by SIGTERM" in p.read_text() for p in logs):
+        time.sleep(0.1)
+    for p in logs:
+        assert "stopped by SIGTERM" in p.read_text() and "done:" not in p.read_text()
+    assert main(argv) == 0
+    for p in logs:
+        assert "resuming" in p.read_text()
+        assert len((p.parent / "metrics.jsonl").read_text().splitlines()) == 60
 
 
 def test_jobs_beyond_the_cores_is_refused(tiny_fashion, tmp_path, capsys):

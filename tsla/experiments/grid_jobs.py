@@ -152,6 +152,24 @@ def _prepare_folders(todo: list) -> None:
                               f"writable --out") from None
 
 
+def _child_setup(cores: list[int], parent: int):
+    """What a run's process does before it starts: pin itself to ``cores`` and, on Linux, ask for a SIGTERM when
+    this process dies. Killed with SIGKILL, a compare (or select) cannot pass its stop on; without this its runs
+    trained on as orphans, and a rerun meanwhile found their folders locked, or finished under it ("already holds a
+    run"). With it, each run saves a checkpoint and stops, and the rerun resumes it exactly."""
+    def setup() -> None:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, cores)
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the compare died before the request took effect
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return setup
+
+
 def _launch(pending: list, free: list, running: list, log: TextIO) -> None:
     """Start pending runs while cores are free, each pinned to one free core set; a branch waits for its source."""
     while free:
@@ -172,8 +190,8 @@ def _launch(pending: list, free: list, running: list, log: TextIO) -> None:
         elif branch is not None:
             cmd += ["--branch-from", str(branch[0]), "--at-epoch", str(branch[1])]
         env = {**os.environ, "OMP_NUM_THREADS": str(len(cores)), "MKL_NUM_THREADS": str(len(cores))}
-        pin = (lambda c=cores: os.sched_setaffinity(0, c)) if hasattr(os, "sched_setaffinity") else None
         with open(run / "train.log", "a") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=pin)
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    preexec_fn=_child_setup(cores, os.getpid()))
         print(f"started {run} on cores {cores}", file=log, flush=True)
         running.append((proc, run, cores))
