@@ -126,6 +126,9 @@ def test_a_killed_select_resumes_to_the_same_choice(selected, tmp_path):
     (("--switch-at", "4"), "--switch-at 4: give switch epochs between 1 and --epochs - 1 (3)"),
     (("--criterion", "test_top1"), "--criterion 'test_top1' is unknown"),
     (("--at", "first"), "--at 'first' is unknown"),
+    (("--seeds", "-1"), "--seeds: -1 is outside [0, 4294967295]"),  # named --seed, a flag select does not have
+    (("--switch-at", ""), "--switch-at is empty"),  # it silently left out every TSLA candidate
+    (("--test-every", "2"), "--test-every 2: tsla select never evaluates a candidate on test"),  # was ignored
 ])
 def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys, change, message):
     argv = _argv(tmp_path / "data", tmp_path / "sel", *change)
@@ -133,3 +136,24 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys, change, message):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert not (tmp_path / "sel").exists()
+
+
+def test_a_diverged_candidate_is_one_line_and_the_earlier_selection_is_kept(selected, tmp_path, capsys):
+    """A candidate whose validation NLL is not finite: exit 1 and one line naming it (a ValueError traceback
+    before), and the selection.json already in the folder is left as it was."""
+    import shutil
+
+    out, _, _ = selected
+    again = tmp_path / "sel"
+    shutil.copytree(out, again)
+    lsr = next(again.glob("lsr-seed0"))
+    rows = (lsr / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(rows[-1])
+    last["val_nll"] = float("inf")
+    (lsr / "metrics.jsonl").write_text("\n".join(rows[:-1] + [json.dumps(last)]) + "\n")
+    before = (again / "selection.json").read_bytes()
+    data = _fake_fashion(tmp_path / "data")
+    assert main(_argv(data, again, "--criterion", "val_nll")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tsla: error: lsr-theta0.4: its validation score is inf") and err.count("\n") == 1
+    assert (again / "selection.json").read_bytes() == before

@@ -193,6 +193,12 @@ def _cmd_select(args: argparse.Namespace) -> int:
     out = _out(args, needed=not args.dry_run) or Path("OUT")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
+    if args.switch_at == []:  # an empty --switch-at "" must not silently leave out every TSLA candidate
+        raise ConfigError("--switch-at is empty: list the switch epochs, e.g. --switch-at 15,25, or leave it out "
+                          "for the --milestones")
+    if getattr(args, "test_every", 0) != 0:  # every candidate trains with --test-every 0: not ignored silently
+        raise ConfigError(f"--test-every {args.test_every}: tsla select never evaluates a candidate on test (each "
+                          f"trains with --test-every 0, and only the choice is tested at the end): drop the flag")
     switch_at = args.switch_at
     if switch_at is None:  # the paper's switch points: the learning-rate milestones
         switch_at = build_config(*layers).milestones

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..config import TrainConfig, build_config
+from ..config import MAX_SEED, TrainConfig, build_config
 from ..errors import ConfigError
 from ..training.branch import plan_branches
 
@@ -109,6 +109,10 @@ def _check_distinct(methods: Sequence[str], seeds: Sequence[int], thetas: Sequen
     (tsla@1 and tsla@01), or two thetas that name one run folder (0.1 and 0.1000001 are both 'theta0.1')."""
     if len(set(seeds)) != len(seeds):
         raise ConfigError("--seeds must not repeat an entry")
+    for seed in seeds:  # checked here, naming --seeds: each run's config would name --seed, a flag not given
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"--seeds: {seed} is outside [0, {MAX_SEED}]: give smaller seeds, e.g. the values "
+                              f"modulo {MAX_SEED + 1}")
     seen: dict[str, str] = {}
     for method in methods:
         base, values = parse_cell(method)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from ..config import build_config
-from ..errors import ConfigError, RunDirError
+from ..errors import ConfigError, RunDirError, TrainingError
 from ..training.checkpoint import atomic_write_text
 from .compare import _check_not_a_run, train_grid
 from .grid import GridRun, plan, select_shard
@@ -120,7 +120,10 @@ def run_select(
         return None
     rows = [_row(out, grid, cand, k, len(cands), criterion, at, cand in eligible, rounds, log)
             for k, cand in enumerate(cands, 1)]
-    chosen = choose({c: r["score"] for c, r in zip(cands, rows) if c in eligible}, criterion)
+    try:
+        chosen = choose({c: r["score"] for c, r in zip(cands, rows) if c in eligible}, criterion)
+    except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
+        raise TrainingError(str(exc)) from None
     print(format_table(cands, rows, chosen, criterion, at), file=log)
     print(f"chosen: {chosen.label} (method {chosen.method}, theta {chosen.as_dict()['theta']:g}, switch epoch "
           f"{chosen.switch_epoch if chosen.switch_epoch is not None else '-'}) by mean {criterion} at {at} over "

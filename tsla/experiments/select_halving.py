@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
+from ..errors import TrainingError
 from ..training.branch import kept_checkpoint
 from ..training.checkpoint import CHECKPOINT
 from ..training.rundir import is_finished
@@ -74,8 +75,11 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
                 if cand.switch_epoch is None or cand.switch_epoch < m:
                     for run in runs_of(cand):
                         trainer.to(run, m)
-        fam_score, kept = halving_round(families, alive, m, lambda c: [_records(out / r.name) for r in runs_of(c)],
-                                        criterion, at)
+        try:
+            fam_score, kept = halving_round(families, alive, m,
+                                            lambda c: [_records(out / r.name) for r in runs_of(c)], criterion, at)
+        except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
+            raise TrainingError(str(exc)) from None
         for name in alive:
             if name not in kept:
                 stop[name] = m

@@ -83,7 +83,8 @@ def choose(scores: Mapping[Candidate, float], criterion: str) -> Candidate:
         raise ValueError("no candidate to choose from")
     for cand, value in scores.items():
         if not math.isfinite(value):
-            raise ValueError(f"{cand.label}: its validation score is {value}: the run diverged; rerun it")
+            raise ValueError(f"{cand.label}: its validation score is {value} (its runs diverged): lower --lr, "
+                             f"or leave that theta out of --thetas")
     sign = 1.0 if CRITERIA[criterion] is max else -1.0
     order = list(scores)
     return max(order, key=lambda c: (sign * scores[c], -order.index(c)))
