@@ -126,9 +126,30 @@ def test_tsla_auto_hears_the_binary_one_hot_loss_through_the_adapter():
     (lambda x, t: binary_label_smoothing_cross_entropy(x, t, 0.1, reduction="avg"), "reduction='avg'"),
     (lambda x, t: BinaryLabelSmoothingCrossEntropy()(x, t), "no theta for this loss"),
     (lambda x, t: BinaryLabelSmoothingCrossEntropy(theta=2.0), "theta=2.0 is outside [0, 1]"),
+    # torch weighs by a negative weight (a negative loss, which training would maximise) or a NaN one (a NaN loss)
+    (lambda x, t: binary_label_smoothing_cross_entropy(x, t, 0.1, weight=-torch.ones(4)),
+     "weight contains -1: every weight must be finite and >= 0"),
+    (lambda x, t: binary_label_smoothing_cross_entropy(x, t, 0.1, pos_weight=torch.tensor([1.0, float("nan")] * 2)),
+     "pos_weight contains nan: every pos_weight must be finite and >= 0"),
+    (lambda x, t: BinaryLabelSmoothingCrossEntropy(theta=0.1, pos_weight=torch.full((4,), -2.0)),
+     "pos_weight contains -2"),
+    (lambda x, t: BinaryLabelSmoothingCrossEntropy(theta=0.1, weight="heavy"), "weight must be a floating-point "
+     "tensor, got str"),
+    (lambda x, t: binary_label_smoothing_cross_entropy(x, t, 0.1, weight="heavy"), "weight must be a floating-point "
+     "tensor, got str"),
 ])
 def test_bad_input_gets_one_clear_value_error(call, message):
     logits, target = _batch(8)
     with pytest.raises(ValueError) as info:
         call(logits, target)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_weight_made_negative_in_place_after_a_first_call_is_refused_at_the_next():
+    logits, target = _batch(8)
+    weight = torch.ones(4)
+    criterion = BinaryLabelSmoothingCrossEntropy(theta=0.1, weight=weight)
+    criterion(logits, target)
+    weight[2] = -1.0  # the check read its values once; an in-place change makes it read them again
+    with pytest.raises(ValueError, match="weight contains -1"):
+        criterion(logits, target)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checked_once import CheckedTensors, check_values as read_values
 from .checks import check_reduction, check_theta
 from .compiled_theta import compiled_theta, theta_for_call
 from .cross_entropy import combine
@@ -22,10 +23,40 @@ from .onehot_tracking import OneHotTracking
 from .terms import LossParts, full_precision
 
 
+_CHECKED = CheckedTensors()  # weights whose values passed (read again only after an in-place change)
+
+
+def _as_weight(name: str, tensor) -> torch.Tensor:
+    """``tensor`` as a floating-point tensor; ``ValueError`` naming ``name`` for anything else (a string, ...)."""
+    try:
+        tensor = torch.as_tensor(tensor)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a floating-point tensor, got {type(tensor).__name__}") from None
+    if not tensor.dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+    return tensor
+
+
+def _nonnegative(name: str):
+    """A value check for ``weight`` / ``pos_weight``: every entry finite and >= 0. torch takes a negative one and
+    returns a negative loss (training would maximise it), a NaN one and returns NaN; the multi-class loss refuses
+    both for its class weights, and so does this one."""
+    def check(tensor: torch.Tensor) -> None:
+        if not tensor.numel() or _CHECKED.seen(tensor):
+            return
+        values = tensor.detach()
+        if not bool(torch.stack([values.min() >= 0, torch.isfinite(values).all()]).all()):  # one sync
+            bad = values[~(torch.isfinite(values) & (values >= 0))].flatten()[0]
+            raise ValueError(f"{name} contains {float(bad):g}: every {name} must be finite and >= 0")
+        _CHECKED.add(tensor)
+
+    return check
+
+
 def _check_broadcast(name: str, tensor: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor | None:
     if tensor is None:
         return None
-    tensor = torch.as_tensor(tensor)
+    tensor = _as_weight(name, tensor)
     try:
         fits = torch.broadcast_shapes(tensor.shape, logits.shape) == logits.shape
     except RuntimeError:
@@ -33,8 +64,7 @@ def _check_broadcast(name: str, tensor: torch.Tensor | None, logits: torch.Tenso
     if not fits:
         raise ValueError(f"{name} has shape {tuple(tensor.shape)}, which does not broadcast to the logits' "
                          f"{tuple(logits.shape)}: give one value per class (the last dimension) or per element")
-    if not tensor.dtype.is_floating_point:
-        raise ValueError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+    read_values(_nonnegative(name), tensor)
     return tensor
 
 
@@ -108,8 +138,8 @@ def binary_label_smoothing_cross_entropy(
 
     The loss is computed in float32 (float64 for float64 logits). Raises ``ValueError`` for theta outside [0, 1]
     (a negative one without ``allow_negative``), a
-    target of another shape or with an entry outside [0, 1], a weight that does not broadcast, or an unknown
-    reduction.
+    target of another shape or with an entry outside [0, 1], a weight or pos_weight that does not broadcast, is not a
+    floating-point tensor, or has a negative or non-finite entry, or an unknown reduction.
     """
     compiled = compiled_theta(theta, None)
     theta = compiled if compiled is not None else check_theta(theta, allow_negative)
@@ -139,15 +169,16 @@ class BinaryLabelSmoothingCrossEntropy(OneHotTracking, nn.Module):
                  reduction: str = "mean", check_targets: bool = True, allow_negative: bool = False) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
+        weight = None if weight is None else _as_weight("weight", weight)
+        pos_weight = None if pos_weight is None else _as_weight("pos_weight", pos_weight)
         for name, tensor in (("weight", weight), ("pos_weight", pos_weight)):
-            if tensor is not None and not torch.as_tensor(tensor).dtype.is_floating_point:
-                raise ValueError(f"{name} must be a floating-point tensor, got {torch.as_tensor(tensor).dtype}")
+            if tensor is not None:  # the values here, the shape against the logits at each call
+                read_values(_nonnegative(name), tensor)
         if scheduler is not None and not callable(getattr(scheduler, "get_last_theta", None)):
             raise ValueError(f"scheduler={scheduler!r} has no get_last_theta() method: pass a tsla.SmoothingScheduler "
                              f"or any object with one")
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight), persistent=False)
-        self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight),
-                             persistent=False)
+        self.register_buffer("weight", weight, persistent=False)
+        self.register_buffer("pos_weight", pos_weight, persistent=False)
         self.allow_negative = bool(allow_negative)
         self.theta = None if theta is None else check_theta(theta, self.allow_negative)
         self.scheduler = scheduler
