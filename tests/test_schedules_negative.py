@@ -49,6 +49,20 @@ def test_negative_theta_needs_the_opt_in_and_never_goes_below_minus_one():
         schedules.two_stage(0.4, 5, after=-2)
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda: schedules.reverse(-0.2, "3"), "start_epoch='3' is not an integer"),  # was a bare '<' TypeError
+    (lambda: schedules.reverse(-0.2, 1.5), "start_epoch=1.5 is not an integer"),
+    (lambda: schedules.reverse(-0.2, True), "start_epoch=True is not an integer"),
+    (lambda: schedules.two_stage(0.4, float("nan"), after=-0.2), "drop_epoch=nan is not an integer"),  # no 1st stage
+    (lambda: schedules.two_stage(0.4, -1), "drop_epoch=-1 is negative"),
+    (lambda: schedules.linear(0.4, 0), "end_epoch=0 is below 1"),
+])
+def test_a_schedules_epoch_is_a_whole_number_or_one_value_error_naming_it(call, message):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
 def _train(root, out, *extra):
     return ["train", "--data-root", str(root), "--train-subset", "16", "--test-subset", "10", "--epochs", "3",
             "--batch-size", "8", "--device", "cpu", "--no-progress", "--out", str(out), *extra]

@@ -19,6 +19,7 @@ On the command line, methods are named compactly (see :func:`parse_method`):
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Callable, ClassVar, Mapping, Union
 
@@ -32,6 +33,20 @@ def _check_epoch(epoch: float) -> float:
     if not epoch >= 0:  # also rejects NaN
         raise ValueError(f"epoch={epoch} is negative: epochs count from 0")
     return epoch
+
+
+def _check_epoch_arg(value: Any, name: str, lowest: int, meaning: str) -> None:
+    """A schedule's epoch argument: an integer (a NumPy one too, not a bool) >= ``lowest``; ``ValueError`` naming it.
+    A string failed with a bare TypeError, and a float (NaN: no first stage at all) or True passed unnoticed."""
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None:
+        raise ValueError(f"{name}={value!r} is not an integer: give {meaning} as a whole number of epochs (from 0)")
+    if number < lowest:
+        raise ValueError(f"{name}={value!r} is {'negative' if number < 0 else 'below 1'}: give {meaning} "
+                         f"(>= {lowest})")
 
 
 class _Stored:
@@ -99,8 +114,7 @@ class TwoStage(_Stored):
     def __post_init__(self) -> None:
         _check_value(self.theta)
         _check_value(self.after, "after")
-        if self.drop_epoch < 0:
-            raise ValueError(f"drop_epoch={self.drop_epoch} is negative: give the first epoch of the second stage")
+        _check_epoch_arg(self.drop_epoch, "drop_epoch", 0, "the first epoch of the second stage")
 
     def __call__(self, epoch: float) -> float:
         return float(self.theta) if _check_epoch(epoch) < self.drop_epoch else float(self.after)
@@ -122,8 +136,7 @@ class Reverse(_Stored):
 
     def __post_init__(self) -> None:
         _check_value(self.theta)
-        if self.start_epoch < 0:
-            raise ValueError(f"start_epoch={self.start_epoch} is negative: give the first epoch with smoothing")
+        _check_epoch_arg(self.start_epoch, "start_epoch", 0, "the first epoch with smoothing")
 
     def __call__(self, epoch: float) -> float:
         return 0.0 if _check_epoch(epoch) < self.start_epoch else float(self.theta)
@@ -143,8 +156,7 @@ class _Decay(_Stored):
 
     def __post_init__(self) -> None:
         _check_value(self.theta)
-        if self.end_epoch < 1:
-            raise ValueError(f"end_epoch={self.end_epoch} must be >= 1")
+        _check_epoch_arg(self.end_epoch, "end_epoch", 1, "the first epoch with theta 0")
 
     def __call__(self, epoch: float) -> float:
         epoch = _check_epoch(epoch)
@@ -197,8 +209,8 @@ class AutoTwoStage(_Stored):
 
     def __post_init__(self) -> None:
         _check_value(self.theta)
-        if self.switch_epoch is not None and self.switch_epoch < 0:
-            raise ValueError(f"switch_epoch={self.switch_epoch} is negative: give the first epoch without smoothing")
+        if self.switch_epoch is not None:
+            _check_epoch_arg(self.switch_epoch, "switch_epoch", 0, "the first epoch without smoothing")
 
     def __call__(self, epoch: float) -> float:
         _check_epoch(epoch)
