@@ -89,6 +89,11 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         if kind == "corrupt-checkpoint":
             path = tmp / "run" / "checkpoint.pt"
             path.write_bytes(path.read_bytes()[:200])
+    elif kind == "branched-run":  # RUN: 2 epochs, the first kept; DATA/branch: TSLA(1) branched from it, trained
+        assert main(["train", "--data-root", str(tiny), "--epochs", "2", "--keep-epochs", "1", "--out",
+                     str(tmp / "run"), "--no-progress"]) == 0
+        assert main(["train", "--branch-from", str(tmp / "run"), "--at-epoch", "1", "--method", "tsla@1", "--out",
+                     str(tiny / "branch"), "--no-progress"]) == 0
     elif kind == "live-lock":
         (tmp / "run").mkdir()
         holder = subprocess.Popen(

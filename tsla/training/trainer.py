@@ -131,10 +131,11 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
         check_same_threads(state["config"], cfg.threads, out / CHECKPOINT)
         _check_resume_config(state["config"], cfg, out / CHECKPOINT)
     elif has_run(out, cfg) and not overwrite:
-        raise RunDirError(
-            f"{out} already holds a run or a config.yaml: add --resume to continue it, --overwrite to replace it, "
-            f"or choose another --out"
-        )
+        # a branch resumes from its own checkpoint: --resume beside --branch-from is refused (above)
+        how = ("continue it with 'tsla train --out {0} --resume' (without --branch-from and --at-epoch)".format(out)
+               if branch is not None else "add --resume to continue it")
+        raise RunDirError(f"{out} already holds a run or a config.yaml: {how}, --overwrite to replace it, or choose "
+                          f"another --out")
     if data is None:
         data = build_data(cfg, device, info.rank, info.world_size)
     # a branch is checked against its source, and the message names the source, not the new folder
