@@ -10,14 +10,21 @@ and ``auto-v3`` rows), ``contrasts.csv`` (the plan's families, Holm within each,
 with a bootstrap interval stratified by draw), ``variance.csv`` (between-draw and within-draw variance per cell) and
 the performance-profile figure. A family with fewer than 12 pairs in any contrast gets the verdict "interim" (the
 plan's stopping rule): its numbers are descriptive only.
+
+Every file is computed first and written under a temporary name, then renamed into place: a RUNS_DIR that is no
+folder or holds no finished run, a missing, empty or cut runs.csv, a cut run file, or a full disk is one line
+``study2_analyse.py: error: ...`` and exit 2, and the earlier analysis in --out is left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -25,7 +32,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 import yaml
 
-from tsla.report.paired import analyse, write_csv
+from tsla.report.paired import analyse, csv_text, write_csv
+from tsla.report.write_files import write_together
 from tsla.report.stats import holm, verdict
 
 COLUMNS = ("regime", "label", "method", "theta", "switch_epoch", "theta_after", "draw", "seed", "noise", "noise_rate",
@@ -57,36 +65,71 @@ def _pct(x: Optional[float]) -> Optional[float]:
     return None if x is None else 100.0 * float(x)
 
 
+class Unusable(Exception):
+    """An input that cannot be analysed (a missing folder, a cut file): one line, exit 2, nothing written."""
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Unusable(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc}): {what}") from None
+
+
+def _json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise Unusable(f"{path} is not JSON (a cut or edited file): restore it, or train the run again") from None
+
+
 def run_row(run: Path, regime: str) -> Optional[dict[str, Any]]:
-    """One runs.csv row for a finished run folder (None for an unfinished one)."""
-    summary = json.loads((run / "summary.json").read_text())
-    if summary.get("status") != "finished":
+    """One runs.csv row for a finished run folder (None for an unfinished one). Raises ``Unusable`` naming a file
+    that is missing, cut or of the wrong shape."""
+    summary = _json(run / "summary.json", _read(run / "summary.json", "restore the run's files"))
+    if not isinstance(summary, dict) or summary.get("status") != "finished":
         return None
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    lines = [line for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    last = json.loads(lines[-1])
-    best = summary.get("best_val") or {}
-    label = run.name.rpartition("-seed")[0]
-    return {
-        "regime": regime, "label": label, "method": cfg["method"], "theta": cfg["theta"],
-        "switch_epoch": summary.get("switch_epoch"), "theta_after": cfg.get("theta_after", 0.0),
-        "draw": cfg["subset_seed"], "seed": cfg["seed"],
-        "noise": cfg.get("label_noise_type", "symmetric") if cfg.get("label_noise") else "none",
-        "noise_rate": cfg.get("label_noise", 0.0),
-        "val_top1": _pct(last.get("val_top1")), "test_top1": _pct(last.get("test_top1")),
-        "best_val_epoch": best.get("epoch"), "test_top1_at_best_val": _pct(best.get("test_top1")),
-        "test_nll": last.get("test_nll"), "test_ece": _pct(last.get("test_ece")),
-        "noise_memorised_final": _pct(last.get("noise_memorised")), "commit": summary.get("git_commit"),
-    }
+    try:
+        cfg = yaml.safe_load(_read(run / "config.yaml", "a finished run needs its config.yaml"))
+    except yaml.YAMLError:
+        raise Unusable(f"{run / 'config.yaml'} is not valid YAML: restore it") from None
+    lines = [line for line in _read(run / "metrics.jsonl", "a finished run needs its metrics").splitlines()
+             if line.strip()]
+    if not lines:
+        raise Unusable(f"{run / 'metrics.jsonl'} is empty, though summary.json says finished: restore it")
+    last = _json(run / "metrics.jsonl", lines[-1])
+    try:
+        best = summary.get("best_val") or {}
+        label = run.name.rpartition("-seed")[0]
+        return {
+            "regime": regime, "label": label, "method": cfg["method"], "theta": cfg["theta"],
+            "switch_epoch": summary.get("switch_epoch"), "theta_after": cfg.get("theta_after", 0.0),
+            "draw": cfg["subset_seed"], "seed": cfg["seed"],
+            "noise": cfg.get("label_noise_type", "symmetric") if cfg.get("label_noise") else "none",
+            "noise_rate": cfg.get("label_noise", 0.0),
+            "val_top1": _pct(last.get("val_top1")), "test_top1": _pct(last.get("test_top1")),
+            "best_val_epoch": best.get("epoch"), "test_top1_at_best_val": _pct(best.get("test_top1")),
+            "test_nll": last.get("test_nll"), "test_ece": _pct(last.get("test_ece")),
+            "noise_memorised_final": _pct(last.get("noise_memorised")), "commit": summary.get("git_commit"),
+        }
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise Unusable(f"{run} has a config.yaml, summary.json or metrics.jsonl of the wrong shape "
+                       f"({type(exc).__name__}: {exc}): restore the run's files") from None
 
 
 def collect(root: Path) -> list[dict[str, Any]]:
+    """The rows of every finished run under ``root`` (OUT/<regime>/d<D>/<label>-seed<S>/). Raises ``Unusable`` when
+    ``root`` is no folder or holds no finished run: an empty runs.csv must never replace the analysed one."""
+    if not root.is_dir():
+        raise Unusable(f"RUNS_DIR {root} is not a folder: give the study's run folder, e.g. runs/study2")
     rows = []
     for summary in sorted(root.glob("*/d*/*-seed*/summary.json")):
         run = summary.parent
         row = run_row(run, run.parent.parent.name)
         if row is not None:
             rows.append(row)
+    if not rows:
+        raise Unusable(f"no finished run in {root} (it should hold <regime>/d<D>/<label>-seed<S>/summary.json)")
     return rows
 
 
@@ -110,14 +153,45 @@ def derived_rows(rows: list[dict[str, Any]], auto_switch: Optional[Callable[[Pat
     return out
 
 
-def read_runs_csv(path: Path) -> list[dict[str, Any]]:
-    numeric = {"theta", "switch_epoch", "theta_after", "draw", "seed", "noise_rate", "val_top1", "test_top1",
-               "best_val_epoch", "test_top1_at_best_val", "test_nll", "test_ece", "noise_memorised_final"}
+NUMERIC = {"theta", "switch_epoch", "theta_after", "draw", "seed", "noise_rate", "val_top1", "test_top1",
+           "best_val_epoch", "test_top1_at_best_val", "test_nll", "test_ece", "noise_memorised_final"}
+
+
+def parse_runs_text(text: str, source: str) -> list[dict[str, Any]]:
+    """runs.csv's rows from its text, numbers as floats and empty cells as None. Raises ``Unusable`` naming the line
+    of a cut row, a cell that is not a (finite) number, and a file without rows or without a needed column."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("regime", "label", "draw", "seed", "test_top1") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise Unusable(f"{source} has no {missing[0]} column (an empty or cut file?): write it again with "
+                       f"'python scripts/study2_analyse.py RUNS_DIR'")
     rows = []
-    with path.open(newline="") as f:
-        for r in csv.DictReader(f):
-            rows.append({k: (float(v) if k in numeric and v != "" else (None if v == "" else v)) for k, v in r.items()})
+    for line, r in enumerate(reader, 2):
+        if None in r or any(v is None for v in r.values()):
+            raise Unusable(f"{source} line {line} has {'more' if None in r else 'fewer'} cells than the header (a cut "
+                           f"or edited file): write it again from the run folders")
+        row: dict[str, Any] = {}
+        for k, v in r.items():
+            if v == "":
+                row[k] = None
+            elif k in NUMERIC:
+                try:
+                    row[k] = float(v)
+                except ValueError:
+                    row[k] = math.nan
+                if not math.isfinite(row[k]):
+                    raise Unusable(f"{source} line {line}: {k} = {v!r} is not a finite number: fix the row or "
+                                   f"write the file again from the run folders")
+            else:
+                row[k] = v
+        rows.append(row)
+    if not rows:
+        raise Unusable(f"{source} holds no run: write it again with 'python scripts/study2_analyse.py RUNS_DIR'")
     return rows
+
+
+def read_runs_csv(path: Path) -> list[dict[str, Any]]:
+    return parse_runs_text(_read(path, "give the runs.csv this script wrote"), str(path))
 
 
 # ---------------------------------------------------------------- analysis from runs.csv alone
@@ -314,38 +388,65 @@ def profile_figure(rows: list[dict[str, Any]], path: Path, key: str = MEASURES["
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="?", type=Path, help="the study's run folder (OUT/<regime>/d<D>/<label>-seed<S>)")
     parser.add_argument("--runs-csv", type=Path, help="analyse this runs.csv instead of collecting run folders")
     parser.add_argument("--out", type=Path, default=Path("docs/evidence/study2"))
     parser.add_argument("--figure", type=Path, default=Path("docs/figures/study2-profile.png"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if (args.runs is None) == (args.runs_csv is None):
         parser.error("give RUNS_DIR or --runs-csv FILE (one of them)")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        cells, cons = _analyse(args)
+    except Unusable as exc:  # nothing was written
+        print(f"study2_analyse.py: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"study2_analyse.py: error: cannot write in {args.out} or {args.figure.parent} "
+              f"({exc.strerror or exc}): free some disk space or choose a writable --out / --figure (the files "
+              f"there are left as they were)", file=sys.stderr)
+        return 2
+    _print_tables(cells, cons)
+    return 0
+
+
+def _analyse(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Everything computed first, then every file written under a temporary name and renamed into place, so an
+    unusable input or a failed write leaves the earlier analysis whole. Returns (cells, contrasts) to print."""
+    texts: dict[str, str] = {}
     if args.runs is not None:
         rows = collect(args.runs)
         rows += derived_rows(rows, auto_switch=_auto_v3(), root=args.runs)
-        write_csv(args.out / "runs.csv", rows, COLUMNS)
-    rows = read_runs_csv(args.runs_csv or args.out / "runs.csv")
+        texts["runs.csv"] = csv_text(rows, COLUMNS)
+        rows = parse_runs_text(texts["runs.csv"], "runs.csv")  # analysed as read back, as --runs-csv does
+    else:
+        rows = read_runs_csv(args.runs_csv)
     cons = contrast_rows(rows) + goal_rows(rows)
-    write_csv(args.out / "contrasts.csv", cons, ["family", "measure", "regime", "a", "b", "n_pairs", "n_draws",
-                                                 "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde",
-                                                 "tost_p", "verdict"])
-    mixed = mixed_rows(rows)
-    if mixed:
-        write_csv(args.out / "mixed.csv", mixed, list(mixed[0]))
-    sup = superiority_rows(rows)
-    if sup:
-        write_csv(args.out / "superiority.csv", sup, list(sup[0]))
+    texts["contrasts.csv"] = csv_text(cons, ["family", "measure", "regime", "a", "b", "n_pairs", "n_draws",
+                                             "mean_diff", "ci_low", "ci_high", "p_raw", "p_holm", "mde", "tost_p",
+                                             "verdict"])
+    for name, found in (("mixed.csv", mixed_rows(rows)), ("superiority.csv", superiority_rows(rows))):
+        if found:
+            texts[name] = csv_text(found, list(found[0]))
     cells = cell_rows(rows)
-    write_csv(args.out / "cells.csv", cells, list(cells[0]))
+    texts["cells.csv"] = csv_text(cells, list(cells[0]))
     var = variance_rows(rows)
     if var:
-        write_csv(args.out / "variance.csv", var, list(var[0]))
+        texts["variance.csv"] = csv_text(var, list(var[0]))
+    args.out.mkdir(parents=True, exist_ok=True)
     args.figure.parent.mkdir(parents=True, exist_ok=True)
-    profile_figure(rows, args.figure)
+    figure = args.figure.with_name(f".tmp-{args.figure.name}")
+    try:
+        profile_figure(rows, figure)
+        write_together(args.out, {name: (lambda path, t=text: path.write_text(t)) for name, text in texts.items()})
+        os.replace(figure, args.figure)
+    finally:
+        figure.unlink(missing_ok=True)
+    return cells, cons
+
+
+def _print_tables(cells: list[dict[str, Any]], cons: list[dict[str, Any]]) -> None:
     print("| regime | cell | runs | draws | test top-1 at best val (%) | test top-1 last (%) | best-val epoch | "
           "test NLL | test ECE (%) | noise memorised (last) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -382,4 +483,4 @@ def _auto_v3() -> Callable[[Path], Optional[int]]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -157,3 +157,60 @@ def test_goal_family_compares_the_derived_cells_with_the_best_fixed_cell_by_vali
     assert goals[("last", "select")]["mean_diff"] == pytest.approx(0.0, abs=1e-12)
     # no auto-v3 rows, no other regimes: the family is incomplete, so no verdict
     assert ("best-val", "auto-v3") not in goals and g["verdict"] == "interim"
+
+
+def _analysed(tmp_path, s2):
+    """An --out folder holding an earlier analysis (runs.csv and contrasts.csv) and the bytes of each file."""
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = [_row(r, label, d, s, 70.0, 69.0) for r in ("sym40", "pair40") for label in ("lsr", "tsla@25")
+            for d in (1, 2) for s in (0, 1)]
+    s2.write_csv(out / "runs.csv", rows, s2.COLUMNS)
+    (out / "contrasts.csv").write_text("family,measure\nP,best-val\n")
+    return out, {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def _with_cell(header, line, column, value):
+    cells = line.rstrip("\n").split(",")
+    cells[header.rstrip("\n").split(",").index(column)] = value
+    return ",".join(cells) + "\n"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing-dir", "RUNS_DIR {tmp}/nowhere is not a folder"),  # it replaced runs.csv by a header, then IndexError
+    ("empty-dir", "no finished run in {tmp}/empty"),
+    ("missing-csv", "{tmp}/missing.csv cannot be read (No such file or directory)"),  # FileNotFoundError
+    ("empty-csv", "{tmp}/empty.csv has no regime column"),  # IndexError after replacing contrasts.csv
+    ("cut-csv", "{tmp}/cut.csv line 5 has fewer cells than the header"),  # float(None) TypeError
+    ("text-csv", "{tmp}/text.csv line 2: test_top1 = 'high' is not a finite number"),
+    ("cut-metrics", "{tmp}/runs/sym40/d1/lsr-seed0/metrics.jsonl is not JSON"),  # JSONDecodeError
+])
+def test_unusable_input_is_one_line_exit_2_and_the_earlier_analysis_is_kept(tmp_path, capsys, case, message):
+    s2 = _load()
+    out, before = _analysed(tmp_path, s2)
+    text = (out / "runs.csv").read_text()
+    lines = text.splitlines(keepends=True)
+    if case == "missing-dir":
+        argv = [str(tmp_path / "nowhere")]
+    elif case == "empty-dir":
+        (tmp_path / "empty").mkdir()
+        argv = [str(tmp_path / "empty")]
+    elif case == "cut-metrics":  # a finished run whose metrics.jsonl was cut (a copy interrupted)
+        run = tmp_path / "runs" / "sym40" / "d1" / "lsr-seed0"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"status": "finished", "best_val": None}))
+        (run / "config.yaml").write_text("method: lsr\ntheta: 0.4\nsubset_seed: 1\nseed: 0\n")
+        (run / "metrics.jsonl").write_text('{"epoch": 0, "val_top1": 0.5}\n{"epoch": 1, "val_to')
+        argv = [str(tmp_path / "runs")]
+    else:
+        name = case.replace("-csv", ".csv")
+        content = {"missing.csv": None, "empty.csv": "", "cut.csv": "".join(lines[:4]) + lines[4][:30],
+                   "text.csv": lines[0] + _with_cell(lines[0], lines[1], "test_top1", "high")}[name]
+        if content is not None:
+            (tmp_path / name).write_text(content)
+        argv = ["--runs-csv", str(tmp_path / name)]
+    code = s2.main(argv + ["--out", str(out), "--figure", str(out / "profile.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("study2_analyse.py: error: " + message.format(tmp=tmp_path))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing replaced, nothing added
