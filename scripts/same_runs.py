@@ -5,8 +5,9 @@ every tensor of the final model, bit for bit.
     python scripts/same_runs.py --cells REGIME tsla-auto tsla@15     # every seed and theta of two cells of a regime
 
 Prints one line per pair: "identical" or the first metric / tensor that differs; exits 1 if any pair differs, and 2
-with one line (no traceback) for a folder that cannot be read. "Identical" means bit for bit: +0.0 and -0.0 differ,
-a NaN equals the same NaN, and a metric logged by one run only is a difference. Used for
+with one line (no traceback) for a folder that cannot be read, or one folder given as both runs of a pair.
+"Identical" means bit for bit: +0.0 and -0.0 differ, a NaN equals the same NaN, and a metric logged by one run only
+is a difference. Used for
 the reproducibility and tsla-auto sections of docs/results.md (reruns, thread counts, trained vs replayed tsla-auto).
 """
 
@@ -70,6 +71,9 @@ def _same_tensor(x: torch.Tensor, y: torch.Tensor) -> bool:
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
+    if not (run / "checkpoint.pt").is_file():  # load_checkpoint's own message advises --resume, meaningless here
+        raise Unreadable(f"{run / 'checkpoint.pt'} is missing: give a run folder that tsla trained (its checkpoint "
+                         f"holds the final weights)")
     try:
         return load_checkpoint(run / "checkpoint.pt")["model"]
     except TslaError as exc:
@@ -114,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare cell A with cell B for every seed and theta in the folder REGIME")
     args = parser.parse_args(argv)
     if args.cells:
+        if not Path(args.cells[0]).is_dir():
+            parser.error(f"--cells: {args.cells[0]} is not a folder: give the regime's comparison folder")
         pairs = _cell_pairs(Path(args.cells[0]), args.cells[1], args.cells[2])
     elif args.runs and len(args.runs) % 2 == 0:
         pairs = list(zip(args.runs[::2], args.runs[1::2]))
@@ -121,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give pairs of run directories, or --cells REGIME A B")
     if not pairs:
         parser.error("no finished pair of runs found")
+    for a, b in pairs:  # a folder against itself is "identical" whatever it holds: a typo, not a reproduction
+        if a.resolve() == b.resolve():
+            parser.error(f"{a} and {b} are the same folder: give two runs to compare")
     differ = 0
     for a, b in pairs:
         try:

@@ -85,3 +85,22 @@ def test_an_unreadable_run_is_one_line_and_exit_2(tmp_path, capsys):
         assert same_runs.main([str(a), str(other)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_a_missing_checkpoint_a_missing_regime_and_one_run_twice_are_one_line_exit_2(tmp_path, capsys):
+    """Each named without advice that does not apply here (the checkpoint message advised --resume), and a folder
+    given twice is refused rather than reported "identical", true of any folder against itself."""
+    same_runs = _load()
+    a = _fake_run(tmp_path / "a", [{"epoch": 0, "test_top1": 0.5}], [1.0])
+    bare = _fake_run(tmp_path / "bare", [{"epoch": 0, "test_top1": 0.5}], [1.0])
+    (bare / "checkpoint.pt").unlink()
+    for argv, message in (([str(a), str(bare)], "checkpoint.pt is missing: give a run folder that tsla trained"),
+                          (["--cells", str(tmp_path / "nowhere"), "lsr", "tsla@5"], "is not a folder"),
+                          ([str(a), str(tmp_path / "a" / ".")], "are the same folder: give two runs to compare")):
+        try:
+            code = same_runs.main(argv)
+        except SystemExit as exit:  # argparse's error: one usage line and one error line, exit 2
+            code = exit.code
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "--resume" not in err and "Traceback" not in err
+        assert "error: " in err.strip().splitlines()[-1]
