@@ -19,6 +19,16 @@ export STUDY2_EVIDENCE=${STUDY2_EVIDENCE:-$root/docs/evidence/study2/runs}  # co
 regimes=${STUDY2_REGIMES:-"sym40 pair40 clean"}
 draws=${STUDY2_DRAWS:-"1 2 3"}
 seeds=${STUDY2_SEEDS:-"0 1 2 3"}
+jobs=${STUDY2_JOBS:-2}
+# bad settings: one line and exit 2 before anything trains (xargs -P 0 would start every family at once)
+for regime in $regimes; do
+    case $regime in sym40|pair40|clean) ;; *) echo "study2: STUDY2_REGIMES: unknown regime '$regime' (choose from sym40 pair40 clean)" >&2; exit 2 ;; esac
+done
+for value in $draws $seeds; do
+    [[ $value =~ ^[0-9]+$ ]] || { echo "study2: STUDY2_DRAWS / STUDY2_SEEDS: '$value' is not a whole number >= 0" >&2; exit 2; }
+done
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "study2: STUDY2_JOBS: '$jobs' is not a whole number >= 1 (families trained at once)" >&2; exit 2; }
+command -v "$STUDY2_PYTHON" > /dev/null || { echo "study2: STUDY2_PYTHON: $STUDY2_PYTHON is not an executable (run scripts/setup.sh, or set it)" >&2; exit 2; }
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # one thread per run: the thread count changes the numbers (results.md)
 
 family() {  # one (regime, draw, seed): its trunks and every branch, in the plan's order
@@ -39,9 +49,11 @@ family() {  # one (regime, draw, seed): its trunks and every branch, in the plan
         local out="$dir/$1-seed$seed"; shift
         if [ -f "$out/summary.json" ] && grep -q '"status": "finished"' "$out/summary.json"; then return 0; fi
         local args=("$@")
-        if [ -f "$out/config.yaml" ]; then
+        if [ -f "$out/checkpoint.pt" ]; then
             # an interrupted run resumes from its own checkpoint: a branch drops --branch-from/--at-epoch (tsla
-            # refuses both with --resume); its saved config still records where it branched from
+            # refuses both with --resume); the checkpoint records where it branched from. Stopped before its first
+            # checkpoint (config.yaml only), the same command starts it again: a branch from its source's kept
+            # checkpoint, not (as --resume would) from epoch 0 at full cost and with no branched_from
             args=()
             while [ $# -gt 0 ]; do
                 case $1 in --branch-from|--at-epoch) shift 2 ;; *) args+=("$1"); shift ;; esac
@@ -83,5 +95,5 @@ export -f family
             for seed in $seeds; do echo "$regime $draw $seed"; done
         done
     done
-} | xargs -r -P "${STUDY2_JOBS:-2}" -L 1 bash -c 'set -e; family $0 $1 $2'
+} | xargs -r -P "$jobs" -L 1 bash -c 'set -e; family $0 $1 $2'
 echo "study2: done; analyse with: python scripts/study2_analyse.py $STUDY2_OUT"
