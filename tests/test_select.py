@@ -129,6 +129,8 @@ def test_a_killed_select_resumes_to_the_same_choice(selected, tmp_path):
     (("--seeds", "-1"), "--seeds: -1 is outside [0, 4294967295]"),  # named --seed, a flag select does not have
     (("--switch-at", ""), "--switch-at is empty"),  # it silently left out every TSLA candidate
     (("--test-every", "2"), "--test-every 2: tsla select never evaluates a candidate on test"),  # was ignored
+    (("--theta-after", "-0.2", "--allow-negative"), "--theta-after -0.2: tsla select's TSLA(S) candidates end on "
+     "one-hot labels"),  # refused naming --method 'lsr', which select has not
 ])
 def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys, change, message):
     argv = _argv(tmp_path / "data", tmp_path / "sel", *change)
