@@ -21,14 +21,19 @@ draws=${STUDY2_DRAWS:-"1 2 3"}
 seeds=${STUDY2_SEEDS:-"0 1 2 3"}
 jobs=${STUDY2_JOBS:-2}
 # bad settings: one line and exit 2 before anything trains (xargs -P 0 would start every family at once)
+refuse() { echo "study2: $1" >&2; exit 2; }
 for regime in $regimes; do
-    case $regime in sym40|pair40|clean) ;; *) echo "study2: STUDY2_REGIMES: unknown regime '$regime' (choose from sym40 pair40 clean)" >&2; exit 2 ;; esac
+    case $regime in
+        sym40|pair40|clean) ;;
+        *) refuse "STUDY2_REGIMES: unknown regime '$regime' (choose from sym40 pair40 clean)" ;;
+    esac
 done
 for value in $draws $seeds; do
-    [[ $value =~ ^[0-9]+$ ]] || { echo "study2: STUDY2_DRAWS / STUDY2_SEEDS: '$value' is not a whole number >= 0" >&2; exit 2; }
+    [[ $value =~ ^[0-9]+$ ]] || refuse "STUDY2_DRAWS / STUDY2_SEEDS: '$value' is not a whole number >= 0"
 done
-[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "study2: STUDY2_JOBS: '$jobs' is not a whole number >= 1 (families trained at once)" >&2; exit 2; }
-command -v "$STUDY2_PYTHON" > /dev/null || { echo "study2: STUDY2_PYTHON: $STUDY2_PYTHON is not an executable (run scripts/setup.sh, or set it)" >&2; exit 2; }
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || refuse "STUDY2_JOBS: '$jobs' is not a whole number >= 1 (families trained at once)"
+command -v "$STUDY2_PYTHON" > /dev/null \
+    || refuse "STUDY2_PYTHON: $STUDY2_PYTHON is not an executable (run scripts/setup.sh, or set it)"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # one thread per run: the thread count changes the numbers (results.md)
 
 family() {  # one (regime, draw, seed): its trunks and every branch, in the plan's order

@@ -26,9 +26,9 @@ while IFS= read -r summary; do
     done
 done < <(find "$src" -name summary.json -not -path "*/checkpoints/*" | sort)
 if [ "$changed" -gt 0 ]; then
-    echo "study_collect: $committed/$first is committed with other content than $src/$first ($changed file(s) in all):" \
-         "a finished run's evidence is never replaced; to replace it deliberately, git rm that run's folder and commit" \
-         "first; nothing was copied" >&2
+    echo "study_collect: $committed/$first is committed with other content than $src/$first" \
+         "($changed file(s) in all): a finished run's evidence is never replaced; to replace it deliberately," \
+         "git rm that run's folder and commit first; nothing was copied" >&2
     exit 2
 fi
 count=0
