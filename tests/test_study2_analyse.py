@@ -214,3 +214,14 @@ def test_unusable_input_is_one_line_exit_2_and_the_earlier_analysis_is_kept(tmp_
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("study2_analyse.py: error: " + message.format(tmp=tmp_path))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing replaced, nothing added
+
+
+def test_an_out_that_is_a_file_is_one_line_and_exit_2(tmp_path, capsys):
+    s2 = _load()
+    out, _ = _analysed(tmp_path, s2)
+    (tmp_path / "afile").write_text("mine")
+    code = s2.main(["--runs-csv", str(out / "runs.csv"), "--out", str(tmp_path / "afile"), "--figure",
+                    str(tmp_path / "fig" / "profile.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("study2_analyse.py: error: cannot write in ")
+    assert (tmp_path / "afile").read_text() == "mine" and not (tmp_path / "fig" / "profile.png").exists()
