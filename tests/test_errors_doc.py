@@ -188,6 +188,8 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
             rows[1][2] = "high"
         elif bad == "duplicate":
             rows.append(list(rows[0]))
+        elif bad == "huge-seed":
+            rows[1][1] = 2**63
         elif bad == "unpaired":
             rows = [[label, seed + 4 * (label == "b-theta0.1"), value] for label, seed, value in rows]
         (tmp / "run").mkdir()
