@@ -10,7 +10,7 @@ import pytest
 from tsla.cli import main
 from tsla.training.progress import describe_schedule
 from tsla.report import write_report
-from tsla.schedules import parse_method
+from tsla.smoothing.methods import parse_method
 
 from .test_report import make_run
 

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from tsla import schedules
+from tsla.smoothing import methods
 from tsla.errors import ConfigError
 
 
@@ -50,18 +51,18 @@ def test_schedules_are_pure():
     ],
 )
 def test_parse_method(method, expected):
-    sched = schedules.parse_method(method, 0.3, epochs=3)
+    sched = methods.parse_method(method, 0.3, epochs=3)
     assert [sched(e) for e in range(3)] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("method", ["foo", "tsla", "tsla@x", "tsla@-1", "tsla@11", "lsr@3", "linear@0"])
 def test_parse_method_rejects(method):
     with pytest.raises(ConfigError, match="--method"):
-        schedules.parse_method(method, 0.1, epochs=10)
+        methods.parse_method(method, 0.1, epochs=10)
 
 
 def test_table_shows_switch():
-    table = schedules.format_table(schedules.two_stage(0.1, 2), 4)
+    table = methods.format_table(schedules.two_stage(0.1, 2), 4)
     assert table.splitlines()[1:] == ["0-1         0.1000", "2-3         0.0000"]
 
 

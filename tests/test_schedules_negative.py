@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tsla import schedules
+from tsla.smoothing import methods
 from tsla.cli import main
 from tsla.errors import ConfigError
 
@@ -23,9 +24,9 @@ def test_reverse_is_one_hot_first_then_theta():
     wei = schedules.reverse(-0.2, 5)
     assert [wei(0), wei(4), wei(5), wei(6)] == [0.0, 0.0, -0.2, -0.2]
     assert wei.switch_epoch == 5
-    parsed = schedules.parse_method("reverse@5", -0.2, 10, allow_negative=True)
+    parsed = methods.parse_method("reverse@5", -0.2, 10, allow_negative=True)
     assert parsed == wei and [parsed(4), parsed(5), parsed(6)] == [0.0, -0.2, -0.2]
-    assert schedules.parse_method("tsla@5", 0.4, 10, theta_after=-0.2, allow_negative=True) == \
+    assert methods.parse_method("tsla@5", 0.4, 10, theta_after=-0.2, allow_negative=True) == \
         schedules.two_stage(0.4, 5, after=-0.2)
 
 
@@ -38,13 +39,13 @@ def test_schedules_round_trip_and_older_stored_tsla_reads_as_one_hot_after():
 
 def test_negative_theta_needs_the_opt_in_and_never_goes_below_minus_one():
     with pytest.raises(ConfigError, match="--theta -0.2 is negative.*--allow-negative"):
-        schedules.parse_method("lsr", -0.2, 10)
+        methods.parse_method("lsr", -0.2, 10)
     with pytest.raises(ConfigError, match="--theta-after -0.2 is negative.*--allow-negative"):
-        schedules.parse_method("tsla@5", 0.4, 10, theta_after=-0.2)
+        methods.parse_method("tsla@5", 0.4, 10, theta_after=-0.2)
     with pytest.raises(ConfigError, match=r"--theta -1.5 is outside \[-1, 1\]"):
-        schedules.parse_method("lsr", -1.5, 10, allow_negative=True)
+        methods.parse_method("lsr", -1.5, 10, allow_negative=True)
     with pytest.raises(ConfigError, match="--theta-after 0.2 applies to tsla@S only"):
-        schedules.parse_method("lsr", 0.4, 10, theta_after=0.2)
+        methods.parse_method("lsr", 0.4, 10, theta_after=0.2)
     with pytest.raises(ValueError, match=r"after=-2 is outside \[-1, 1\]"):
         schedules.two_stage(0.4, 5, after=-2)
 

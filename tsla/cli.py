@@ -21,7 +21,7 @@ import yaml
 from .config import TrainConfig, build_config, field_types, read_yaml
 from .errors import ConfigError, RunDirError, TslaError
 from .experiments.presets import load_preset, preset_names
-from .smoothing.schedules import format_table
+from .smoothing.methods import format_table
 
 
 class _Parser(argparse.ArgumentParser):

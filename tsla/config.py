@@ -19,7 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import ConfigError
-from .smoothing.schedules import METHOD_HELP, check_cli_theta, parse_method
+from .smoothing.methods import METHOD_HELP, check_cli_theta, parse_method
 from .smoothing.switch_rules import RULES
 
 AUTO_RULES = tuple(RULES)

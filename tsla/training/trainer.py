@@ -48,7 +48,7 @@ from .run_files import (RESUME_FREE_FIELDS, _check_resume_config, _keep, _keeps,
 from .threads import check_same_threads, using_threads
 from .runtime import build_context, resolve_device, seed_everything
 from ..smoothing.scheduler import SmoothingScheduler
-from ..smoothing.schedules import format_table
+from ..smoothing.methods import format_table
 from .signals import StopRequest
 from .tensorboard import TensorBoardLog, require_tensorboard
 
