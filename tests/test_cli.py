@@ -149,3 +149,14 @@ def test_preset_values_as_documented(capsys):
         assert tuned["lr"] == 0.01 and tuned["pretrained"] is True
         explicit, _ = _dry(capsys, "--preset", name, "--pretrained", "--lr", "0.003")
         assert explicit["lr"] == 0.003
+
+
+def test_output_read_by_a_reader_that_stops_early_is_no_traceback():
+    # `tsla presets | head -1`: the reader goes away before tsla writes (its end is closed before torch is imported)
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "tsla", "presets"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "Broken pipe" not in err, err
