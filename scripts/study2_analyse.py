@@ -213,23 +213,30 @@ def _pairs_of(rows: list[dict[str, Any]], families: tuple[str, ...]):
                 yield family, measure, regime, a, b, paired(rows, regime, a, b, MEASURES[measure])
 
 
+def family_rows(rows: list[dict[str, Any]], family: str,
+                contrasts: list[tuple[str, str, str, Optional[str]]]) -> list[dict[str, Any]]:
+    """One family's contrasts ``(measure, regime, a, b)``, each paired by (draw, seed) (one with fewer than 2 pairs,
+    or no ``b``, is left out); Holm over those present; "interim" for all of them until every declared contrast has
+    its 12 pairs (the plan's stopping rule)."""
+    fam = []
+    for measure, regime, a, b in contrasts:
+        pairs = paired(rows, regime, a, b, MEASURES[measure]) if b else []
+        if len(pairs) < 2:
+            continue
+        diffs = [d for _, _, d in pairs]
+        fam.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
+                    "n_draws": len({d for d, _, _ in pairs}), **analyse(diffs, MARGIN)})
+    interim = len(fam) < len(contrasts) or any(r["n_pairs"] < PAIRS_PLANNED for r in fam)
+    for row, p in zip(fam, holm([r["p_raw"] for r in fam])):
+        row["p_holm"] = p
+        row["verdict"] = "interim" if interim else verdict(row["mean_diff"], p, row["tost_p"], MARGIN)
+    return fam
+
+
 def contrast_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for family, measure, contrasts in FAMILIES:
-        fam = []
-        for regime, a, b in contrasts:
-            pairs = paired(rows, regime, a, b, MEASURES[measure])
-            if len(pairs) < 2:
-                continue
-            diffs = [d for _, _, d in pairs]
-            fam.append({"family": family, "measure": measure, "regime": regime, "a": a, "b": b,
-                        "n_draws": len({d for d, _, _ in pairs}), **analyse(diffs, MARGIN)})
-        interim = len(fam) < len(contrasts) or any(r["n_pairs"] < PAIRS_PLANNED for r in fam)
-        for row, p in zip(fam, holm([r["p_raw"] for r in fam])):
-            row["p_holm"] = p
-            row["verdict"] = "interim" if interim else verdict(row["mean_diff"], p, row["tost_p"], MARGIN)
-        out += fam
-    return out
+    """Every declared family of FAMILIES (P, S1-S5), in order."""
+    return [row for family, measure, contrasts in FAMILIES
+            for row in family_rows(rows, family, [(measure, regime, a, b) for regime, a, b in contrasts])]
 
 
 REGIMES = NOISY + ("clean",)
@@ -252,22 +259,10 @@ def goal_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Family G (goal checks, not hypotheses): ``select − best`` and ``auto-v3 − best`` per regime and measure, where
     *best* is :func:`best_fixed`; Holm over the family, "interim" until every contrast has its 12 pairs. A derived
     run that *is* the best cell's run gives a difference of exactly 0 for that pair."""
-    fam, planned = [], 0
-    for regime in REGIMES:
-        best = best_fixed(rows, regime)
-        for measure in ("best-val", "last"):
-            for derived in DERIVED:
-                planned += 1
-                pairs = paired(rows, regime, derived, best, MEASURES[measure]) if best else []
-                if len(pairs) < 2:
-                    continue
-                fam.append({"family": "G", "measure": measure, "regime": regime, "a": derived, "b": best,
-                            "n_draws": len({d for d, _, _ in pairs}), **analyse([d for _, _, d in pairs], MARGIN)})
-    interim = len(fam) < planned or any(r["n_pairs"] < PAIRS_PLANNED for r in fam)
-    for row, p in zip(fam, holm([r["p_raw"] for r in fam])):
-        row["p_holm"] = p
-        row["verdict"] = "interim" if interim else verdict(row["mean_diff"], p, row["tost_p"], MARGIN)
-    return fam
+    best = {regime: best_fixed(rows, regime) for regime in REGIMES}
+    planned = [(measure, regime, derived, best[regime])
+               for regime in REGIMES for measure in ("best-val", "last") for derived in DERIVED]
+    return family_rows(rows, "G", planned)
 
 
 def mixed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
