@@ -123,7 +123,7 @@ def halving_round(fams: Mapping[str, Sequence[Candidate]], alive: Sequence[str],
     fam_score: dict[str, float] = {}
     for name in alive:
         members = [c for c in fams[name] if c.switch_epoch is None or c.switch_epoch < milestone]
-        per = {c: mean_score([score(list(r)[:milestone], criterion, at) for r in records_of(c)])["score"]
+        per = {c: mean_score([score(r[:milestone], criterion, at) for r in records_of(c)])["score"]
                for c in members}
         fam_score[name] = per[choose(per, criterion)]
     return fam_score, keep_better_half(fam_score, criterion)
