@@ -26,6 +26,7 @@ DATASETS = ("fashion-mnist", "cifar10", "cifar100", "dogs", "cub")
 MODELS = ("resnet8", "resnet20", "resnet18", "resnet50")
 AMP_CHOICES = ("bf16", "fp16")
 NOISE_TYPES = ("symmetric", "pair")
+VAL_NOISE = ("none", "same")
 MAX_SEED = 2**32 - 1
 
 MAX_THREADS = 1024  # torch would try to start them all
@@ -52,13 +53,19 @@ class TrainConfig:
     val_size: Optional[int] = _f(None, "hold out this many class-balanced training images (never in the training "
                                  "subset; drawn by --subset-seed) as a validation set, evaluated every epoch as val_*")
     label_noise: float = _f(0.0, "fraction of training labels replaced by another class, as --label-noise-type "
-                            "says (drawn once by --label-noise-seed; validation and test stay clean)")
+                            "says (drawn once by --label-noise-seed; validation labels stay clean unless "
+                            "--val-label-noise same; test labels always stay clean)")
     label_noise_type: str = _f("symmetric", "kind of --label-noise: symmetric (the new label drawn uniformly from the "
                                "other classes) or pair (every class flipped to one fixed partner: Fashion-MNIST's "
                                "confusable pairs T-shirt/Shirt, Pullover/Coat, Sandal/Sneaker, Trouser/Dress, "
                                "Bag/Ankle boot; class c to c+1 mod K for any other data set)")
     label_noise_seed: int = _f(0, "seed of the label noise; fixed apart from --seed so that every seed and method "
                                "sees the same noisy labels")
+    val_label_noise: str = _f("none", "noise of the validation labels: none (clean) or same (the training labels' "
+                              "--label-noise process, same rate and type, its own draw: as noisy as a user's "
+                              "validation labels). With --label-noise and --val-size both labellings are logged "
+                              "every epoch: val_* on the one chosen here (early stopping, tsla select and tsla-auto "
+                              "read it) and val_noisy_* or val_clean_* on the other")
     augment: bool = _f(True, "augment the training images (random crop with zero padding + horizontal flip for the "
                        "in-memory data sets); --no-augment trains on the images as they are, the regime in which a "
                        "network memorises its training set")
@@ -168,6 +175,11 @@ class TrainConfig:
         if self.label_noise_type != "symmetric" and not self.label_noise:
             raise ConfigError(f"--label-noise-type {self.label_noise_type} has no effect without --label-noise: pass "
                               f"the fraction to flip, e.g. --label-noise 0.4, or drop --label-noise-type")
+        if self.val_label_noise not in VAL_NOISE:
+            raise ConfigError(f"--val-label-noise {self.val_label_noise!r} is unknown: choose none or same")
+        if self.val_label_noise == "same" and (not self.label_noise or self.val_size is None):
+            raise ConfigError("--val-label-noise same copies the training labels' noise to the validation split: it "
+                              "needs --label-noise (the noise to copy) and --val-size (the split)")
         if self.dataset in ("dogs", "cub") and (self.val_size is not None or self.label_noise or not self.augment):
             raise ConfigError(f"--val-size, --label-noise and --no-augment are available for fashion-mnist and CIFAR, "
                               f"not yet for --dataset {self.dataset}: leave them out")

@@ -19,7 +19,7 @@ from .fashion_mnist import DEBIAN_ROOT
 from .augment import normalize
 from .fingerprint import combined_fingerprint, files_fingerprint, tensor_fingerprint
 from .in_memory import InMemoryLoader, TensorImages, batches_per_epoch, epoch_generator
-from .label_noise import label_noise
+from .label_noise import label_noise, validation_noise
 from .subset import balanced_subset
 from .validation import split_train_val
 
@@ -51,6 +51,10 @@ class DataBundle:
     """The training images in order, not augmented, evaluated like the test set, with (N, 2) labels: column 0 the
     given (possibly noisy) label, column 1 the clean one; for the memorisation instruments
     (:mod:`tsla.training.memorisation`). Present with ``--label-noise`` or ``--val-size`` (in-memory data sets)."""
+    val_second: str | None = None
+    """With simulated label noise and a validation split: the prefix of the validation metrics on the split's other
+    labelling (``val_clean_`` when ``val_*`` uses the noisy labels, ``val_noisy_`` when it uses the clean ones);
+    ``val`` then yields (N, 2) labels, column 0 the one ``val_*`` reads. None: one labelling."""
     fingerprint: str = ""
     """SHA-256 of the training images and labels trained on (:mod:`tsla.data.fingerprint`), checked on resume."""
     eval_fingerprint: str = ""
@@ -148,6 +152,14 @@ def _in_memory(cfg: TrainConfig, device: torch.device, rank: int, world: int) ->
                             cfg.label_noise_seed)
         train = TensorImages(train.images, noisy, train.classes)
 
+    val_eval, val_second = val, None
+    if val is not None and cfg.label_noise:  # the validation labels with and without the training labels' noise
+        noisy_val = validation_noise(val.targets, cfg, len(val.classes))
+        same = cfg.val_label_noise == "same"
+        columns = (noisy_val, val.targets) if same else (val.targets, noisy_val)
+        val_eval = TensorImages(val.images, torch.stack(columns, 1), val.classes)
+        val_second = "val_clean_" if same else "val_noisy_"
+
     def diagnostic_examples(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         idx = balanced_subset(clean.targets, n, seed, "--diagnose-examples")
         stats = torch.tensor(mean), torch.tensor(std)
@@ -165,7 +177,8 @@ def _in_memory(cfg: TrainConfig, device: torch.device, rank: int, world: int) ->
         train_targets=train.targets,
         classes=train.classes,
         diagnostic_examples=diagnostic_examples,
-        val=evaluation(val) if val is not None else None,
+        val=evaluation(val_eval) if val is not None else None,
+        val_second=val_second,
         train_clean_targets=clean.targets if cfg.label_noise else None,
         train_eval=evaluation(TensorImages(train.images, torch.stack([train.targets, clean.targets], 1),
                                            train.classes)) if cfg.label_noise or val is not None else None,

@@ -156,52 +156,87 @@ def _raise_nonfinite(epoch: int, step: int) -> None:
 
 
 @torch.no_grad()
-def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+def evaluate(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             labelings: int = 1, keep: list | None = None) -> dict[str, Any]:
     """Plain (unsmoothed) cross-entropy, accuracy and calibration over ``batches``, with the model in eval mode.
 
     Returns ``test_loss`` (= ``test_nll``, the mean negative log-likelihood), ``test_top1``, ``test_top5``
     (fractions in [0, 1]), ``test_ece`` (15 equal-width bins), ``test_brier`` (mean over images of
     sum_k (p_k - y_k)^2), ``test_images``, and ``test_calibration``: the per-bin sums behind the ECE (lists),
-    for reliability diagrams.
+    for reliability diagrams. Targets of shape (N, 2) hold two labellings of the same images (the validation split's
+    labels with and without simulated noise): with ``labelings=2`` the metrics are those of column 0, and
+    ``second_labels`` holds the same dict for column 1, from the same forward pass (every rank passes the same
+    ``labelings``: the sums are reduced across ranks per labelling). ``keep``, a list, receives each batch's
+    (float32 logits, targets) on the CPU (this rank's batches only), for temperature scaling.
     """
     model = ctx.module  # not the DDP wrapper: ranks evaluate different numbers of batches, with no collectives
     model.eval()
-    zero = torch.zeros((), device=ctx.device, dtype=torch.float64)
-    loss_sum, top1, top5, seen = zero.clone(), zero.clone(), zero.clone(), 0
-    calib = {k: torch.zeros(ECE_BINS, device=ctx.device, dtype=torch.float64)
-             for k in ("bin_count", "bin_confidence", "bin_correct")}
-    calib["brier"] = zero.clone()
+    sums = [_EvalSums(ctx.device) for _ in range(labelings)]
     for images, targets in batches:
         with ctx.autocast():
             logits = model(ctx.prepare(images))
         logits = logits.float()
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
-        top1 += _correct_topk(logits, targets, 1)
-        top5 += _correct_topk(logits, targets, 5)
+        if keep is not None:
+            keep.append((logits.cpu(), targets.cpu()))
+        columns = targets.unbind(1) if labelings > 1 else (targets,)
+        for acc, labels in zip(sums, columns):
+            acc.add(logits, labels)
+    metrics = sums[0].result()
+    if len(sums) > 1:
+        metrics["second_labels"] = sums[1].result()
+    return metrics
+
+
+class _EvalSums:
+    """The sums behind :func:`evaluate`'s metrics for one labelling, accumulated on the device."""
+
+    def __init__(self, device: torch.device) -> None:
+        zero = torch.zeros((), device=device, dtype=torch.float64)
+        self.loss_sum, self.top1, self.top5, self.seen = zero.clone(), zero.clone(), zero.clone(), 0
+        self.calib = {k: torch.zeros(ECE_BINS, device=device, dtype=torch.float64)
+                      for k in ("bin_count", "bin_confidence", "bin_correct")}
+        self.calib["brier"] = zero.clone()
+
+    def add(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
+        self.top1 += _correct_topk(logits, targets, 1)
+        self.top5 += _correct_topk(logits, targets, 5)
         for key, value in calibration_sums(logits, targets).items():
-            calib[key] += value
-        seen += targets.shape[0]
-    totals = all_reduce_sum(torch.stack([loss_sum, top1.double(), top5.double(), loss_sum.new_tensor(float(seen))]))
-    loss_sum, top1, top5, seen = totals[0], totals[1], totals[2], max(int(totals[3]), 1)
-    for key in calib:
-        all_reduce_sum(calib[key])
-    bins = {k: calib[k].tolist() for k in ("bin_count", "bin_confidence", "bin_correct")}
-    nll = float(loss_sum) / seen
-    return {
-        "test_loss": nll,
-        "test_nll": nll,
-        "test_top1": float(top1) / seen,
-        "test_top5": float(top5) / seen,
-        "test_ece": expected_calibration_error(**bins),
-        "test_brier": float(calib["brier"]) / seen,
-        "test_images": seen,
-        "test_calibration": bins,
-    }
+            self.calib[key] += value
+        self.seen += targets.shape[0]
+
+    def result(self) -> dict[str, Any]:
+        loss_sum = self.loss_sum
+        totals = all_reduce_sum(torch.stack([loss_sum, self.top1.double(), self.top5.double(),
+                                             loss_sum.new_tensor(float(self.seen))]))
+        loss_sum, top1, top5, seen = totals[0], totals[1], totals[2], max(int(totals[3]), 1)
+        calib = self.calib
+        for key in calib:
+            all_reduce_sum(calib[key])
+        bins = {k: calib[k].tolist() for k in ("bin_count", "bin_confidence", "bin_correct")}
+        nll = float(loss_sum) / seen
+        return {
+            "test_loss": nll,
+            "test_nll": nll,
+            "test_top1": float(top1) / seen,
+            "test_top5": float(top5) / seen,
+            "test_ece": expected_calibration_error(**bins),
+            "test_brier": float(calib["brier"]) / seen,
+            "test_images": seen,
+            "test_calibration": bins,
+        }
 
 
-def evaluate_split(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], prefix: str) -> dict[str, Any]:
+def evaluate_split(ctx: StepContext, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], prefix: str,
+                   second_prefix: str | None = None, keep: list | None = None) -> dict[str, Any]:
     """:func:`evaluate` on another split (the validation set), its keys renamed ``test_*`` -> ``<prefix>*``; the
-    per-bin calibration lists are left out."""
-    metrics = evaluate(ctx, batches)
+    per-bin calibration lists are left out. With (N, 2) targets, column 1's metrics are added as
+    ``<second_prefix>*`` (e.g. ``val_clean_top1`` beside the noisy ``val_top1``)."""
+    metrics = evaluate(ctx, batches, 1 if second_prefix is None else 2, keep)
+    second = metrics.pop("second_labels", None)
     metrics.pop("test_calibration")
-    return {prefix + key[len("test_"):]: value for key, value in metrics.items()}
+    out = {prefix + key[len("test_"):]: value for key, value in metrics.items()}
+    if second is not None and second_prefix is not None:
+        second.pop("test_calibration")
+        out.update({second_prefix + key[len("test_"):]: value for key, value in second.items()})
+    return out

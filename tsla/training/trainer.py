@@ -51,6 +51,7 @@ from ..smoothing.scheduler import SmoothingScheduler
 from ..smoothing.methods import format_table
 from .signals import StopRequest
 from .tensorboard import TensorBoardLog, require_tensorboard
+from ..report.temperature import from_batches as temperature_from_batches
 
 CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.training.checkpoint) and the data fingerprint
 
@@ -244,7 +245,9 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
                                   f"checkpoint saved: continue with 'tsla train --out {out} --resume'", signum)
             broadcast_buffers(model)  # every rank evaluates rank 0's model, the one the checkpoint holds
             test_now = tested_after(cfg, epoch)
-            test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch)) if test_now else {}
+            # temperature scaling fitted on validation, applied to test (one process: the logits stay local)
+            kept_test = [] if test_now and data.val is not None and not info.enabled else None
+            test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch), keep=kept_test) if test_now else {}
             if test_now and not math.isfinite(test_metrics["test_loss"]):
                 raise TrainingError(f"the test loss became non-finite after epoch {epoch}: lower --lr or turn off "
                                     f"--amp fp16; the last good checkpoint is kept")
@@ -253,7 +256,10 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
             record = {"epoch": epoch, "lr": lr, "next_lr": lr_at(epoch + 1), "theta": theta, **train_metrics,
                       **test_metrics}
             if data.val is not None:  # the split that chooses theta and s; the test set only reports
-                record.update(evaluate_split(ctx, data.val.epoch(cfg.seed, epoch), "val_"))
+                kept_val = [] if kept_test is not None else None
+                record.update(evaluate_split(ctx, data.val.epoch(cfg.seed, epoch), "val_", data.val_second, kept_val))
+                if kept_val is not None and math.isfinite(record["val_nll"]):
+                    record.update(temperature_from_batches(kept_val, kept_test))
                 if best_val is not None:
                     best_val.observe(record, model)
             if data.train_eval is not None:  # one eval-mode pass over the un-augmented training images
