@@ -73,6 +73,12 @@ def test_moves_one_step_at_a_time_and_stops_below_one_se():
     assert choose_noise_aware(per_seed, n_val=1000).chosen == T15
 
 
+def test_without_a_baseline_the_rule_starts_from_the_best_lsr():
+    lsr1 = Candidate("lsr", 0.1)
+    got = choose_noise_aware({lsr1: SEEDS, LSR: _plus(0.02), T15: _plus(0.022)}, n_val=1000)
+    assert got.chosen == LSR and got.moves == ()  # TSLA's +0.2 over LSR(0.4) is below its SE (0.45)
+
+
 def test_a_negative_end_wins_only_by_more_than_its_se_over_tsla():
     per_seed = {BASE: SEEDS, LSR: _plus(0.02), T15: _plus(0.03), NEG: _plus(0.03 + 0.9 * FLOOR4)}
     assert choose_noise_aware(per_seed, n_val=1000).chosen == T15

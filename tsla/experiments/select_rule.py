@@ -172,12 +172,13 @@ def p_best(per_seed: Mapping[Candidate, Sequence[float]], criterion: str = "val_
 def choose_noise_aware(per_seed: Mapping[Candidate, Sequence[float]], criterion: str = "val_top1",
                        n_val: int | None = None, disagreement: float = VAL_DISAGREEMENT, z: float = Z_MOVE,
                        replicates: int = BOOTSTRAP, seed: int = 0) -> JointChoice:
-    """The rule: start from the simplest candidate (lowest :func:`simplicity`, the first given among equals); then,
-    for each more complex level in turn (LSR, TSLA, negative end), take that level's best mean as the challenger and
-    move to it only when its paired mean improvement over the current choice exceeds ``z`` SE
-    (:func:`paired_difference`). Within a level (several θ or S) the best mean is the challenger: the rule prefers
-    simpler *kinds* of schedule, not smaller θ. Raises ``ValueError`` for an unknown criterion, no candidates,
-    unpaired or non-finite scores, or a bad ``n_val``."""
+    """The rule: start from the simplest candidate (lowest :func:`simplicity`; among several at that level, e.g.
+    two LSR θ when there is no baseline, the best mean, the first given on a tie); then, for each more complex
+    level in turn (LSR, TSLA, negative end), take that level's best mean as the challenger and move to it only when
+    its paired mean improvement over the current choice exceeds ``z`` SE (:func:`paired_difference`). Within a
+    level (several θ or S) the best mean is the challenger: the rule prefers simpler *kinds* of schedule, not
+    smaller θ. Raises ``ValueError`` for an unknown criterion, no candidates, unpaired or non-finite scores, or a
+    bad ``n_val``."""
     k = _check(per_seed, criterion, n_val)
     given = list(per_seed)
     order = sorted(given, key=lambda c: (simplicity(c), given.index(c)))
@@ -187,10 +188,12 @@ def choose_noise_aware(per_seed: Mapping[Candidate, Sequence[float]], criterion:
     def diff(a: Candidate, b: Candidate) -> Difference:
         return paired_difference(per_seed[a], per_seed[b], criterion, n_val, disagreement)
 
-    current, moves = order[0], []
+    def top_of(level: int) -> Candidate:
+        return max((c for c in order if simplicity(c) == level), key=lambda c: (sign * mean[c], -order.index(c)))
+
+    current, moves = top_of(simplicity(order[0])), []
     for level in sorted({simplicity(c) for c in order if simplicity(c) > simplicity(current)}):
-        members = [c for c in order if simplicity(c) == level]
-        challenger = max(members, key=lambda c: (sign * mean[c], -order.index(c)))
+        challenger = top_of(level)
         d = diff(challenger, current)
         if sign * d.mean > z * d.se:
             moves.append(f"{current.label} -> {challenger.label}: {d.mean:+.4f} beyond {z:g} SE ({d.se:.4f})")
