@@ -33,3 +33,16 @@ def test_epochs_trained_counts_the_trunk_and_each_branch_after_its_switch():
     assert epochs_trained(fams, {"baseline": 30, "theta0.4": 15}) == 30 + 15
     # both to 30: trunk 30 + (30 - 15) + (30 - 25)
     assert epochs_trained(fams, {"baseline": 30, "theta0.4": 30}) == 30 + 30 + 15 + 5
+
+
+def test_negative_ends_follow_each_tsla_candidate_and_old_labels_stay():
+    grid = candidates([0.4], [15, 25], theta_after=(0.0, -0.2))
+    assert [c.label for c in grid] == ["baseline", "lsr-theta0.4", "tsla@15-theta0.4", "tsla@15-after-0.2-theta0.4",
+                                       "tsla@25-theta0.4", "tsla@25-after-0.2-theta0.4"]
+    assert [c.negative_end for c in grid] == [False, False, False, True, False, True]
+    assert grid[5].as_dict() == {"method": "tsla", "theta": 0.4, "switch_epoch": 25, "theta_after": -0.2}
+    assert grid[0].as_dict() == {"method": "baseline", "theta": 0.0, "switch_epoch": None, "theta_after": 0.0}
+    assert candidates([0.4], [15, 25]) == [grid[i] for i in (0, 1, 2, 4)]  # the default adds no negative end
+    # a negative end is a branch of its theta's trunk: same family, epochs after its switch counted
+    assert list(families(grid)) == ["baseline", "theta0.4"]
+    assert epochs_trained(families(grid), {"baseline": 30, "theta0.4": 30}) == 30 + 30 + 2 * 15 + 2 * 5

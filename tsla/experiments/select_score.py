@@ -1,8 +1,9 @@
 """How ``tsla select`` scores and chooses, as pure functions of logged per-epoch records (metrics.jsonl lines), so
 that the command and the replay of the committed study logs (scripts/replay_selection.py) choose the same way.
 
-A candidate is (method, theta, switch_epoch): ``baseline`` (theta 0), ``lsr`` at theta, or ``tsla`` at theta
-switching at S (smoothing off from epoch S, epochs counted from 0). Only ``val_*`` fields are read: the test set
+A candidate is (method, theta, switch_epoch, theta_after): ``baseline`` (theta 0), ``lsr`` at theta, ``tsla`` at
+theta switching at S (smoothing off from epoch S, epochs counted from 0), or a *negative end*: ``tsla`` with
+theta_after < 0 (LSR at theta until S, then theta_after from epoch S). Only ``val_*`` fields are read: the test set
 never decides.
 """
 
@@ -24,31 +25,45 @@ class Candidate:
     method: str
     theta: float
     switch_epoch: int | None = None
+    theta_after: float = 0.0
+    """θ from the switch epoch on: 0 (TSLA's one-hot labels), or negative for a negative end (method ``tsla``)."""
 
     @property
     def label(self) -> str:
-        """The run folder's method-theta part: baseline, lsr-theta0.2, tsla@25-theta0.2."""
+        """The run folder's method-theta part: baseline, lsr-theta0.2, tsla@25-theta0.2, and for a negative end
+        tsla@25-after-0.2-theta0.4."""
         if self.method == "baseline":
             return "baseline"
         name = "lsr" if self.method == "lsr" else f"tsla@{self.switch_epoch}"
-        return f"{name}-theta{self.theta:g}"
+        after = f"-after{self.theta_after:g}" if self.theta_after else ""
+        return f"{name}{after}-theta{self.theta:g}"
 
     @property
     def train_method(self) -> str:
         """The trainer's ``--method`` for this candidate."""
         return {"baseline": "baseline", "lsr": "lsr"}.get(self.method, f"tsla@{self.switch_epoch}")
 
+    @property
+    def negative_end(self) -> bool:
+        """Whether the candidate ends on a negative θ (LSR until S, then ``theta_after`` < 0)."""
+        return self.method == "tsla" and self.theta_after < 0
+
     def as_dict(self) -> dict[str, Any]:
+        """{method, theta, switch_epoch, theta_after}: plain values, as selection.json writes them."""
         return {"method": self.method, "theta": 0.0 if self.method == "baseline" else self.theta,
-                "switch_epoch": self.switch_epoch}
+                "switch_epoch": self.switch_epoch, "theta_after": self.theta_after}
 
 
-def candidates(thetas: Sequence[float], switch_at: Sequence[int]) -> list[Candidate]:
-    """The grid in training order: the baseline, then per theta its LSR trunk and TSLA(S) for each S."""
+def candidates(thetas: Sequence[float], switch_at: Sequence[int],
+               theta_after: Sequence[float] = (0.0,)) -> list[Candidate]:
+    """The grid in training order: the baseline, then per theta its LSR trunk and, for each S, TSLA(S) followed by
+    one negative end per negative value of ``theta_after`` (values >= 0 add nothing: 0 is TSLA(S) itself)."""
     grid = [Candidate("baseline", 0.0)]
     for theta in thetas:
         grid.append(Candidate("lsr", theta))
-        grid += [Candidate("tsla", theta, s) for s in switch_at]
+        for s in switch_at:
+            grid.append(Candidate("tsla", theta, s))
+            grid += [Candidate("tsla", theta, s, after) for after in theta_after if after < 0]
     return grid
 
 
