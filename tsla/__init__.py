@@ -4,8 +4,8 @@ Public names: the loss (:func:`label_smoothing_cross_entropy`, :class:`LabelSmoo
 multi-label: :func:`binary_label_smoothing_cross_entropy`, :class:`BinaryLabelSmoothingCrossEntropy`), the smoothing
 schedules (:mod:`tsla.schedules`), the config (:class:`TrainConfig`) and the trainer (:func:`train`).
 
-``import tsla`` loads the loss, the schedules and the scheduler only; ``tsla.train`` and ``tsla.TrainConfig`` are
-imported on first use (module ``__getattr__``), so a user of the loss never pays for the trainer, torchvision or PIL.
+``import tsla`` loads the loss, the schedules and the scheduler only; ``tsla.train``, ``tsla.TrainConfig`` and
+``tsla.select`` (choosing theta, S and the stopping epoch for any training loop) are imported on first use (module ``__getattr__``), so a user of the loss never pays for the trainer, torchvision or PIL.
 """
 
 __version__ = "0.1.0"
@@ -32,11 +32,13 @@ from .smoothing.scheduler import SmoothingScheduler
 
 _restore_excepthook()
 
-_LAZY = {"train": ("tsla.training.trainer", "train"), "TrainConfig": ("tsla.config", "TrainConfig")}
+_LAZY = {"train": ("tsla.training.trainer", "train"), "TrainConfig": ("tsla.config", "TrainConfig"),
+         "select": ("tsla.experiments.trials.select_api", "select")}
 
 
 def __getattr__(name: str):
-    """``tsla.train`` and ``tsla.TrainConfig``, imported on first use (the trainer brings torchvision and PIL)."""
+    """``tsla.train``, ``tsla.TrainConfig`` and ``tsla.select``, imported on first use (the trainer brings
+    torchvision and PIL)."""
     if name in _LAZY:
         import importlib
 
@@ -66,6 +68,7 @@ __all__ = [
     "label_smoothing_cross_entropy",
     "label_smoothing_cross_entropy_parts",
     "schedules",
+    "select",
     "train",
     "__version__",
 ]

@@ -1,0 +1,166 @@
+"""``tsla.select(train_fn, ...)``: train every candidate × seed through the user's own loop, prefix shared (each TSLA
+candidate a branch of its theta's LSR run from epoch S), optionally with noise-aware successive halving, then choose
+by the noise-aware rule (:mod:`tsla.experiments.select_rule`) on validation only, and write ``out/selection.json``.
+
+Rerun the same call after a kill: finished runs are skipped, interrupted ones resume from the last checkpoint their
+loop reported, and the choice — a function of the checksummed reports — is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from ...errors import ConfigError, RunDirError
+from ...training.rundir import RunLock
+from ..select_rule import choose_noise_aware
+from ..select_score import AT, CRITERIA, Candidate, score
+from . import store
+from .execute import execute, history, prune_kept
+from .plan import PlannedRun, epochs_independent, kept_epochs, plan_runs
+from .result import SelectionResult
+from .space import joint_space
+from .trial import Trial
+
+SELECTION = "selection.json"
+
+
+def _check(seeds: Sequence[int], at: str, criterion: str, n_val: int | None, halving_at: Sequence[int],
+           epochs: int, engine: str) -> None:
+    if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
+                                                         for s in seeds):
+        raise ConfigError(f"seeds={list(seeds)!r}: give distinct whole numbers >= 0, e.g. seeds=[0, 1, 2]")
+    if at not in AT:
+        raise ConfigError(f"at={at!r} is unknown: choose 'best-val' (each run at its best validation epoch) or 'last'")
+    if criterion not in CRITERIA:
+        raise ConfigError(f"criterion={criterion!r} is unknown: choose {' or '.join(CRITERIA)}")
+    if n_val is not None and (isinstance(n_val, bool) or not isinstance(n_val, int) or n_val < 1):
+        raise ConfigError(f"n_val={n_val!r}: give the validation split's size in examples, or None")
+    for m in halving_at:
+        if isinstance(m, bool) or int(m) != m or not 0 < m < epochs:
+            raise ConfigError(f"halving_at: {m!r} is not an epoch between 1 and epochs - 1 ({epochs - 1})")
+    if engine != "local":
+        raise ConfigError(f"engine={engine!r} is unknown: choose 'local' (every run in this process)")
+
+
+def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs: int, out: str | Path,
+           switch_at: Sequence[int] = (), theta_after: Sequence[float] = (), seeds: Sequence[int] = (0,),
+           at: str = "best-val", criterion: str = "val_top1", n_val: int | None = None, halving: bool = False,
+           halving_at: Sequence[int] | None = None, engine: str = "local", log: TextIO | None = None,
+           ) -> SelectionResult:
+    """Choose (method, theta, switch epoch, final theta) and the stopping epoch for ``train_fn``'s loop.
+
+    ``train_fn(trial)`` is called once per run (candidate × seed; a branch from its switch epoch only) and must call
+    ``trial.report(epoch, val_top1=..., checkpoint=...)`` at the end of every epoch (:class:`Trial`). Candidates:
+    the baseline, LSR at each of ``thetas``, TSLA(theta, S) for each S in ``switch_at``, and LSR ending on each
+    negative value of ``theta_after`` at each S. Each run is scored by ``criterion`` at its best-validation epoch
+    (``at="best-val"``) or its last (``"last"``); scores are paired by seed. ``n_val``, the validation split's size,
+    lets the rule account for validation sampling noise (strongly advised with few seeds). ``halving``: noise-aware
+    successive halving across theta families at ``halving_at`` (default: the switch epochs).
+
+    Returns a :class:`SelectionResult` (also written to ``out/selection.json``). Raises ``ConfigError`` for a bad
+    request, ``RunDirError`` for an unusable ``out`` or damaged run files, ``TrainingError`` when the loop skips
+    epochs, and whatever ``train_fn`` raises (rerun the same call to continue)."""
+    log = log or sys.stdout
+    out = Path(out)
+    switch_at, theta_after = list(switch_at), list(theta_after)
+    halving_at = sorted(set(switch_at if halving_at is None else halving_at)) if halving else []
+    cands = joint_space(list(thetas), switch_at, theta_after, epochs)
+    _check(list(seeds), at, criterion, n_val, halving_at, epochs, engine)
+    if halving and len({c.theta for c in cands if c.method != "baseline"}) + 1 < 2:
+        raise ConfigError("halving needs at least two families to compare")
+    runs = plan_runs(cands, list(seeds))
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"out={str(out)!r} is a file: give a folder for the selection's runs")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create {out} ({exc.strerror or exc}): choose a writable out") from None
+    with RunLock(out):
+        trained, rounds, eligible = _train_local(train_fn, runs, cands, out, epochs, criterion, at, n_val,
+                                                 halving_at, log)
+        result = _choose(runs, cands, eligible, out, epochs, criterion, at, n_val, rounds, trained)
+        store.write_json(out / SELECTION, result.to_dict())
+    print(result.summary(), file=log)
+    return result
+
+
+def _train_local(train_fn, runs: list[PlannedRun], cands: list[Candidate], out: Path, epochs: int, criterion: str,
+                 at: str, n_val: int | None, halving_at: list[int], log: TextIO):
+    """Train every run in this process, trunks before branches; with halving, to each milestone in turn."""
+    keep = kept_epochs(runs)
+    trained, rounds = 0, []
+    alive = {_family(c) for c in cands}
+    for milestone in [*halving_at, None]:
+        for run in runs:
+            if _family(run.candidate) not in alive:
+                continue
+            if milestone is not None and run.branch_at is not None and run.branch_at >= milestone:
+                continue  # a branch that starts after the milestone does not exist yet
+            trained += execute(train_fn, run, out, epochs, keep.get(run.name, []), criterion, milestone)
+            if milestone is None and run.trunk is not None:
+                prune_kept(out, run.trunk, [r for r in runs if r.trunk == run.trunk])
+        if milestone is not None:
+            from ..select_halving_rule import noise_aware_halving
+
+            by_cand = _records_by_candidate(runs, out)
+            done = halving_at[: halving_at.index(milestone) + 1]
+            existing = [c for c in cands if c.switch_epoch is None or c.switch_epoch < milestone]
+            replay = noise_aware_halving(existing, lambda c: by_cand[c], done, epochs, criterion, at, n_val)
+            last = replay.rounds[-1]
+            alive = set(last.kept)
+            rounds.append({"at_epoch": last.at_epoch, "scores": last.scores, "se": last.se, "kept": last.kept})
+            print(f"halving at epoch {milestone}: kept {', '.join(last.kept)}", file=log, flush=True)
+    eligible = [c for c in cands if _family(c) in alive]
+    return trained, rounds, eligible
+
+
+def _family(cand: Candidate) -> str:
+    from ..select_score import family_of
+
+    return family_of(cand)
+
+
+def _records_by_candidate(runs: list[PlannedRun], out: Path) -> dict[Candidate, list[list[dict[str, Any]]]]:
+    by: dict[Candidate, list[list[dict[str, Any]]]] = {}
+    for run in runs:  # seed by seed, in the order given: the same seeds in the same order for every candidate
+        by.setdefault(run.candidate, []).append(history(out, run))
+    return by
+
+
+def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candidate], out: Path, epochs: int,
+            criterion: str, at: str, n_val: int | None, rounds: list, trained: int) -> SelectionResult:
+    by_cand = _records_by_candidate(runs, out)
+    seeds = sorted({r.seed for r in runs}, key=[r.seed for r in runs].index)
+    scored: dict[Candidate, list[dict[str, Any]]] = {}
+    for cand in eligible:
+        per = []
+        for records in by_cand[cand]:
+            if len(records) != epochs:
+                raise RunDirError(f"a run of {cand.label} has {len(records)} of {epochs} epochs reported: rerun the "
+                                  f"same select to finish it")
+            try:
+                per.append(score(records, criterion, at))
+            except ValueError as exc:
+                raise RunDirError(f"{cand.label}: {exc}") from None
+        scored[cand] = per
+    choice = choose_noise_aware({c: [s["score"] for s in scored[c]] for c in eligible}, criterion, n_val)
+    chosen_runs = [r for r in runs if r.candidate == choice.chosen]
+    stop = {r.seed: scored[choice.chosen][k]["epoch"] for k, r in enumerate(chosen_runs)}
+    total = sum(len(h) - (r.branch_at or 0) for r, h in ((r, history(out, r)) for r in runs)
+                if r.candidate in eligible or h)
+    return SelectionResult(
+        chosen=choice.chosen.as_dict(), stop_epochs=stop,
+        recommended_epochs=int(round(statistics.median(stop.values()))) + 1 if at == "best-val" else epochs,
+        at=at, criterion=criterion, seeds=seeds, n_val=n_val, rule=choice.as_dict(),
+        candidates=[{**c.as_dict(), "label": c.label, "eligible": c in eligible,
+                     "seed_scores": [s["score"] for s in scored[c]] if c in scored else [],
+                     "epochs_scored": [s["epoch"] for s in scored[c]] if c in scored else []} for c in cands],
+        epochs_trained=total, epochs_independent=epochs_independent(runs, epochs), halving=rounds,
+        checkpoints={r.seed: str(Path(r.name) / (store.BEST if at == "best-val" else store.STATE))
+                     for r in chosen_runs},
+        out=str(out), trained_this_call=trained,
+    )
