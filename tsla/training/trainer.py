@@ -16,30 +16,29 @@ state, so a run resumed from any checkpoint, even one written in mid-epoch, ends
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ..smoothing.auto_switch import auto_switch_for
-from .best_val import BEST_WEIGHTS, BestVal
-from .branch import branch_state, tested_after
+from .best_val import BEST_WEIGHTS, BestVal  # noqa: F401 (BestVal: public here)
+from .branch import branch_state
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY, append_jsonl, atomic_write_text
 from .checkpoint import load_checkpoint
 from .checkpoint import save_checkpoint, write_metrics
 from ..config import TrainConfig, config_text
 from ..data import DataBundle, build_data
-from ..theory.diagnose_epoch import diagnostic_setup, measure
+from ..theory.diagnose_epoch import diagnostic_setup
 from ..distributed import DistInfo, any_rank, barrier, broadcast_buffers, check_batch, init_distributed
-from .engine import EpochProgressState, evaluate, evaluate_split, train_one_epoch
+from .engine import EpochProgressState, evaluate, train_one_epoch
+from .epoch_eval import evaluate_epoch
+from .run_progress import CHECKPOINT_FORMAT, Best, checkpoint_state, restore  # noqa: F401 (CHECKPOINT_FORMAT: public here)
 from .env_info import git_commit, versions
-from ..errors import Interrupted, RunDirError, TrainingError
+from ..errors import Interrupted, RunDirError
 from .lr_schedule import make_lr_schedule
-from .memorisation import memorisation
 from .progress import EpochProgress, describe_schedule, format_epoch
 from ..data.fingerprint import check_fingerprint
 from .rundir import claim_run_dir, clear_run, has_run
@@ -51,16 +50,6 @@ from ..smoothing.scheduler import SmoothingScheduler
 from ..smoothing.methods import format_table
 from .signals import StopRequest
 from .tensorboard import TensorBoardLog, require_tensorboard
-from ..report.temperature import from_batches as temperature_from_batches
-
-CHECKPOINT_FORMAT = 2  # 2: with a checksum (tsla.training.checkpoint) and the data fingerprint
-
-
-@dataclass
-class _Best:
-    test_top1: float = -1.0
-    epoch: int = -1
-
 
 def train(
     cfg: TrainConfig,
@@ -73,6 +62,7 @@ def train(
     branch: tuple[Path, int] | None = None,
     tensorboard: bool = False,
     until: int | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says, writing the run directory ``out``; return the summary (also in RUN/summary.json).
 
@@ -89,6 +79,9 @@ def train(
     ``until=E`` pauses the run after E epochs (counted like ``--epochs``), its checkpoint saved and no summary
     written: it returns ``{"status": "paused", "next_epoch": E}``, and a later call with ``resume=True`` continues it
     exactly (``tsla select``'s successive halving stops runs at a milestone this way).
+
+    ``on_epoch(record)`` is called after each epoch, once its checkpoint and metrics line are written (the record is
+    that line's content): what lets :mod:`tsla.experiments.trials.builtin` hand the trainer to ``tsla.select``.
     """
     log = log or sys.stdout
     out = Path(out)
@@ -104,11 +97,12 @@ def train(
         raise RunDirError("--resume and --overwrite contradict each other: choose one")
     # claimed (created and locked) before any check: two runs started into one fresh --out at once cannot both pass
     with claim_run_dir(out, info.is_primary), using_threads(cfg.threads):
-        return _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info, device, tensorboard, until)
+        return _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info, device, tensorboard, until,
+                      on_epoch)
 
 
 def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: DistInfo, device,
-           tensorboard=False, until: int | None = None) -> dict[str, Any]:
+           tensorboard=False, until: int | None = None, on_epoch=None) -> dict[str, Any]:
     """The checks and set-up of :func:`train`, in the run directory it has claimed."""
     state = None
     if resume and _killed_before_first_checkpoint(out, cfg):
@@ -147,137 +141,69 @@ def _start(cfg, out, resume, overwrite, branch, data, log, progress_bar, info: D
             clear_run(out)
         _write(out, CONFIG, lambda: atomic_write_text(out / CONFIG, config_text(cfg)))
     barrier()
-    return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info, tensorboard, until)
+    return _run(cfg, out, ctx, prior, data, state, log, progress_bar, info, tensorboard, until, on_epoch)
 
 
 def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, tensorboard=False,
-         until: int | None = None) -> dict[str, Any]:
+         until: int | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """The epoch loop of :func:`train`, once the run directory is ours. Files are written by the primary rank."""
     schedule = cfg.schedule()
     # tsla-auto: the AutoSwitch decides (and, resumed, keeps its history and decision)
     smoothing = SmoothingScheduler(schedule, auto=auto_switch_for(cfg, schedule, state))
     lr_at = make_lr_schedule(cfg.lr_schedule, cfg.lr, cfg.epochs, tuple(cfg.milestones), cfg.lr_gamma)
-    model, optimizer, scaler = ctx.module, ctx.optimizer, ctx.scaler
     primary = info.is_primary
-    start_epoch, best, wall_before, history, calibration, carry = 0, _Best(), 0.0, [], {}, None
-    branched_from = None  # {"run", "at_epoch"} of a run started by --branch-from
-    best_val = BestVal() if data.val is not None else None  # None: no validation set, or its record is incomplete
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, best = int(state["next_epoch"]), _Best(**state["best"])  # types checked by load_checkpoint
-        wall_before, history = float(state["wall_seconds"]), list(state["history"])
-        calibration = state.get("calibration", {})
-        if state.get("mid_epoch"):  # the sums are global: carried by one rank only, as they are summed again
-            carry = EpochProgressState(**state["mid_epoch"]) if primary else EpochProgressState(state["mid_epoch"]["step"])
-        if primary and not state.get("branching"):  # a branch writes them once its own checkpoint exists
-            write_metrics(out / METRICS, history)  # exactly the epochs the checkpoint covers
-            _repair_kept(out, cfg, state, log)
-        where = f" step {carry.step}" if carry else ""
-        branched_from = state.get("branched_from")
-        if state.get("best_val") is not None:
-            best_val = BestVal.from_state(state["best_val"])
-        elif best_val is not None and start_epoch > 0:  # a checkpoint written before tsla kept the best weights
-            best_val = None
-            print("tsla: the checkpoint predates best-validation tracking: summary.json will have no best_val",
-                  file=log)
-        if state.get("branching"):
-            print(f"branching {out} from {branched_from['run']} after {start_epoch} epochs", file=log)
-        else:
-            print(f"resuming {out} at epoch {start_epoch}{where} (epochs 0-{cfg.epochs - 1})", file=log)
+    progress = restore(state, ctx, cfg, data, out, primary, log)
+    start_epoch = progress.start_epoch
 
-    def checkpoint_state(next_epoch: int, mid_epoch: EpochProgressState | None) -> dict[str, Any]:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "next_epoch": next_epoch,
-            "mid_epoch": asdict(mid_epoch) if mid_epoch else None,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "best": {"test_top1": best.test_top1, "epoch": best.epoch},
-            "wall_seconds": wall_before + time.perf_counter() - started,
-            "config": cfg.to_dict(),
-            "history": history,
-            "calibration": calibration,
-            "auto_switch": smoothing.auto.state_dict() if smoothing.auto else None,
-            "branched_from": branched_from,
-            "data_fingerprint": data.fingerprint,
-            "best_val": best_val.state_dict() if best_val is not None else None,
-            "eval_fingerprint": data.eval_fingerprint,
-        }
+    def save(next_epoch: int, mid_epoch: EpochProgressState | None = None) -> None:
+        _save(out, checkpoint_state(progress, ctx, cfg, data, smoothing, next_epoch, mid_epoch))
 
     print(f"tsla: {cfg.method}: {describe_schedule(schedule, cfg.epochs)}; {cfg.dataset}, {cfg.model}, "
           f"seed {cfg.seed}, device {ctx.device}", file=log)
     print(format_table(smoothing.theta_at, cfg.epochs, lr_at), file=log)
     diag_set = diagnostic_setup(cfg, data, ctx.prepare) if cfg.diagnose_every else None
-    progress = EpochProgress(progress_bar)
+    bar = EpochProgress(progress_bar)
     board = TensorBoardLog(out, start_epoch) if tensorboard and primary else None
-    started = time.perf_counter()
+    progress.started = time.perf_counter()
     if primary and state is not None and state.get("branching"):
         # the branch's own checkpoint first, then its metrics (the source's epochs): killed at any point after this,
         # it resumes; killed before, it holds no metrics and simply starts again
-        _save(out, checkpoint_state(start_epoch, None))
-        _write(out, METRICS, lambda: write_metrics(out / METRICS, history))
+        save(start_epoch)
+        _write(out, METRICS, lambda: write_metrics(out / METRICS, progress.history))
     with StopRequest() as stop:
         should_stop = (lambda: any_rank(bool(stop), ctx.device)) if info.enabled else stop
         for epoch in range(start_epoch, cfg.epochs if until is None else min(until, cfg.epochs)):
             epoch_start = time.perf_counter()
             lr, theta = lr_at(epoch), smoothing.theta_at(epoch)
-            for group in optimizer.param_groups:
+            for group in ctx.optimizer.param_groups:
                 group["lr"] = lr
             seed_everything(cfg.seed * 1_000_003 + epoch)  # any global-RNG draw (data workers) depends on the epoch
-            on_step = progress.start(epoch, cfg.epochs, data.train.num_images)
+            on_step = bar.start(epoch, cfg.epochs, data.train.num_images)
+            carry = progress.carry
             try:
                 batches = data.train.epoch(cfg.seed, epoch, start_batch=carry.step if carry else 0)
                 train_metrics = train_one_epoch(ctx, batches, theta, epoch, on_step, should_stop, carry)
             finally:
-                progress.close()
-            carry = None
+                bar.close()
+            progress.carry = None
             if "stopped" in train_metrics:
                 at = train_metrics["stopped"]
                 if primary:
-                    _save(out, checkpoint_state(epoch, at))
+                    save(epoch, at)
                 barrier()
                 signum = stop.signum or signal.SIGTERM  # a rank stopped because another was signalled
                 raise Interrupted(f"stopped by {signal.Signals(signum).name} in epoch {epoch} after step {at.step - 1}; "
                                   f"checkpoint saved: continue with 'tsla train --out {out} --resume'", signum)
-            broadcast_buffers(model)  # every rank evaluates rank 0's model, the one the checkpoint holds
-            test_now = tested_after(cfg, epoch)
-            # temperature scaling fitted on validation, applied to test (one process: the logits stay local)
-            kept_test = [] if test_now and data.val is not None and not info.enabled else None
-            test_metrics = evaluate(ctx, data.test.epoch(cfg.seed, epoch), keep=kept_test) if test_now else {}
-            if test_now and not math.isfinite(test_metrics["test_loss"]):
-                raise TrainingError(f"the test loss became non-finite after epoch {epoch}: lower --lr or turn off "
-                                    f"--amp fp16; the last good checkpoint is kept")
-            calibration = test_metrics.pop("test_calibration", calibration)  # per-bin lists: for the summary only
+            broadcast_buffers(ctx.module)  # every rank evaluates rank 0's model, the one the checkpoint holds
             # next_lr: the lr of the next epoch, for tsla-auto's phase-plateau rule (acts at a decay)
-            record = {"epoch": epoch, "lr": lr, "next_lr": lr_at(epoch + 1), "theta": theta, **train_metrics,
-                      **test_metrics}
-            if data.val is not None:  # the split that chooses theta and s; the test set only reports
-                kept_val = [] if kept_test is not None else None
-                record.update(evaluate_split(ctx, data.val.epoch(cfg.seed, epoch), "val_", data.val_second, kept_val))
-                if kept_val is not None and math.isfinite(record["val_nll"]):
-                    record.update(temperature_from_batches(kept_val, kept_test))
-                if best_val is not None:
-                    best_val.observe(record, model)
-            if data.train_eval is not None:  # one eval-mode pass over the un-augmented training images
-                record.update(memorisation(ctx, data.train_eval.epoch(cfg.seed, epoch), bool(cfg.label_noise)))
-                if "val_top1" in record:
-                    record["gen_gap"] = record["train_eval_top1"] - record["val_top1"]
-            if primary and diag_set is not None and (epoch + 1) % cfg.diagnose_every == 0:  # logged by rank 0 only
-                record.update(measure(model, diag_set, cfg, data, epoch, prior, ctx.prepare))
-            if smoothing.auto is not None:  # rank 0 decides (its diagnostics are rank 0's), every rank follows
-                if smoothing.auto.observe(record):
-                    print(f"tsla-auto: smoothing off from epoch {epoch + 1}: {smoothing.auto.reason}", file=log)
-                record["switch_epoch"] = smoothing.switch_epoch
+            record = {"epoch": epoch, "lr": lr, "next_lr": lr_at(epoch + 1), "theta": theta, **train_metrics}
+            record = evaluate_epoch(cfg, ctx, data, epoch, record, progress, info, diag_set, prior, smoothing, log)
             record["epoch_seconds"] = time.perf_counter() - epoch_start
-            if record.get("test_top1", -1.0) > best.test_top1:
-                best = _Best(record["test_top1"], epoch)
-            history.append(record)
+            if record.get("test_top1", -1.0) > progress.best.test_top1:
+                progress.best = Best(record["test_top1"], epoch)
+            progress.history.append(record)
             if primary:
-                _save(out, checkpoint_state(epoch + 1, None))
+                save(epoch + 1)
                 if _keeps(cfg, epoch + 1):
                     _keep(out, epoch + 1)
                 # after the checkpoint, which holds every record for a resume
@@ -285,12 +211,16 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
                 if board is not None:
                     board.epoch(record)
             print(format_epoch(record, cfg.epochs), file=log, flush=True)
+            if on_epoch is not None:  # after every file of the epoch is written: it may stop the run here
+                on_epoch(record)
 
     if board is not None:
         board.close()
     if until is not None and max(start_epoch, until) < cfg.epochs:  # paused: the checkpoint holds everything
         return {"status": "paused", "next_epoch": max(start_epoch, until)}
+    best_val = progress.best_val
     best_val_summary = _finish_best_val(cfg, out, ctx, data, best_val, primary) if best_val is not None else None
+    best = progress.best
     summary = {
         "status": "finished",
         "method": cfg.method,
@@ -298,18 +228,18 @@ def _run(cfg, out, ctx, prior, data, state, log, progress_bar, info: DistInfo, t
         "seed": cfg.seed,
         "epochs": cfg.epochs,
         "switch_epoch": smoothing.switch_epoch,
-        "final": history[-1] if history else {},
+        "final": progress.history[-1] if progress.history else {},
         # never evaluated on test (--test-every 0): no number rather than the placeholder -1
         "best": {"test_top1": best.test_top1, "epoch": best.epoch} if best.epoch >= 0 else {"test_top1": None,
                                                                                             "epoch": None},
         "best_val": best_val_summary,
-        "final_calibration": calibration,
-        "wall_seconds": wall_before + time.perf_counter() - started,
+        "final_calibration": progress.calibration,
+        "wall_seconds": progress.wall_seconds(),
         "git_commit": git_commit(),
         "versions": versions(),
         "device": str(ctx.device),
         "world_size": info.world_size,
-        "branched_from": branched_from,
+        "branched_from": progress.branched_from,
         "config": cfg.to_dict(),
     }
     if primary:

@@ -8,7 +8,6 @@ loop reported, and the choice — a function of the checksummed reports — is t
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path

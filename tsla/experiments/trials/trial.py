@@ -44,7 +44,8 @@ class Trial:
     after the checkpoint's), ``checkpoint`` (what the loop passed to an earlier ``report``, loaded weights-only; for a
     branch starting at S, its trunk's after epoch S - 1; None for a fresh run), ``scheduler`` (a
     :class:`tsla.SmoothingScheduler` of the candidate's schedule positioned at ``start_epoch``), ``name`` (the run's
-    folder under ``out``).
+    folder under ``out``), ``branch_points`` (the epochs S at which other runs branch from this one: its state after
+    S epochs is kept for them; empty for a branch or a run nothing branches from).
     """
 
     def __init__(self, run: PlannedRun, epochs: int, run_dir: Path, start_epoch: int, checkpoint: Any,
@@ -57,6 +58,7 @@ class Trial:
         self.start_epoch = start_epoch
         self.checkpoint = checkpoint
         self.scheduler = SmoothingScheduler(schedule_of(run.candidate), last_epoch=start_epoch - 1)
+        self.branch_points = sorted(keep)
         self._run, self._dir, self._history = run, run_dir, list(history)
         self._keep, self._criterion, self._until = set(keep), criterion, until
         self._best = best or {"epoch": -1, "val_top1": -math.inf}
