@@ -24,9 +24,10 @@ but a run's validation and test top-1 are two independent samples of the same mo
 (draw, seed) r = (val_a - val_b) - (test_a - test_b) has variance D * (1 / n_val + 1 / n_test). Over every pair of
 select's candidate cells at each run's best-validation epoch, D = mean(r^2) / (1/1000 + 1/10000) was 0.034 (study 1,
 clean), 0.122 (study 1, 40 % symmetric noise), 0.040 / 0.087 / 0.104 (study 2: clean, sym40, pair40); their mean,
-rounded, is VAL_DISAGREEMENT = 0.08. The mean over seeds of r had E[mean^2] / E[r^2] = 0.27-0.29 with 4 seeds
-(0.25 if independent across seeds, 1 if shared), hence the 1 / K. The threshold, one SE (Z_MOVE = 1), is the
-rule's own definition, not fitted.
+rounded, is VAL_DISAGREEMENT = 0.08. Averaged over a group's 4 seeds (one validation split), r kept
+E[mean^2] / E[r^2] = 0.07-0.48 of its variance per regime, 0.31 on average (0.25 if independent across seeds, 1 if
+shared): closer to independent, hence the 1 / K. The threshold, one SE (Z_MOVE = 1), is the rule's own definition,
+not fitted; docs/evidence/select-replay/sensitivity.md shows what other thresholds would have chosen.
 """
 
 from __future__ import annotations
