@@ -30,11 +30,12 @@ N_TEST = 10000  # both studies: the full Fashion-MNIST test set
 
 @dataclass(frozen=True)
 class Run:
-    """One run: its per-epoch records (validation fields; cut to tested epochs in study 1) and test top-1 (%) at
-    its best-validation epoch."""
+    """One run: its per-epoch records (cut to the tested epochs in study 1), test top-1 (%) at its best-validation
+    epoch, and every epoch's records uncut (what a rule that reads validation each epoch, tsla-auto, sees)."""
 
     records: list[dict[str, Any]]
     test_at_best_val: float
+    every_epoch: list[dict[str, Any]]
 
 
 Group = dict[Candidate, list[Run]]  # candidate -> one run per seed, the seeds in the same order for every candidate
@@ -50,7 +51,7 @@ def study2_run(folder: Path) -> Run:
     best = json.loads((folder / "summary.json").read_text())["best_val"]
     if score(records, "val_top1", "best-val")["epoch"] != best["epoch"]:
         raise ValueError(f"{folder}: summary.json's best-validation epoch {best['epoch']} is not the logged one")
-    return Run(records, 100 * best["test_top1"])
+    return Run(records, 100 * best["test_top1"], records)
 
 
 def study2(root: Path) -> dict[str, dict[int, Group]]:
@@ -71,9 +72,10 @@ def study1_cells() -> dict[str, Candidate]:
 
 def study1_run(folder: Path) -> Run:
     """A study-1 run cut to its epochs with a test evaluation; the test top-1 of its best-validation one."""
-    records = [r for r in _lines(folder / "metrics.jsonl") if "test_top1" in r and "val_top1" in r]
+    every = _lines(folder / "metrics.jsonl")
+    records = [r for r in every if "test_top1" in r and "val_top1" in r]
     best = score(records, "val_top1", "best-val")["epoch"]
-    return Run(records, 100 * next(r["test_top1"] for r in records if r["epoch"] == best))
+    return Run(records, 100 * next(r["test_top1"] for r in records if r["epoch"] == best), every)
 
 
 def study1(root: Path) -> dict[str, dict[int, Group]]:

@@ -146,7 +146,8 @@ def _check(per_seed: Mapping[Candidate, Sequence[float]], criterion: str, n_val:
 
 
 def p_best(per_seed: Mapping[Candidate, Sequence[float]], criterion: str = "val_top1", n_val: int | None = None,
-           disagreement: float = VAL_DISAGREEMENT, replicates: int = BOOTSTRAP, seed: int = 0) -> dict[Candidate, float]:
+           disagreement: float = VAL_DISAGREEMENT, replicates: int = BOOTSTRAP,
+           seed: int = 0) -> dict[Candidate, float]:
     """P(best) per candidate: the share of bootstrap replicates in which its mean is the best (ties split evenly).
     A replicate resamples the seeds with replacement (the same seeds for every candidate: paired) and, for
     ``val_top1`` with ``n_val``, adds validation-example noise. With aggregate top-1 only, resampling the n_val
