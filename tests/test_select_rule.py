@@ -2,6 +2,7 @@
 candidates and when it cannot, the order of simplicity, the SE's two parts, P(best) against the normal formula,
 and the one-line errors for bad input."""
 
+import json
 import math
 
 import pytest
@@ -127,3 +128,12 @@ def test_paired_difference_of_one_seed_without_n_val_has_no_se():
 def test_bad_input_is_one_value_error(per_seed, kwargs, message):
     with pytest.raises(ValueError, match=message):
         choose_noise_aware(per_seed, **kwargs)
+
+
+def test_as_dict_is_plain_json_with_none_for_what_one_seed_cannot_measure():
+    got = choose_noise_aware({BASE: [0.70], LSR: [0.80]}).as_dict()
+    text = json.dumps(got, allow_nan=False)  # raises on nan
+    back = json.loads(text)
+    assert back["chosen"] == {"method": "baseline", "theta": 0.0, "switch_epoch": None, "theta_after": 0.0}
+    assert back["candidates"][1]["vs_chosen"] == {"mean": pytest.approx(0.1), "se": None, "low": None, "high": None}
+    assert back["separated"] is False and back["moves"] == []

@@ -101,7 +101,8 @@ class CandidateStats:
 @dataclass(frozen=True)
 class JointChoice:
     """The rule's choice and how sure it is. ``best`` has the best mean score; ``moves`` lists the rule's steps
-    ("from -> to: +d > SE s"); ``separated`` is False when the best and the runner-up differ by no more than one SE,
+    ("baseline -> lsr-theta0.4: +0.0500 beyond 1 SE (0.0045)"); ``separated`` is False when the best and the
+    runner-up differ by no more than one SE,
     ``val_too_small`` when, in addition, the validation floor is the larger part of that SE; ``sentence`` says so
     in plain words (or that the two are separated)."""
 
@@ -117,9 +118,11 @@ class JointChoice:
     sentence: str
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain numbers and strings (as a selection.json entry would hold them)."""
-        def diff(d: Difference) -> dict[str, float]:
-            return {"mean": d.mean, "se": d.se, "low": d.low, "high": d.high}
+        """Plain numbers and strings, as a selection.json entry would hold them (an SE or bound that cannot be
+        measured, nan, becomes None: JSON has no nan)."""
+        def diff(d: Difference) -> dict[str, float | None]:
+            return {k: None if math.isnan(v) else v for k, v in
+                    (("mean", d.mean), ("se", d.se), ("low", d.low), ("high", d.high))}
 
         return {"chosen": self.chosen.as_dict(), "best": self.best.as_dict(), "criterion": self.criterion,
                 "n_seeds": self.n_seeds, "n_val": self.n_val, "moves": list(self.moves),
