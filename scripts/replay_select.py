@@ -132,6 +132,25 @@ def study_page(title: str, regimes: dict[str, dict[int, Group]], sets: dict[str,
     return "\n".join(lines).rstrip() + "\n"
 
 
+def detail_page(regimes: dict[str, dict[int, Group]]) -> str:
+    """What the rule reports per draw: each candidate's mean, its difference to the chosen one with a 95 % interval,
+    P(best), and the sentence on separation."""
+    lines = ["# The rule's report per draw of study 2 (validation top-1 at best-val, %)", "",
+             "| regime | draw | candidate | mean | minus the chosen [95 % interval] | P(best) |",
+             "|---|---|---|---|---|---|"]
+    sentences = []
+    for regime, groups in regimes.items():
+        for k, g in groups.items():
+            got = choose_noise_aware(val_scores(g), n_val=n_val(g))
+            for st in got.stats:
+                mark = " (chosen)" if st.candidate == got.chosen else ""
+                d = st.vs_chosen
+                lines.append(f"| {regime} | {k} | {st.candidate.label}{mark} | {100 * st.mean:.2f} | "
+                             f"{100 * d.mean:+.2f} [{100 * d.low:+.2f}, {100 * d.high:+.2f}] | {st.p_best:.2f} |")
+            sentences.append(f"- {regime}, draw {k}: {got.sentence}")
+    return "\n".join(lines + ["", "What it says:", ""] + sentences) + "\n"
+
+
 def sensitivity_page(pages: dict[str, tuple[dict[str, dict[int, Group]], list[Candidate]]]) -> str:
     """The rule's choice against the best fixed cell for other thresholds z and floors D: not used to fix them."""
     lines = ["# What other constants would have chosen (mean of select - best fixed cell, points)", "",
@@ -211,9 +230,10 @@ def main() -> None:
     cells1 = {"baseline": full[0], **{label: Candidate(method, 0.4, switch) for label, method, switch in
                                       (("lsr", "lsr", None), ("tsla@15", "tsla", 15), ("tsla@25", "tsla", 25))}}
     (args.out / "tsla-auto.md").write_text(auto_page({"study 2": (s2, STUDY2_CELLS), "study 1": (s1, cells1)}))
+    (args.out / "study2-detail.md").write_text(detail_page(s2))
     (args.out / "sensitivity.md").write_text(sensitivity_page(
         {"study 2": (s2, list(STUDY2_CELLS.values())), "study 1 theta 0.4": (s1, theta4), "study 1 grid": (s1, full)}))
-    for name in ("constants.md", "study2.md", "study1.md", "tsla-auto.md", "sensitivity.md"):
+    for name in ("constants.md", "study2.md", "study2-detail.md", "study1.md", "tsla-auto.md", "sensitivity.md"):
         print(f"wrote {args.out / name}")
 
 

@@ -16,7 +16,7 @@ def test_the_replay_tables_regenerate_byte_for_byte(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts/replay_select.py"), "--out", str(tmp_path)], cwd=ROOT,
                    env=env, check=True, capture_output=True, text=True)
     names = sorted(p.name for p in REPLAY.iterdir())
-    assert names == ["constants.md", "sensitivity.md", "study1.md", "study2.md", "tsla-auto.md"]
+    assert names == ["constants.md", "sensitivity.md", "study1.md", "study2-detail.md", "study2.md", "tsla-auto.md"]
     for name in names:
         assert (tmp_path / name).read_bytes() == (REPLAY / name).read_bytes(), name
     study2 = (REPLAY / "study2.md").read_text()
