@@ -148,7 +148,14 @@ def detail_page(regimes: dict[str, dict[int, Group]]) -> str:
                 lines.append(f"| {regime} | {k} | {st.candidate.label}{mark} | {100 * st.mean:.2f} | "
                              f"{100 * d.mean:+.2f} [{100 * d.low:+.2f}, {100 * d.high:+.2f}] | {st.p_best:.2f} |")
             sentences.append(f"- {regime}, draw {k}: {got.sentence}")
-    return "\n".join(lines + ["", "What it says:", ""] + sentences) + "\n"
+    early = []
+    for regime, groups in regimes.items():
+        before = [score(r.records, "val_top1", "best-val")["epoch"] < c.switch_epoch
+                  for g in groups.values() for c, rs in g.items() if c.switch_epoch for r in rs]
+        early.append(f"- {regime}: {sum(before)} of {len(before)}")
+    return "\n".join(lines + ["", "What it says:", ""] + sentences + [
+        "", "Branch runs (TSLA(S), negative ends) whose best-validation epoch lies before their switch, so that "
+        "early-stopped they are their LSR trunk's model (the same scores):", ""] + early) + "\n"
 
 
 def sensitivity_page(pages: dict[str, tuple[dict[str, dict[int, Group]], list[Candidate]]]) -> str:
