@@ -15,7 +15,7 @@ validation split, and two classifiers scored on the same n examples differ by (d
 (delta: the share of examples on which exactly one is right; Delta: their accuracy difference). That noise is part
 of s_d, but with 2-4 seeds s_d is itself so uncertain that it can come out near 0 by chance; the floor is the least
 SE the validation sampling alone allows. It falls as 1 / K because the validation noise of different seeds was
-measured to be nearly independent (see the constants below). With one seed s_d does not exist and SE is the floor
+measured to be closer to independent than shared (see the constants below). With one seed s_d does not exist and SE is the floor
 (or nan without ``n_val``: the rule then cannot move away from the simplest candidate).
 
 **The constants, fixed on the committed logs of study 1 and study 2 only** (docs/evidence/study, study2; tabled by
