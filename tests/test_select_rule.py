@@ -2,6 +2,7 @@
 candidates and when it cannot, the order of simplicity, the SE's two parts, P(best) against the normal formula,
 and the one-line errors for bad input."""
 
+import json
 import math
 
 import pytest
@@ -45,9 +46,10 @@ def test_validation_cannot_separate_a_third_of_a_point_with_1000_images():
     assert got.chosen == BASE and got.best == LSR and got.moves == ()
     assert not got.separated and got.val_too_small
     # n for which sqrt(D / (4 n)) = 0.003: 0.08 / (4 * 0.003^2) = 2,222.2 -> 2,223
-    assert got.sentence == ("the validation split (1000 examples) is too small to separate lsr-theta0.4 from "
-                            "baseline: they differ by 0.0030, within the validation sampling error (0.0045) of 4 "
-                            "seed(s); about 2,223 would be needed")
+    assert got.sentence == ("the rule keeps the simpler baseline, not the best mean lsr-theta0.4; the validation "
+                            "split (1000 examples) is too small to separate lsr-theta0.4 from baseline: they differ "
+                            "by 0.0030, within the validation sampling error (0.0045) of 4 seed(s); about 2,223 "
+                            "would be needed")
     # without n_val only the seeds' SE (0.0004) counts, and the same numbers move to LSR
     assert choose_noise_aware({BASE: SEEDS, LSR: lsr}).chosen == LSR
 
@@ -60,6 +62,18 @@ def test_noisy_seeds_keep_the_simpler_candidate_and_ask_for_more_seeds():
     assert "4 seed(s) cannot separate lsr-theta0.4 from baseline" in got.sentence and "more seeds" in got.sentence
     t3 = 3.182446  # t quantile 0.975 with 3 degrees of freedom: the seeds' SE governs
     assert got.stats[1].vs_chosen.high == pytest.approx(0.005 + t3 * 0.023805 / 2, abs=1e-5)
+
+
+def test_the_sentence_is_about_the_chosen_when_the_rule_kept_a_simpler_candidate():
+    # LSR 2 points above the baseline (chosen); TSLA 0.2 above LSR, within SE: the rule keeps LSR
+    got = choose_noise_aware({BASE: SEEDS, LSR: _plus(0.02), T15: _plus(0.022)}, n_val=1000)
+    assert got.chosen == LSR and got.best == T15 and not got.separated and got.val_too_small
+    assert got.sentence.startswith("the rule keeps the simpler lsr-theta0.4, not the best mean tsla@15-theta0.4; "
+                                   "the validation split (1000 examples) is too small to separate tsla@15-theta0.4 "
+                                   "from lsr-theta0.4: they differ by 0.0020")
+    # best == chosen: the runner-up is compared (LSR, 0.2 below TSLA)
+    alone = choose_noise_aware({BASE: SEEDS, LSR: _plus(0.02), T15: _plus(0.03)}, n_val=1000)
+    assert alone.chosen == T15 and alone.sentence.startswith("validation separates tsla@15-theta0.4 from lsr-theta0.4")
 
 
 def test_moves_one_step_at_a_time_and_stops_below_one_se():
@@ -127,3 +141,31 @@ def test_paired_difference_of_one_seed_without_n_val_has_no_se():
 def test_bad_input_is_one_value_error(per_seed, kwargs, message):
     with pytest.raises(ValueError, match=message):
         choose_noise_aware(per_seed, **kwargs)
+
+
+def test_as_dict_is_plain_json_with_none_for_what_one_seed_cannot_measure():
+    got = choose_noise_aware({BASE: [0.70], LSR: [0.80]}).as_dict()
+    text = json.dumps(got, allow_nan=False)  # raises on nan
+    back = json.loads(text)
+    assert back["chosen"] == {"method": "baseline", "theta": 0.0, "switch_epoch": None, "theta_after": 0.0}
+    assert back["candidates"][1]["vs_chosen"] == {"mean": pytest.approx(0.1), "se": None, "low": None, "high": None}
+    assert back["separated"] is False and back["moves"] == []
+
+
+def test_a_branch_early_stopped_before_its_switch_is_its_trunk_model():
+    # TSLA(25)'s best-validation epochs all lie before 25: its scores are LSR's, the same model
+    t25 = Candidate("tsla", 0.4, 25)
+    lsr = [0.7203, 0.7311, 0.7402, 0.7507]
+    got = choose_noise_aware({BASE: SEEDS, LSR: lsr, t25: list(lsr)}, n_val=1000)
+    p = {s.candidate: s.p_best for s in got.stats}
+    # the same model gets the same noise: the two tie in every replicate and split P(best) exactly
+    assert p[LSR] == p[t25] and p[LSR] + p[t25] + p[BASE] == pytest.approx(1.0)
+    # the runner-up is the baseline, not the copy of LSR: 2.06 points below at SE 0.45, separated
+    assert got.chosen == LSR and got.separated
+    assert got.sentence == ("validation separates lsr-theta0.4 from baseline: it is better by 0.0206, more than 1 "
+                            "SE (0.0045)")
+
+
+def test_candidates_that_are_all_one_model_have_nothing_to_separate():
+    got = choose_noise_aware({LSR: SEEDS, T15: list(SEEDS)}, n_val=1000)
+    assert got.chosen == LSR and got.separated and got.sentence == "one model (lsr-theta0.4): nothing to separate"

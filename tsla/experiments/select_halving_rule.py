@@ -4,12 +4,13 @@ be replayed on committed logs and the command can make the same decisions.
 The families are those of :func:`tsla.experiments.select_score.families`: the baseline alone, and per θ its LSR
 trunk with its TSLA(S) and negative-end branches. At each lr milestone m every family still training is scored by
 its best member among those that exist by then (the trunk, and branches switching before m), each member by the
-mean over seeds of its score on epochs 0..m-1. A family is **kept unless it is worse than the best family by more
-than its SE** (the paired SE of :func:`tsla.experiments.select_rule.paired_difference` between the two families'
-best members, validation floor included): unlike keeping the better half, a family that validation cannot tell
-from the best is never dropped. The choice among the members of the families left is
-:func:`tsla.experiments.select_rule.choose_noise_aware` on full-run scores. Epochs are counted exactly, per seed:
-each family's trunk to the epoch it stopped at, plus each branch's epochs from its switch to that epoch.
+mean over seeds of its score on the epochs before m (by each record's ``epoch``). A family is **kept unless it is
+worse than the best family by more than its SE** (the paired SE of
+:func:`tsla.experiments.select_rule.paired_difference` between the two families' best members, validation floor
+included): unlike keeping the better half, a family that validation cannot tell from the best is never dropped.
+The choice among the members of the families left is :func:`tsla.experiments.select_rule.choose_noise_aware` on
+full-run scores. Epochs are counted exactly, per seed: each family's trunk to the epoch it stopped at, plus each
+branch's epochs from its switch to that epoch.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class HalvingResult:
 
 
 def _scores(records: Sequence[Records], until: int | None, criterion: str, at: str) -> list[float]:
-    return [score(r if until is None else r[:until], criterion, at)["score"] for r in records]
+    """Each seed's score on its epochs before ``until`` (by the records' ``epoch``, so that logs with gaps, e.g. only
+    the epochs with a test evaluation, are cut at the right epoch), or on all of them."""
+    return [score(r if until is None else [x for x in r if x["epoch"] < until], criterion, at)["score"]
+            for r in records]
 
 
 def noise_aware_halving(cands: Sequence[Candidate], records_of: Callable[[Candidate], Sequence[Records]],

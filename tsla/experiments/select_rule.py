@@ -15,7 +15,7 @@ validation split, and two classifiers scored on the same n examples differ by (d
 (delta: the share of examples on which exactly one is right; Delta: their accuracy difference). That noise is part
 of s_d, but with 2-4 seeds s_d is itself so uncertain that it can come out near 0 by chance; the floor is the least
 SE the validation sampling alone allows. It falls as 1 / K because the validation noise of different seeds was
-measured to be nearly independent (see the constants below). With one seed s_d does not exist and SE is the floor
+measured to be closer to independent than shared (see the constants below). With one seed s_d does not exist and SE is the floor
 (or nan without ``n_val``: the rule then cannot move away from the simplest candidate).
 
 **The constants, fixed on the committed logs of study 1 and study 2 only** (docs/evidence/study, study2; tabled by
@@ -24,9 +24,10 @@ but a run's validation and test top-1 are two independent samples of the same mo
 (draw, seed) r = (val_a - val_b) - (test_a - test_b) has variance D * (1 / n_val + 1 / n_test). Over every pair of
 select's candidate cells at each run's best-validation epoch, D = mean(r^2) / (1/1000 + 1/10000) was 0.034 (study 1,
 clean), 0.122 (study 1, 40 % symmetric noise), 0.040 / 0.087 / 0.104 (study 2: clean, sym40, pair40); their mean,
-rounded, is VAL_DISAGREEMENT = 0.08. The mean over seeds of r had E[mean^2] / E[r^2] = 0.27-0.29 with 4 seeds
-(0.25 if independent across seeds, 1 if shared), hence the 1 / K. The threshold, one SE (Z_MOVE = 1), is the
-rule's own definition, not fitted.
+rounded, is VAL_DISAGREEMENT = 0.08. Averaged over a group's 4 seeds (one validation split), r kept
+E[mean^2] / E[r^2] = 0.07-0.48 of its variance per regime, 0.31 on average (0.25 if independent across seeds, 1 if
+shared): closer to independent, hence the 1 / K. The threshold, one SE (Z_MOVE = 1), is the rule's own definition,
+not fitted; docs/evidence/select-replay/sensitivity.md shows what other thresholds would have chosen.
 """
 
 from __future__ import annotations
@@ -100,9 +101,11 @@ class CandidateStats:
 @dataclass(frozen=True)
 class JointChoice:
     """The rule's choice and how sure it is. ``best`` has the best mean score; ``moves`` lists the rule's steps
-    ("from -> to: +d > SE s"); ``separated`` is False when the best and the runner-up differ by no more than one SE,
-    ``val_too_small`` when, in addition, the validation floor is the larger part of that SE; ``sentence`` says so
-    in plain words (or that the two are separated)."""
+    ("baseline -> lsr-theta0.4: +0.0500 beyond 1 SE (0.0045)"); ``separated`` is False when the best and the
+    chosen differ by no more than one SE (when the chosen is the best, or the same model, the best and the
+    runner-up: the best mean among candidates whose scores differ from the best's, as identical scores are the same
+    model); ``val_too_small`` when, in addition, the validation floor is the larger part of that SE; ``sentence``
+    says so in plain words (or that the two are separated), naming the simpler candidate the rule kept if any."""
 
     chosen: Candidate
     best: Candidate
@@ -116,9 +119,11 @@ class JointChoice:
     sentence: str
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain numbers and strings (as a selection.json entry would hold them)."""
-        def diff(d: Difference) -> dict[str, float]:
-            return {"mean": d.mean, "se": d.se, "low": d.low, "high": d.high}
+        """Plain numbers and strings, as a selection.json entry would hold them (an SE or bound that cannot be
+        measured, nan, becomes None: JSON has no nan)."""
+        def diff(d: Difference) -> dict[str, float | None]:
+            return {k: None if math.isnan(v) else v for k, v in
+                    (("mean", d.mean), ("se", d.se), ("low", d.low), ("high", d.high))}
 
         return {"chosen": self.chosen.as_dict(), "best": self.best.as_dict(), "criterion": self.criterion,
                 "n_seeds": self.n_seeds, "n_val": self.n_val, "moves": list(self.moves),
@@ -145,14 +150,18 @@ def _check(per_seed: Mapping[Candidate, Sequence[float]], criterion: str, n_val:
 
 
 def p_best(per_seed: Mapping[Candidate, Sequence[float]], criterion: str = "val_top1", n_val: int | None = None,
-           disagreement: float = VAL_DISAGREEMENT, replicates: int = BOOTSTRAP, seed: int = 0) -> dict[Candidate, float]:
+           disagreement: float = VAL_DISAGREEMENT, replicates: int = BOOTSTRAP,
+           seed: int = 0) -> dict[Candidate, float]:
     """P(best) per candidate: the share of bootstrap replicates in which its mean is the best (ties split evenly).
     A replicate resamples the seeds with replacement (the same seeds for every candidate: paired) and, for
     ``val_top1`` with ``n_val``, adds validation-example noise. With aggregate top-1 only, resampling the n_val
     examples is modelled as binomial noise, in its normal form: the part every candidate shares (the examples all
     get right or all get wrong) moves every mean alike and cannot change the ranking, so it is left out; the part
     that can, the examples on which candidates disagree, is drawn independently per candidate and seed with variance
-    D / (2 n_val), so that a difference of two candidates gets D / n_val, the variance that sets the rule's floor."""
+    D / (2 n_val), so that a difference of two candidates gets D / n_val, the variance that sets the rule's floor.
+    Candidates with identical scores for every seed are taken to be the same model (a branch whose best-validation
+    epoch lies before its switch *is* its trunk there): they share their noise, tie in every replicate and split
+    their P(best)."""
     cands = list(per_seed)
     k = _check(per_seed, criterion, n_val)
     sign = 1.0 if CRITERIA[criterion] is max else -1.0
@@ -161,7 +170,9 @@ def p_best(per_seed: Mapping[Candidate, Sequence[float]], criterion: str = "val_
     idx = rng.integers(0, k, size=(replicates, k))
     draws = scores[:, idx]  # candidates x replicates x seeds
     if criterion == "val_top1" and n_val:
-        draws = draws + rng.normal(0.0, math.sqrt(disagreement / (2 * n_val)), size=draws.shape)
+        model = [next(j for j in range(len(cands)) if list(per_seed[cands[j]]) == list(per_seed[c])) for c in cands]
+        noise = rng.normal(0.0, math.sqrt(disagreement / (2 * n_val)), size=draws.shape)
+        draws = draws + noise[model]  # the same model, the same noise
     means = draws.mean(axis=2)
     top = means.max(axis=0)
     winners = np.isclose(means, top[None, :], rtol=0.0, atol=1e-12)
@@ -201,27 +212,32 @@ def choose_noise_aware(per_seed: Mapping[Candidate, Sequence[float]], criterion:
     best = max(order, key=lambda c: (sign * mean[c], -order.index(c)))
     probs = p_best(per_seed, criterion, n_val, disagreement, replicates, seed)
     stats = tuple(CandidateStats(c, mean[c], diff(c, best), diff(c, current), probs[c]) for c in given)
-    separated, too_small, sentence = _separation(order, mean, sign, diff, k, n_val, disagreement, z)
+    distinct = [c for c in order if c == best or list(per_seed[c]) != list(per_seed[best])]
+    if len(distinct) < 2:
+        return JointChoice(current, best, criterion, k, n_val, stats, tuple(moves), True, False,
+                           f"one model ({best.label}): nothing to separate")
+    same = list(per_seed[current]) == list(per_seed[best])
+    other = max((c for c in distinct if c != best), key=lambda c: (sign * mean[c], -order.index(c))) if same \
+        else current
+    separated, too_small, sentence = _separation(best, other, diff(best, other), sign, k, n_val, disagreement, z)
+    if not same:
+        sentence = f"the rule keeps the simpler {current.label}, not the best mean {best.label}; {sentence}"
     return JointChoice(current, best, criterion, k, n_val, stats, tuple(moves), separated, too_small, sentence)
 
 
-def _separation(order: Sequence[Candidate], mean: Mapping[Candidate, float], sign: float,
-                diff: Callable[[Candidate, Candidate], Difference], k: int, n_val: int | None, disagreement: float,
-                z: float) -> tuple[bool, bool, str]:
-    """Whether the best and the runner-up (by mean) are more than ``z`` SE apart, and the sentence to print."""
-    if len(order) < 2:
-        return True, False, f"one candidate ({order[0].label}): nothing to separate"
-    top, second = sorted(order, key=lambda c: (-sign * mean[c], order.index(c)))[:2]
-    d = diff(top, second)
+def _separation(top: Candidate, other: Candidate, d: Difference, sign: float, k: int, n_val: int | None,
+                disagreement: float, z: float) -> tuple[bool, bool, str]:
+    """Whether ``top`` (the best mean) beats ``other`` by more than ``z`` SE (``d``: top - other), whether the
+    validation floor is the larger part of that SE, and the sentence to print."""
     gap = sign * d.mean
     if gap > z * d.se:
-        return True, False, (f"validation separates the top two: {top.label} beats {second.label} by "
+        return True, False, (f"validation separates {top.label} from {other.label}: it is better by "
                              f"{abs(d.mean):.4f}, more than {z:g} SE ({d.se:.4f})")
     if d.floor > 0 and not d.floor < d.seed_se:
         need = "" if gap <= 0 else f"; about {math.ceil(disagreement / (k * gap * gap)):,} would be needed"
         return False, True, (f"the validation split ({n_val} examples) is too small to separate {top.label} from "
-                             f"{second.label}: they differ by {abs(d.mean):.4f}, within the validation sampling "
+                             f"{other.label}: they differ by {abs(d.mean):.4f}, within the validation sampling "
                              f"error ({d.floor:.4f}) of {k} seed(s){need}")
     how = "more seeds" if k > 1 else "a second seed (one seed gives no SE)"
-    return False, False, (f"{k} seed(s) cannot separate {top.label} from {second.label}: they differ by "
+    return False, False, (f"{k} seed(s) cannot separate {top.label} from {other.label}: they differ by "
                           f"{abs(d.mean):.4f}, within the seeds' SE ({d.se:.4f}); {how} would tell")
