@@ -159,3 +159,14 @@ def test_a_diverged_candidate_is_one_line_and_the_earlier_selection_is_kept(sele
     err = capsys.readouterr().err
     assert err.startswith("tsla: error: lsr-theta0.4: its validation score is inf") and err.count("\n") == 1
     assert (again / "selection.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["select", "compare"])
+def test_a_dry_run_prints_the_theta_each_run_trains(tmp_path, capsys, command):
+    # issue 30 item 16: the baseline was listed as "baseline, theta 0.2"; it trains one-hot labels (theta 0)
+    extra = ["--switch-at", "1", "--val-size", "10"] if command == "select" else ["--methods", "baseline,lsr,tsla@1"]
+    argv = [command, "--thetas", "0.2", "--epochs", "3", "--seeds", "0", *extra, "--out", str(tmp_path / "o"),
+            "--dry-run"]
+    assert main(argv) == 0
+    lines = {line.split(": ", 1)[1].split(", seed")[0] for line in capsys.readouterr().out.splitlines()}
+    assert lines == {"baseline, theta 0", "lsr, theta 0.2", "tsla@1, theta 0.2"}

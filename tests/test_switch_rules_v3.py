@@ -74,6 +74,22 @@ def test_v3_rules_name_the_missing_metric():
         decide("noise-gap", hist, NOISE_GAP)
 
 
+@pytest.mark.parametrize("rule, params, named", [
+    ("noise-gap", NOISE_GAP, "reads lr, train_top1, val_top1 each epoch"),
+    ("val-plateau", {"val_window": 1, "min_delta": 0.0}, "reads lr, val_top1 each epoch"),
+    ("phase-plateau", {"window": 2, "rate": 0.01}, "reads lr each epoch"),
+])
+def test_a_decay_rule_told_no_lr_names_what_to_report(rule, params, named):
+    # issue 30 item 14: a loop that reports only the one-hot loss (as the Lightning and HF adapters do) got a bare
+    # KeyError: 'lr' after its second epoch; now the first epoch says what to pass, in one line
+    auto = AutoSwitch(rule, **params)
+    with pytest.raises(ValueError, match=named) as info:
+        auto.update(0, 1.0)
+    assert "AutoSwitch.update" in str(info.value) and "use rule 'plateau' there" in str(info.value)
+    with pytest.raises(ValueError, match="reads lr, train_top1 each epoch"):  # val_top1 given, the rest named
+        AutoSwitch("noise-gap", **NOISE_GAP).update(0, 1.0, val_top1=0.5)
+
+
 def test_auto_switch_update_takes_validation_metrics():
     auto = AutoSwitch("noise-gap", **NOISE_GAP)
     for r in _history([0.3] * 9, [0.7] * 9, LRS):

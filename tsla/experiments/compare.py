@@ -106,7 +106,8 @@ def run_compare(
             cfg = item.cfg
             extra = f", theta_after {cfg.theta_after:g}" if cfg.theta_after else ""
             extra += f", {cfg.epochs} epochs" + (f", from {item.branch[0]} after {item.branch[1]}" if item.branch else "")
-            print(f"{out / item.name}: {cfg.method}, theta {cfg.theta:g}, seed {cfg.seed}{extra}", file=log)
+            theta = cfg.schedule().theta  # what the run trains: the baseline's is 0 whatever --thetas says
+            print(f"{out / item.name}: {cfg.method}, theta {theta:g}, seed {cfg.seed}{extra}", file=log)
         return None
     train_grid(mine, out, jobs, progress_bar, log)
     if count > 1:

@@ -102,7 +102,8 @@ def run_select(
     mine = select_shard(grid, shard)
     if dry_run:
         for item in mine:
-            print(f"{out / item.name}: {item.cfg.method}, theta {item.cfg.theta}, seed {item.cfg.seed}", file=log)
+            theta = item.cfg.schedule().theta  # what the run trains: the baseline's is 0 whatever --thetas says
+            print(f"{out / item.name}: {item.cfg.method}, theta {theta:g}, seed {item.cfg.seed}", file=log)
         return None
     _check_not_a_run(out)
     trained, independent = epochs_cost(grid)

@@ -17,6 +17,7 @@ from dataclasses import fields
 from typing import Any, Mapping, Sequence
 
 from ..distributed import broadcast_object
+from .plain import plain_value, whole_number
 from .switch_rules import CONSTANTS, RULES, decide, unbiased_grad_norm2
 
 __all__ = ["AutoSwitch", "auto_switch_for", "should_switch", "unbiased_grad_norm2"]
@@ -26,12 +27,11 @@ _PLAIN = (bool, int, float, str, type(None))
 
 
 def _plain(key: str, value: Any) -> Any:
-    """A record value as a plain number or string (0-d tensors and numpy scalars via ``.item()``), or a list
-    of them."""
+    """A record value as a plain number or string (0-d tensors and numpy scalars, ``np.float64`` included, as
+    Python's own types), or a list of them."""
     if isinstance(value, (list, tuple)):
         return [_plain(key, v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, _PLAIN):
-        value = value.item()
+    value = plain_value(value)  # np.float64 is a float, yet weights_only loading refuses it: stored as float
     if not isinstance(value, _PLAIN):
         raise ValueError(f"metric {key!r} is a {type(value).__name__}: give a number or a string")
     if isinstance(value, float) and not math.isfinite(value):
@@ -56,10 +56,14 @@ class AutoSwitch:
             raise ValueError(f"unknown tsla-auto rule {rule!r}: choose one of {', '.join(RULES)}")
         self.rule = rule
         self.params = {k: _plain(k, v) for k, v in params.items()}
-        for name in ("window", "patience"):  # counts of epochs: 0 would decide from nothing
-            value = self.params.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"AutoSwitch constant {name}={value!r} must be an integer >= 1 (epochs)")
+        for name in ("window", "patience", "val_window", "last_decay"):  # counts of epochs (a tuner's 3.0 is 3)
+            if name not in self.params:
+                continue
+            value, lowest = self.params[name], 0 if name == "last_decay" else 1  # a window of 0 decides from nothing
+            count = whole_number(value)
+            if count is None or count < lowest:
+                raise ValueError(f"AutoSwitch constant {name}={value!r} must be an integer >= {lowest} (epochs)")
+            self.params[name] = count
         self.history: list[dict[str, Any]] = []
         self.switch_epoch: int | None = None
         self.reason = ""

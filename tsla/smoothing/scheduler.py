@@ -29,6 +29,7 @@ from typing import Any, Mapping
 import torch
 
 from .auto_switch import AutoSwitch
+from .plain import whole_number
 from .schedules import AnySchedule, AutoTwoStage, from_dict
 
 STATE_FORMAT = 1
@@ -47,7 +48,8 @@ class SmoothingScheduler:
 
     def __init__(self, schedule: AnySchedule, steps_per_epoch: int | None = None, auto: AutoSwitch | None = None,
                  last_epoch: int = -1) -> None:
-        if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or int(steps_per_epoch) < 1):
+        per_step = None if steps_per_epoch is None else whole_number(steps_per_epoch)
+        if steps_per_epoch is not None and (per_step is None or per_step < 1):  # 2.5 was truncated to 2
             raise ValueError(f"steps_per_epoch={steps_per_epoch!r} must be an integer >= 1 (or None: per epoch)")
         if not callable(getattr(schedule, "to_dict", None)):
             raise ValueError(f"schedule {schedule!r} cannot be saved in a checkpoint (no to_dict()): pass a "
@@ -61,7 +63,7 @@ class SmoothingScheduler:
         if last_epoch < -1:
             raise ValueError(f"last_epoch={last_epoch} must be >= -1 (-1: a fresh scheduler)")
         self.base_schedule = schedule
-        self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
+        self.steps_per_epoch = per_step
         self.auto = auto
         self._theta = torch.zeros((), dtype=torch.float64)
         self.last_epoch = last_epoch + 1  # the step torch's schedulers take on construction
@@ -73,7 +75,11 @@ class SmoothingScheduler:
 
     @last_epoch.setter
     def last_epoch(self, value: int) -> None:
-        self._last_epoch = value
+        position = whole_number(value)  # a NumPy counter is kept as a plain int: state_dict() stays loadable
+        if position is None or position < -1:
+            raise ValueError(f"last_epoch={value!r} is not a whole number >= -1: give the epochs (or, with "
+                             f"steps_per_epoch, the optimizer steps) done")
+        self._last_epoch = position
         if self.epoch >= 0:  # a position before epoch 0 has no theta: get_last_theta() says so when asked
             self._refresh()
 

@@ -3,7 +3,9 @@
 Epochs count from 0. ``two_stage(0.4, 30)`` gives 0.4 for epochs 0..29 and 0.0 from epoch 30 on, so TSLA(30) trains
 with label smoothing for exactly 30 epochs; ``two_stage(0.4, 30, after=-0.2)`` ends on negative smoothing instead.
 A schedule accepts theta in [-1, 1]; the loss refuses a negative theta unless built with ``allow_negative=True``. Each schedule is a frozen dataclass: calling it has no side effects and
-its value depends on the epoch alone, so a resumed run sees the same theta as an uninterrupted one.
+its value depends on the epoch alone, so a resumed run sees the same theta as an uninterrupted one. Its fields are
+stored as plain Python numbers whatever was passed (a NumPy theta from ``np.linspace``, an epoch given as the integral
+float ``20.0`` a tuner returns; ``20.5`` is refused), so ``to_dict()`` survives ``torch.load(weights_only=True)`` and JSON.
 
 On the command line, methods are named compactly (see :func:`tsla.smoothing.methods.parse_method`):
 
@@ -19,11 +21,11 @@ On the command line, methods are named compactly (see :func:`tsla.smoothing.meth
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Callable, ClassVar, Mapping, Union
 
 from ..losses.cross_entropy import check_theta
+from .plain import whole_number
 
 Schedule = Callable[[float], float]
 
@@ -34,18 +36,23 @@ def _check_epoch(epoch: float) -> float:
     return epoch
 
 
-def _check_epoch_arg(value: Any, name: str, lowest: int, meaning: str) -> None:
-    """A schedule's epoch argument: an integer (a NumPy one too, not a bool) >= ``lowest``; ``ValueError`` naming it.
-    A string failed with a bare TypeError, and a float (NaN: no first stage at all) or True passed unnoticed."""
-    try:
-        number = operator.index(value) if not isinstance(value, bool) else None
-    except TypeError:
-        number = None
+def _check_epoch_arg(value: Any, name: str, lowest: int, meaning: str) -> int:
+    """A schedule's epoch argument as an ``int``: a whole number (an integer of any kind, NumPy's too, or an integral
+    float such as the ``20.0`` a tuner returns; not a bool) >= ``lowest``; ``ValueError`` naming it otherwise. A
+    string failed with a bare TypeError, and 20.5, NaN (no first stage at all) or True passed unnoticed."""
+    number = whole_number(value)
     if number is None:
         raise ValueError(f"{name}={value!r} is not an integer: give {meaning} as a whole number of epochs (from 0)")
     if number < lowest:
         raise ValueError(f"{name}={value!r} is {'negative' if number < 0 else 'below 1'}: give {meaning} "
                          f"(>= {lowest})")
+    return number
+
+
+def _store(schedule: Any, **values: Any) -> None:
+    """Keep the checked, plain values on a frozen schedule (``to_dict()`` then holds no NumPy or torch scalar)."""
+    for name, value in values.items():
+        object.__setattr__(schedule, name, value)
 
 
 class _Stored:
@@ -89,7 +96,7 @@ class Constant(_Stored):
     theta: float
 
     def __post_init__(self) -> None:
-        _check_value(self.theta)
+        _store(self, theta=_check_value(self.theta))
 
     def __call__(self, epoch: float) -> float:
         _check_epoch(epoch)
@@ -111,9 +118,8 @@ class TwoStage(_Stored):
     after: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_value(self.theta)
-        _check_value(self.after, "after")
-        _check_epoch_arg(self.drop_epoch, "drop_epoch", 0, "the first epoch of the second stage")
+        _store(self, theta=_check_value(self.theta), after=_check_value(self.after, "after"),
+               drop_epoch=_check_epoch_arg(self.drop_epoch, "drop_epoch", 0, "the first epoch of the second stage"))
 
     def __call__(self, epoch: float) -> float:
         return float(self.theta) if _check_epoch(epoch) < self.drop_epoch else float(self.after)
@@ -134,8 +140,8 @@ class Reverse(_Stored):
     start_epoch: int
 
     def __post_init__(self) -> None:
-        _check_value(self.theta)
-        _check_epoch_arg(self.start_epoch, "start_epoch", 0, "the first epoch with smoothing")
+        _store(self, theta=_check_value(self.theta),
+               start_epoch=_check_epoch_arg(self.start_epoch, "start_epoch", 0, "the first epoch with smoothing"))
 
     def __call__(self, epoch: float) -> float:
         return 0.0 if _check_epoch(epoch) < self.start_epoch else float(self.theta)
@@ -154,8 +160,8 @@ class _Decay(_Stored):
     end_epoch: int
 
     def __post_init__(self) -> None:
-        _check_value(self.theta)
-        _check_epoch_arg(self.end_epoch, "end_epoch", 1, "the first epoch with theta 0")
+        _store(self, theta=_check_value(self.theta),
+               end_epoch=_check_epoch_arg(self.end_epoch, "end_epoch", 1, "the first epoch with theta 0"))
 
     def __call__(self, epoch: float) -> float:
         epoch = _check_epoch(epoch)
@@ -207,9 +213,10 @@ class AutoTwoStage(_Stored):
     switch_epoch: int | None = None
 
     def __post_init__(self) -> None:
-        _check_value(self.theta)
+        _store(self, theta=_check_value(self.theta))
         if self.switch_epoch is not None:
-            _check_epoch_arg(self.switch_epoch, "switch_epoch", 0, "the first epoch without smoothing")
+            _store(self, switch_epoch=_check_epoch_arg(self.switch_epoch, "switch_epoch", 0,
+                                                       "the first epoch without smoothing"))
 
     def __call__(self, epoch: float) -> float:
         _check_epoch(epoch)
@@ -256,9 +263,10 @@ def cosine(theta: float, end_epoch: int) -> Cosine:
     return Cosine(theta, end_epoch)
 
 
-def _check_value(theta: float, name: str = "theta") -> None:
+def _check_value(theta: float, name: str = "theta") -> float:
+    """``theta`` (or ``after``) as a plain float in [-1, 1]; ``ValueError`` naming it otherwise."""
     try:
-        check_theta(theta, allow_negative=True)
+        return check_theta(theta, allow_negative=True)
     except ValueError as exc:
         raise ValueError(str(exc).replace("theta=", f"{name}=", 1)) from None
 

@@ -95,6 +95,7 @@ def phase_plateau(history: Sequence[Record], params: Mapping[str, Any]) -> tuple
     decay, so under a cosine schedule (a new lr every epoch) it never fires.
     """
     window, rate = int(_param(params, "phase-plateau", "window")), float(_param(params, "phase-plateau", "rate"))
+    _needs_lr(history[-1], "phase-plateau")
     last = len(history) - 1
     if "next_lr" in history[-1]:
         if not history[-1]["next_lr"] < history[-1]["lr"]:
@@ -137,6 +138,19 @@ def _needs(record: Record, rule: str, *keys: str) -> None:
                          f"(--val-size) and pass {', '.join(missing)} to AutoSwitch.update")
 
 
+def _needs_lr(record: Record, rule: str, *also: str) -> None:
+    """The v2/v3 rules act at learning-rate decays: each record must hold ``lr`` (a bare ``KeyError: 'lr'`` before);
+    the message also names the rule's other metrics (``also``) that this record lacks."""
+    if "lr" in record:
+        return
+    missing = [k for k in ("lr", *also) if k not in record]
+    extra = "".join(f", {k}=..." for k in missing[1:])
+    raise ValueError(f"tsla-auto rule {rule!r} acts at learning-rate decays and reads {', '.join(missing)} each "
+                     f"epoch, which it was not given: pass lr=<this epoch's lr>, next_lr=<the next one's>{extra} to "
+                     f"AutoSwitch.update (or end_epoch); the Lightning and Hugging Face adapters pass none of them: "
+                     f"use rule 'plateau' there")
+
+
 def noise_gap(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[bool, str]:
     """v3, validation-aware: at the first lr decay compare the training top-1 on the given labels (``train_top1``,
     the running accuracy of the epoch's training passes) with the best ``val_top1`` of the phase's last
@@ -149,6 +163,7 @@ def noise_gap(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[boo
     window = int(_param(params, "noise-gap", "val_window"))
     margin = float(_param(params, "noise-gap", "margin"))
     last_decay = int(_param(params, "noise-gap", "last_decay"))
+    _needs_lr(history[-1], "noise-gap", "train_top1", "val_top1")
     ends = _decay_ends(history)
     if not ends:
         return False, "no learning-rate decay yet"
@@ -175,6 +190,7 @@ def val_plateau(history: Sequence[Record], params: Mapping[str, Any]) -> tuple[b
     (a fraction, 0.005 = half a point). A phase no longer than the window is not judged."""
     window = int(_param(params, "val-plateau", "val_window"))
     min_delta = float(_param(params, "val-plateau", "min_delta"))
+    _needs_lr(history[-1], "val-plateau", "val_top1")
     end = _decay_end(history)
     if end is None:
         return False, "no learning-rate decay after this epoch"
