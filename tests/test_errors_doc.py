@@ -197,6 +197,10 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
                  "train_onehot_loss,epochs,commit\n"
         (tmp / "run" / "runs.csv").write_text(header + "".join(
             f"r,{label},{label[0]},0.1,,{seed},,{value},0.3,1.0,99,0.1,5,abc\n" for label, seed, value in rows))
+    elif kind == "full-stdout":  # standard output on a full disk (> /dev/full)
+        monkeypatch.setattr(sys.stdout, "write", _no_write(errno.ENOSPC, "No space left on device"))
+    elif kind == "empty-file":  # FILE with no byte (a write cut at its start)
+        (tmp / "afile").write_bytes(b"")
     elif kind == "two-experiments":  # one comparison folder, runs of 2 and of 4 epochs
         make_run(tmp / "run", "lsr", 0, [0.5, 0.6])
         make_run(tmp / "run", "lsr", 1, [0.5, 0.6, 0.7, 0.8])
