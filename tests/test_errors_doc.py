@@ -166,6 +166,11 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         summary = json.loads(path.read_text())
         summary["final"]["test_top1"] = "high"
         path.write_text(json.dumps(summary))
+    elif kind == "summary-best-val-number":  # summary.json's best_val a number, not the mapping tsla writes
+        path = tmp / "run" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["best_val"] = 5
+        path.write_text(json.dumps(summary))
     elif kind == "config-only":  # a run that wrote its config but no checkpoint yet
         (tmp / "run").mkdir()
         (tmp / "run" / "config.yaml").write_text(yaml.safe_dump({"data_root": str(tiny), "epochs": 1}))
