@@ -202,6 +202,16 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
                  "train_onehot_loss,epochs,commit\n"
         (tmp / "run" / "runs.csv").write_text(header + "".join(
             f"r,{label},{label[0]},0.1,,{seed},,{value},0.3,1.0,99,0.1,5,abc\n" for label, seed, value in rows))
+    elif kind == "tensorboard-file":  # RUN/tensorboard a file of the user's
+        (tmp / "run").mkdir()
+        (tmp / "run" / "tensorboard").write_text("notes")
+    elif kind == "tensorboard-broken-link":  # RUN/tensorboard a link to a folder that does not exist
+        (tmp / "run").mkdir()
+        (tmp / "run" / "tensorboard").symlink_to(tmp / "nowhere")
+    elif kind == "tensorboard-full-disk":  # TensorBoard's event writes fail on a full disk
+        from torch.utils.tensorboard import SummaryWriter
+
+        monkeypatch.setattr(SummaryWriter, "add_scalar", _no_write(errno.ENOSPC, "No space left on device"))
     elif kind == "full-stdout":  # standard output on a full disk (> /dev/full)
         monkeypatch.setattr(sys.stdout, "write", _no_write(errno.ENOSPC, "No space left on device"))
     elif kind == "empty-file":  # FILE with no byte (a write cut at its start)
