@@ -166,6 +166,11 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
         summary = json.loads(path.read_text())
         summary["final"]["test_top1"] = "high"
         path.write_text(json.dumps(summary))
+    elif kind == "summary-best-val-number":  # summary.json's best_val a number, not the mapping tsla writes
+        path = tmp / "run" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["best_val"] = 5
+        path.write_text(json.dumps(summary))
     elif kind == "config-only":  # a run that wrote its config but no checkpoint yet
         (tmp / "run").mkdir()
         (tmp / "run" / "config.yaml").write_text(yaml.safe_dump({"data_root": str(tiny), "epochs": 1}))
@@ -197,6 +202,20 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
                  "train_onehot_loss,epochs,commit\n"
         (tmp / "run" / "runs.csv").write_text(header + "".join(
             f"r,{label},{label[0]},0.1,,{seed},,{value},0.3,1.0,99,0.1,5,abc\n" for label, seed, value in rows))
+    elif kind == "tensorboard-file":  # RUN/tensorboard a file of the user's
+        (tmp / "run").mkdir()
+        (tmp / "run" / "tensorboard").write_text("notes")
+    elif kind == "tensorboard-broken-link":  # RUN/tensorboard a link to a folder that does not exist
+        (tmp / "run").mkdir()
+        (tmp / "run" / "tensorboard").symlink_to(tmp / "nowhere")
+    elif kind == "tensorboard-full-disk":  # TensorBoard's event writes fail on a full disk
+        from torch.utils.tensorboard import SummaryWriter
+
+        monkeypatch.setattr(SummaryWriter, "add_scalar", _no_write(errno.ENOSPC, "No space left on device"))
+    elif kind == "full-stdout":  # standard output on a full disk (> /dev/full)
+        monkeypatch.setattr(sys.stdout, "write", _no_write(errno.ENOSPC, "No space left on device"))
+    elif kind == "empty-file":  # FILE with no byte (a write cut at its start)
+        (tmp / "afile").write_bytes(b"")
     elif kind == "two-experiments":  # one comparison folder, runs of 2 and of 4 epochs
         make_run(tmp / "run", "lsr", 0, [0.5, 0.6])
         make_run(tmp / "run", "lsr", 1, [0.5, 0.6, 0.7, 0.8])

@@ -4,6 +4,7 @@ what a user sees (exit codes, messages, the files in the run folder)."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -295,7 +296,15 @@ import tsla.cli
 """
 
 
+def _default_sigint() -> None:
+    """In the child, before it starts: SIGINT as a terminal's Ctrl-C finds it. A shell starts a background job (``cmd
+    &`` in a script, nohup, some CI runners) with SIGINT ignored, and a child inherits that: Python then installs no
+    KeyboardInterrupt handler and the signal would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_importing_is_one_line():
-    done = subprocess.run([sys.executable, "-c", _INTERRUPT_AT_IMPORT], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", _INTERRUPT_AT_IMPORT], capture_output=True, text=True, timeout=120,
+                          preexec_fn=_default_sigint)
     assert done.returncode in (130, -2), done  # killed by SIGINT, as Python exits on an unhandled Ctrl-C
     assert done.stderr == "tsla: interrupted while starting; nothing was written\n"

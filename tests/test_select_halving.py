@@ -74,3 +74,49 @@ def test_halving_keeps_the_better_half_at_the_milestone(tmp_path, capsys):
     assert main(argv) == 0
     assert json.loads((out / "selection.json").read_text()) == sel
     assert {p: p.read_text() for p in out.glob("*/metrics.jsonl")} == before
+
+
+# -- repair after a crash: a cut metrics line, a damaged kept checkpoint ---------------------------------------------
+
+def _halved(tmp_path):
+    """A finished --halving select: (its argv, its folder, selection.json, the family stopped at the milestone)."""
+    data = _fake_fashion(tmp_path / "data")
+    out = tmp_path / "sel"
+    argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,0.4"]
+    assert main(argv) == 0
+    sel = json.loads((out / "selection.json").read_text())
+    stopped = next(n for n in sel["halving"][0]["scores"] if n not in sel["halving"][0]["kept"])
+    return argv, out, sel, stopped
+
+
+def test_halving_repairs_a_metrics_line_cut_by_a_crash(tmp_path, capsys):
+    argv, out, sel, stopped = _halved(tmp_path)
+    trunk = out / ("baseline-seed0" if stopped == "baseline" else f"lsr-{stopped}-seed0")  # paused at the milestone
+    path = trunk / "metrics.jsonl"
+    whole = path.read_text()
+    path.write_text(whole[:-40])  # the last line's append cut short (a crash, a full disk)
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "selection.json").read_text()) == sel
+    assert path.read_text() == whole  # rewritten from the run's checkpoint, which holds every epoch
+
+
+def test_halving_trains_a_branch_from_epoch_0_when_its_kept_checkpoint_is_damaged(tmp_path, capsys):
+    import shutil
+
+    argv, out, sel, stopped = _halved(tmp_path)
+    if stopped == "baseline":  # the baseline has no branch; every theta family has TSLA(1), branched after 1 epoch
+        stopped = "theta0.1"
+    branch = out / f"tsla@1-{stopped}-seed0"
+    before = _lines(branch)
+    shutil.rmtree(branch)  # the branch not yet started, and the kept checkpoint it starts from damaged
+    kept = out / f"lsr-{stopped}-seed0" / "checkpoints" / "epoch-0.pt"
+    kept.write_bytes(kept.read_bytes()[:300])
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "training from epoch 0" in capsys.readouterr().out
+    # every epoch is seeded by (seed, epoch): trained from epoch 0 it ends as the branched run did
+    assert [{k: r[k] for k in ("val_top1", "train_loss")} for r in _lines(branch)] == \
+           [{k: r[k] for k in ("val_top1", "train_loss")} for r in before]
+    again = json.loads((out / "selection.json").read_text())
+    assert again["chosen"] == sel["chosen"] and again["candidates"] == sel["candidates"]

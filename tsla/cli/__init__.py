@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ..config import TrainConfig, field_types
 from ..errors import ConfigError, TslaError
 from ..experiments.presets import preset_names
+from .output import guarded_output, lost_output
 from .commands import _cmd_compare, _cmd_diagnose, _cmd_presets, _cmd_report, _cmd_select, _cmd_train
 
 
@@ -203,6 +204,21 @@ def _attach_dash_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``tsla`` command; returns its exit code. Output that cannot be written (a closed pipe, a full disk)
+    ends only the printing, not the work: see :mod:`tsla.cli.output`."""
+    with guarded_output() as (out, _):
+        code = _main(argv)
+    lost = lost_output(out.failure)
+    if lost is None or code != 0 or os.environ.get("RANK", "0") != "0":
+        return code
+    try:
+        print(f"tsla: error: {lost}", file=sys.stderr)
+    except OSError:
+        pass
+    return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(_attach_dash_values(sys.argv[1:] if argv is None else argv))
         return args.func(args)
@@ -217,5 +233,5 @@ def main(argv: Sequence[str] | None = None) -> int:
               "continues with --resume)", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output stopped early (``tsla presets | head``): nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())  # no second error when Python flushes at exit
         return 0

@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
-from ..errors import TrainingError
+from ..errors import RunDirError, TrainingError
 from ..training.branch import kept_checkpoint
-from ..training.checkpoint import CHECKPOINT
+from ..training.checkpoint import CHECKPOINT, METRICS, load_checkpoint, write_metrics
 from ..training.rundir import is_finished
 from ..training.runtime import resolve_device
 from ..training.trainer import train
@@ -24,9 +24,53 @@ from .grid_jobs import _check_same_config
 from .select_score import Candidate, epochs_trained, families as group_families, family_of, halving_round
 
 
-def _records(run: Path) -> list[dict[str, Any]]:
-    path = run / "metrics.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+def _records(run: Path, log: TextIO) -> list[dict[str, Any]]:
+    """A run's metrics.jsonl lines ([] before its first epoch). A line cut by a crash or a full disk (each epoch is
+    appended after the checkpoint that holds it) is repaired as a resume repairs it: the file is written again from
+    RUN/checkpoint.pt, whose checksummed history holds every epoch trained. Raises ``RunDirError`` when the
+    checkpoint cannot restore it."""
+    path = run / METRICS
+    if not path.is_file():
+        return []
+    lines = path.read_text(errors="replace").splitlines()
+    try:
+        return [json.loads(x) for x in lines if x.strip()]
+    except json.JSONDecodeError:
+        pass
+    bad = next(k for k, x in enumerate(lines, 1) if x.strip() and not _parses(x))
+    try:
+        history = load_checkpoint(run / CHECKPOINT)["history"]
+        write_metrics(path, history)
+    except (RunDirError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise RunDirError(f"{path} line {bad} is not JSON (cut by a crash or a full disk?) and cannot be written "
+                          f"again from {CHECKPOINT} ({why}): move {run} away and rerun to train it again") from None
+    print(f"{path}: line {bad} was cut; written again from {run / CHECKPOINT} ({len(history)} epochs)", file=log,
+          flush=True)
+    return history
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _branch_source(run: Path, source: tuple[Path, int], log: TextIO) -> tuple[Path, int] | None:
+    """``source`` (run, S) when its checkpoint kept after S epochs loads; else None, and the run trains from epoch 0,
+    as compare's grid does: its own result, at full cost. A kept checkpoint damaged or cut on disk would otherwise
+    stop every rerun."""
+    kept = kept_checkpoint(*source)
+    if not kept.is_file():
+        return None
+    try:
+        load_checkpoint(kept)
+    except RunDirError as exc:
+        print(f"{run}: cannot branch from {kept} ({exc}): training from epoch 0", file=log, flush=True)
+        return None
+    return source
 
 
 class _Trainer:
@@ -44,13 +88,12 @@ class _Trainer:
         if is_finished(folder):
             _check_same_config(folder, run.cfg)
             return
-        if until is not None and len(_records(folder)) >= until and (folder / CHECKPOINT).is_file():
+        if until is not None and len(_records(folder, self.log)) >= until and (folder / CHECKPOINT).is_file():
             return
         branch = None
         resume = (folder / CHECKPOINT).is_file()
         if not resume and run.branch is not None:
-            source = (self.out / run.branch[0], run.branch[1])
-            branch = source if kept_checkpoint(*source).is_file() else None
+            branch = _branch_source(folder, (self.out / run.branch[0], run.branch[1]), self.log)
         print(f"{folder}: training to epoch {run.cfg.epochs if until is None else until} of {run.cfg.epochs}",
               file=self.log, flush=True)
         if self.data is None:
@@ -77,7 +120,7 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
                         trainer.to(run, m)
         try:
             fam_score, kept = halving_round(families, alive, m,
-                                            lambda c: [_records(out / r.name) for r in runs_of(c)], criterion, at)
+                                            lambda c: [_records(out / r.name, log) for r in runs_of(c)], criterion, at)
         except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
             raise TrainingError(str(exc)) from None
         for name in alive:

@@ -93,13 +93,16 @@ def _load_run(path: Path, notes: list[str]) -> RunRecord | None:
                      metrics=_read_metrics(path / "metrics.jsonl", notes), config=config, epochs=epochs)
 
 
+BEST_VAL_KEYS = ("epoch", "val_top1", "val_nll", "test_top1", "test_nll", "test_ece")
+
+
 def _check_numbers(summary: dict[str, Any]) -> None:
     """The parts of summary.json a report computes with must hold numbers: raise ``TypeError`` otherwise."""
-    for part in ("final", "best"):
+    for part, keys in (("final", FINAL_KEYS), ("best", FINAL_KEYS), ("best_val", BEST_VAL_KEYS)):
         values = summary.get(part) or {}
         if not isinstance(values, dict):
             raise TypeError(f"{part!r} is a {type(values).__name__}, not a mapping")
-        for key in FINAL_KEYS:
+        for key in keys:
             value = values.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise TypeError(f"{part}.{key} is {value!r:.40}, not a number")

@@ -49,7 +49,7 @@ from .runtime import build_context, resolve_device, seed_everything
 from ..smoothing.scheduler import SmoothingScheduler
 from ..smoothing.methods import format_table
 from .signals import StopRequest
-from .tensorboard import TensorBoardLog, require_tensorboard
+from .tensorboard import TensorBoardLog, check_folder as check_tensorboard_folder, require_tensorboard
 
 def train(
     cfg: TrainConfig,
@@ -87,6 +87,7 @@ def train(
     out = Path(out)
     if tensorboard:
         require_tensorboard()  # before anything is written
+        check_tensorboard_folder(out)
     info, device_name = init_distributed(cfg.device)  # a no-op outside torchrun
     device = resolve_device(device_name)
     if info.enabled:

@@ -52,6 +52,14 @@ def _header(text: str, source: str) -> tuple[list[str], str]:
     return header, text[end:]
 
 
+def _check_header(header: list[str], source: str) -> None:
+    """``ConfigError`` naming the runs.csv columns the header lacks (checked even when no row follows it)."""
+    if not set(REQUIRED_RUN_COLUMNS) <= set(header):
+        missing = ", ".join(c for c in REQUIRED_RUN_COLUMNS if c not in header)
+        raise ConfigError(f"{source} lacks the runs.csv columns {missing}: give a runs.csv written by "
+                          f"'tsla report --paired'")
+
+
 def _codes(cells: list[str], lookup: dict[str, int]) -> np.ndarray:
     """``cells`` as codes into ``lookup`` ({value: code}, extended with new values in order of appearance)."""
     for value in dict.fromkeys(cells):
@@ -77,16 +85,15 @@ def parse_table(stream: TextIO | str, source: str, keep: Collection[str] | None 
             wanted = set(header) if keep is None else (set(keep) | set(KEY)) & set(header)
             parts = {name: [] for name in wanted}
             lookups = {name: {} for name in wanted if name not in NUMBER_COLUMNS}
+            _check_header(header, source)
         if not text:
             continue
-        if line == 2 and not set(REQUIRED_RUN_COLUMNS) <= set(header):
-            missing = ", ".join(c for c in REQUIRED_RUN_COLUMNS if c not in header)
-            raise ConfigError(f"{source} lacks the runs.csv columns {missing}: give a runs.csv written by "
-                              f"'tsla report --paired'")
         records, columns = parse_block(text, header, line, source, wanted)
         for name, values in columns.items():
             parts[name].append(_codes(values, lookups[name]) if name in lookups else values)
         line += records
+    if header is None:  # not even a header: the file is empty (a write cut at its start, a full disk)
+        raise ConfigError(f"{source} is empty: give a runs.csv written by 'tsla report --paired'")
     columns: dict[str, np.ndarray | TextColumn] = {}
     for name in parts:
         if name in lookups:
