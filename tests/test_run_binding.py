@@ -49,7 +49,8 @@ def test_another_runs_checkpoint_is_refused(two_runs):
     mine, other = two_runs
     shutil.copy(other / "checkpoint.pt", mine / "checkpoint.pt")
     for weights in ("final", "best-val"):
-        with pytest.raises(RunDirError, match=r"checkpoint.pt is not this run's checkpoint: it was trained with seed=1"):
+        with pytest.raises(RunDirError, match=r"checkpoint.pt is not this run's checkpoint: it was trained with "
+                                              r"seed=1"):
             evaluate_run(mine, weights)
 
 

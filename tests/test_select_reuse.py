@@ -144,3 +144,12 @@ def test_the_cost_line_counts_what_the_runs_trained(again, capsys):
 def test_the_first_cost_line_counts_the_branch(first):
     # by hand: baseline 4 + LSR 4 + TSLA(1) from epoch 1, 3 = 11
     assert (first[1]["epochs_trained"], first[1]["epochs_independent"]) == (11, 12)
+
+
+def test_a_paired_report_on_a_select_folder_is_refused_not_empty(first, tmp_path, capsys):
+    """Its candidates were never tested: the report wrote an empty contrast table, every contrast gone, exit 0."""
+    out = first[0]
+    assert main(["report", str(out), "--paired", "--out", str(tmp_path / "paired")]) == 2
+    err = _one_error(capsys)
+    assert f"no run in {out} has a test_top1" in err and "selection.json there holds the test numbers" in err
+    assert not (tmp_path / "paired").exists()

@@ -97,7 +97,8 @@ def load_best(run: Path, state: dict[str, Any]) -> dict[str, Any]:
         best = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - damaged bytes make torch.load raise almost any type (see load_checkpoint)
         best = None
-    if not isinstance(best, dict) or not isinstance(best.get("model"), dict) or best.get(CHECKSUM) != state_checksum(best):
+    if (not isinstance(best, dict) or not isinstance(best.get("model"), dict)
+            or best.get(CHECKSUM) != state_checksum(best)):
         raise RunDirError(f"{path} is truncated or corrupt, or lacks its checksum: {_redo(run)}")
     mine = state.get("best_val")
     if mine is None or mine["epoch"] < 0:
