@@ -20,6 +20,7 @@ from tsla.training.checkpoint import load_checkpoint, save_checkpoint
 from tsla.cli import main
 
 from .conftest import FASHION_ROOT, write_idx
+from .errors_doc_select import runs_csv_setup, select_setup
 from .test_folder_datasets import CUB_IMAGES, make_cub
 from .test_report import make_run
 
@@ -219,6 +220,10 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
     elif kind == "two-experiments":  # one comparison folder, runs of 2 and of 4 epochs
         make_run(tmp / "run", "lsr", 0, [0.5, 0.6])
         make_run(tmp / "run", "lsr", 1, [0.5, 0.6, 0.7, 0.8])
+    elif kind.startswith("select: "):  # rows 120-125: a finished tsla select in RUN, then damaged
+        select_setup(kind, tmp, tiny)
+    elif kind.startswith("runs-csv-30: "):
+        runs_csv_setup(kind, tmp)
     else:
         raise AssertionError(f"unknown setup {kind!r} in docs/errors.md")
 

@@ -85,10 +85,20 @@ def test_runs_without_best_val_give_empty_cells_never_a_number(tmp_path, capsys)
         for seed in range(2):
             _run(root / f"{method}-theta0.4-seed{seed}", method, seed, best_val=False)
     out = tmp_path / "out"
-    assert main(["report", str(root), "--paired", "--measure", "best-val", "--out", str(out)]) == 0
+    assert main(["report", str(root), "--paired", "--out", str(out)]) == 0
     runs = _read(out / "runs.csv")
     assert {(r["best_val_epoch"], r["test_top1_at_best_val"]) for r in runs} == {("", "")}
-    assert _read(out / "contrasts.csv") == []  # no pair has the measure
+    capsys.readouterr()
+    # no pair has the measure: refused, where it wrote an empty contrast table with exit 0 (issue 30, item 11)
+    assert main(["report", str(root), "--paired", "--measure", "best-val", "--out", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no run in {root} has a test_top1_at_best_val" in err
+    assert not (tmp_path / "none").exists()
+    # recomputed from runs.csv, every default contrast stays in the table, noted (none vanishes)
+    argv = ["report", "--runs-csv", str(out / "runs.csv"), "--measure", "best-val", "--out", str(tmp_path / "n")]
+    assert main(argv) == 0
+    noted = _read(tmp_path / "n" / "contrasts.csv")
+    assert noted and {r["verdict"] for r in noted} == {"not computed: no shared seed has test_top1_at_best_val"}
     md = format_markdown(summarize(collect_runs([root], [])))
     assert "| 61.00 ± 1.41 | — | — |" in md  # lsr (0.60, 0.62): final top-1, then no best-val numbers
     # a runs.csv written before these columns: the last measure recomputes, best-val says what is missing

@@ -140,25 +140,40 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys, change, message):
     assert not (tmp_path / "sel").exists()
 
 
-def test_a_diverged_candidate_is_one_line_and_the_earlier_selection_is_kept(selected, tmp_path, capsys):
+def _diverge(run: Path) -> None:
+    """Make ``run``'s last validation NLL infinite, as a diverged run logs it: in its checkpoint's history (checksum
+    recomputed), metrics.jsonl and summary.json alike."""
+    from tsla.training.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(run / "checkpoint.pt")
+    state["history"][-1]["val_nll"] = float("inf")
+    save_checkpoint(run / "checkpoint.pt", state)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in state["history"]))
+    summary = json.loads((run / "summary.json").read_text())
+    summary["final"] = state["history"][-1]
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_diverged_candidate_is_one_line_and_the_earlier_selection_is_moved_aside(selected, tmp_path, capsys):
     """A candidate whose validation NLL is not finite: exit 1 and one line naming it (a ValueError traceback
-    before), and the selection.json already in the folder is left as it was."""
+    before). The selection.json of the earlier request (another --criterion) no longer stays beside the refused
+    rerun as if it were its result: it was moved aside, whole, when the new request was accepted."""
     import shutil
 
     out, _, _ = selected
     again = tmp_path / "sel"
     shutil.copytree(out, again)
-    lsr = next(again.glob("lsr-seed0"))
-    rows = (lsr / "metrics.jsonl").read_text().splitlines()
-    last = json.loads(rows[-1])
-    last["val_nll"] = float("inf")
-    (lsr / "metrics.jsonl").write_text("\n".join(rows[:-1] + [json.dumps(last)]) + "\n")
+    _diverge(again / "lsr-seed0")
     before = (again / "selection.json").read_bytes()
     data = _fake_fashion(tmp_path / "data")
     assert main(_argv(data, again, "--criterion", "val_nll")) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("tsla: error: lsr-theta0.4: its validation score is inf") and err.count("\n") == 1
-    assert (again / "selection.json").read_bytes() == before
+    captured = capsys.readouterr()
+    assert captured.err.startswith("tsla: error: lsr-theta0.4: its validation score is inf")
+    assert captured.err.count("\n") == 1
+    assert not (again / "selection.json").exists()
+    assert (again / "selection-earlier-1.json").read_bytes() == before
+    assert f"moved {again / 'selection.json'} to {again / 'selection-earlier-1.json'}: it answers another request " \
+           f"(its criterion differs)" in captured.out
 
 
 @pytest.mark.parametrize("command", ["select", "compare"])

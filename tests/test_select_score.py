@@ -1,7 +1,9 @@
 """The selection's pure scoring (tsla/experiments/select_score.py) against hand computations on made-up logs: which
-families a halving round keeps at a milestone, and how many epochs a seed trains when families stop early."""
+families a halving round keeps at a milestone, how many epochs a seed trains when families stop early, and how
+equal means tie."""
 
-from tsla.experiments.select_score import candidates, epochs_trained, families, halving_round
+from tsla.experiments.select_score import (Candidate, candidates, choose, epochs_trained, families, halving_round,
+                                           mean_score)
 
 
 def _log(val_top1_by_epoch):
@@ -46,3 +48,19 @@ def test_negative_ends_follow_each_tsla_candidate_and_old_labels_stay():
     # a negative end is a branch of its theta's trunk: same family, epochs after its switch counted
     assert list(families(grid)) == ["baseline", "theta0.4"]
     assert epochs_trained(families(grid), {"baseline": 30, "theta0.4": 30}) == 30 + 30 + 2 * 15 + 2 * 5
+
+
+def test_equal_means_over_seeds_tie_and_the_candidate_listed_first_wins():
+    """mean(0.40, 0.46) and mean(0.43, 0.43) are both 0.43 by hand; float rounding made the first 0.43000000000000005
+    and it won although listed second (docs/selection.md: a tie goes to the candidate listed first)."""
+    lsr, tsla = Candidate("lsr", 0.4), Candidate("tsla", 0.4, 2)
+    even = mean_score([{"score": 0.43}, {"score": 0.43}])["score"]
+    uneven = mean_score([{"score": 0.40}, {"score": 0.46}])["score"]
+    assert choose({lsr: even, tsla: uneven}, "val_top1") == lsr
+    assert choose({tsla: uneven, lsr: even}, "val_top1") == tsla
+    # val_nll, smallest wins: equal means tie the same way
+    assert choose({lsr: even, tsla: uneven}, "val_nll") == lsr
+    # a real difference still wins: one more correct image of 1,000 in one of two seeds is 0.0005 in the mean
+    better = mean_score([{"score": 0.431}, {"score": 0.43}])["score"]
+    assert choose({lsr: even, tsla: better}, "val_top1") == tsla
+    assert choose({lsr: even, tsla: better}, "val_nll") == lsr

@@ -161,6 +161,10 @@ def _cmd_paired(args: argparse.Namespace) -> int:
     if not (args.margin > 0 and math.isfinite(args.margin)):
         raise ConfigError(f"--margin must be > 0 and finite, in percentage points (got {args.margin}): an "
                           f"infinite margin would call every contrast equivalent")
+    if args.margin > 100:  # no two accuracies differ by more than 100 points
+        raise ConfigError(f"--margin {args.margin:g} is more than 100 percentage points, the widest gap two accuracies "
+                          f"can have, so every contrast would be called equivalent: give a margin of a few points, "
+                          f"e.g. 0.5")
     if args.runs_csv:
         if args.dirs:
             raise ConfigError("give either run directories or --runs-csv, not both")

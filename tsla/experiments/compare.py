@@ -23,7 +23,7 @@ from ..training.runtime import resolve_device
 from ..training.trainer import train
 from .grid import GridRun, plan, select_shard
 from .grid_jobs import (_check_same_config, _core_sets, _refresh_unstarted, _run_in_processes,
-                        _start_from)
+                        _start_from, check_reused_data)
 
 
 def _check_not_a_run(out: Path) -> None:
@@ -47,17 +47,23 @@ def _report_saving(grid: list[GridRun], log: TextIO) -> None:
 
 def train_grid(mine: list[GridRun], out: Path, jobs: int = 1, progress_bar: bool = True,
                log: TextIO | None = None) -> None:
-    """Train (or skip, or resume) ``mine`` in ``out``: a finished run with this config is skipped, an interrupted
-    one resumed, a branch started from its source's kept checkpoint; ``jobs`` > 1 trains in pinned subprocesses.
-    Raises ``RunDirError`` (a run there with other settings), ``TrainingError`` and ``Interrupted``."""
+    """Train (or skip, or resume) ``mine`` in ``out``: a finished run with this config and this data (its checkpoint's
+    fingerprints) is skipped, an interrupted one resumed (its data checked by the trainer), a branch started from its
+    source's kept checkpoint; ``jobs`` > 1 trains in pinned subprocesses.
+    Raises ``RunDirError`` (a run there with other settings), ``DataError`` (a run there trained on other data),
+    ``TrainingError`` and ``Interrupted``."""
     from ..data import build_data
 
     log = log or sys.stdout
     todo: list[tuple[Path, TrainConfig, tuple[Path, int] | None]] = []
+    data = None
     for i, item in enumerate(mine, 1):
         run = out / item.name
         if is_finished(run):
             _check_same_config(run, item.cfg)
+            if data is None:  # every run shares the data settings: load it once
+                data = build_data(item.cfg, resolve_device(item.cfg.device))
+            check_reused_data(run, data)  # another --data-root must not reuse scores of the old images
             print(f"[{i}/{len(mine)}] {run}: finished, skipped", file=log)
         else:
             todo.append((run, item.cfg, (out / item.branch[0], item.branch[1]) if item.branch else None))
@@ -68,7 +74,6 @@ def train_grid(mine: list[GridRun], out: Path, jobs: int = 1, progress_bar: bool
     if jobs > 1 and todo:
         _run_in_processes(todo, jobs, log)
     else:
-        data = None
         done = len(mine) - len(todo)
         for i, (run, cfg, branch) in enumerate(todo, done + 1):
             print(f"[{i}/{len(mine)}] {run}", file=log, flush=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..config import TrainConfig, config_text
+from ..data.fingerprint import check_fingerprint
 from ..errors import ConfigError, Interrupted, RunDirError, TrainingError
 from ..training.branch import kept_checkpoint
 from ..training.checkpoint import CHECKPOINT, CONFIG, SUMMARY, atomic_write_text, load_checkpoint
@@ -31,6 +32,17 @@ def _check_same_config(run: Path, cfg: TrainConfig, what: str = "a finished run"
             f"{run} is {what} with {k}={saved[k]!r}, not {getattr(cfg, k)!r} as asked now: "
             f"use another --out for different settings"
         )
+
+
+def check_reused_data(run: Path, data) -> None:
+    """A run a rerun reuses without training it (finished, or paused by halving) must have been trained and
+    evaluated on the data found now (``data``, a :class:`tsla.data.DataBundle` built from this request's config):
+    the fingerprints stored in its checkpoint are compared, as ``tsla train --resume`` does. Raises ``DataError``
+    (other data: its scores would come from the images it was trained on) or ``RunDirError`` (no checkpoint)."""
+    if not (run / CHECKPOINT).is_file():
+        raise RunDirError(f"{run / CHECKPOINT} is missing, so the data {run} was trained on cannot be checked: "
+                          f"train it again (delete the folder {run}) or restore the file")
+    check_fingerprint(load_checkpoint(run / CHECKPOINT), data.fingerprint, run, data.eval_fingerprint)
 
 
 def _core_sets(jobs: int) -> list[list[int]]:

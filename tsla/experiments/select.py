@@ -3,8 +3,11 @@
 It trains the baseline and one LSR trunk per theta and branches TSLA(S) from each trunk (compare's grid, prefix
 shared, ``--test-every 0``: no candidate touches the test set), scores every candidate on its validation metrics
 (mean over seeds; :mod:`tsla.experiments.select_score`), prints the table and the cost, evaluates the chosen
-configuration's runs on test, and writes DIR/selection.json. Rerun after an interruption: finished runs are skipped,
-interrupted ones resumed, and the choice, a function of the logged validation metrics, is the same.
+configuration's runs on test, and writes DIR/selection.json. Rerun after an interruption: finished runs are skipped
+(once their data fingerprint matches the data found now), interrupted ones resumed, and the choice, a function of the
+logged validation metrics (each run's metrics.jsonl checked against its checksummed checkpoint), is the same. A
+selection.json of another request is moved aside once the new request is accepted
+(:mod:`tsla.experiments.select_runs`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,9 @@ from ..errors import ConfigError, RunDirError, TrainingError
 from ..training.checkpoint import atomic_write_text
 from .compare import _check_not_a_run, train_grid
 from .grid import GridRun, plan, select_shard
+from .select_runs import SELECTION, accept_request, candidate_records, epochs_trained, request_of
 from .select_score import AT, CRITERIA, Candidate, candidates, choose, mean_score, score
 from .select_table import format_table
-
-SELECTION = "selection.json"
 
 
 def check_request(thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int], criterion: str,
@@ -63,12 +65,9 @@ def _runs_of(grid: list[GridRun], cand: Candidate) -> list[GridRun]:
                                                                           or f"{r.cfg.theta:g}" == f"{cand.theta:g}")]
 
 
-def _records(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
 def epochs_cost(grid: list[GridRun]) -> tuple[int, int]:
-    """(epochs trained with branching, epochs the same runs would take trained independently)."""
+    """(epochs the plan trains with branching, epochs the same runs would take trained independently); what the runs
+    actually trained is :func:`tsla.experiments.select_runs.epochs_trained`."""
     independent = sum(r.cfg.epochs for r in grid)
     return independent - sum(r.branch[1] for r in grid if r.branch), independent
 
@@ -106,13 +105,15 @@ def run_select(
             print(f"{out / item.name}: {item.cfg.method}, theta {theta:g}, seed {item.cfg.seed}", file=log)
         return None
     _check_not_a_run(out)
-    trained, independent = epochs_cost(grid)
+    request = request_of(thetas, switch_at, seeds, criterion, at, halving)
+    accept_request(out, grid, request, log)  # an earlier request's selection.json never stays beside this one's runs
+    independent = epochs_cost(grid)[1]
     eligible, rounds = cands, []
     if halving:
         from .select_halving import run_halving
 
-        eligible, rounds, trained = run_halving(grid, cands, lambda c: _runs_of(grid, c), out, criterion, at,
-                                                progress_bar, log)
+        eligible, rounds, _ = run_halving(grid, cands, lambda c: _runs_of(grid, c), out, criterion, at, progress_bar,
+                                          log)
     else:
         train_grid(mine, out, jobs, progress_bar, log)
     if count > 1:
@@ -130,13 +131,14 @@ def run_select(
           f"{chosen.switch_epoch if chosen.switch_epoch is not None else '-'}) by mean {criterion} at {at} over "
           f"{len(seeds)} seed(s)", file=log)
     how = "successive halving and prefix-shared branches" if halving else "prefix-shared branches"
+    trained = epochs_trained(out, grid)  # counted from the runs: a branch that trained from epoch 0 counts in full
     print(f"cost: {trained} epochs trained ({how}) against {independent} for independent runs "
           f"({100 * trained / independent:.0f}%)", file=log)
     test = _test_chosen(out, _runs_of(grid, chosen), at)
     print(f"test (only the chosen configuration): top-1 {100 * test['test_top1']:.2f}%, NLL {test['test_nll']:.4f}, "
           f"ECE {100 * test['test_ece']:.2f}% (mean over {len(seeds)} seed(s))", file=log)
     selection = {
-        "chosen": chosen.as_dict(), "criterion": criterion, "at": at, "candidates": rows,
+        "chosen": chosen.as_dict(), "criterion": criterion, "at": at, "request": request, "candidates": rows,
         "epochs_trained": trained, "epochs_independent": independent, "test": test,
     }
     if halving:
@@ -159,7 +161,7 @@ def _row(out: Path, grid: list[GridRun], cand: Candidate, k: int, n: int, criter
         print(f"[{k}/{n}] {cand.label}: stopped by halving at epoch {stopped}", file=log)
         return {**cand.as_dict(), "score": None, "val_top1": None, "val_nll": None, "seed_scores": [], "epochs": [],
                 "stopped_at": stopped}
-    per_seed = [score(_records(out / r.name), criterion, at) for r in _runs_of(grid, cand)]
+    per_seed = [score(candidate_records(out / r.name, r.cfg), criterion, at) for r in _runs_of(grid, cand)]
     row = {**cand.as_dict(), **mean_score(per_seed), "epochs": [s["epoch"] for s in per_seed]}
     shown = ", ".join(f"{v:.4f}" for v in row["seed_scores"])
     print(f"[{k}/{n}] {cand.label}: {criterion} {row['score']:.4f} at {at} (seeds {shown})", file=log)

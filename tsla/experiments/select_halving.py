@@ -20,7 +20,7 @@ from ..training.rundir import is_finished
 from ..training.runtime import resolve_device
 from ..training.trainer import train
 from .grid import GridRun
-from .grid_jobs import _check_same_config
+from .grid_jobs import _check_same_config, check_reused_data
 from .select_score import Candidate, epochs_trained, families as group_families, family_of, halving_round
 
 
@@ -82,13 +82,13 @@ class _Trainer:
     def to(self, run: GridRun, until: int | None) -> None:
         """Train ``run`` to ``until`` epochs (None: to the end): skip it when finished or already there, resume it
         from its checkpoint, branch it from its trunk's kept checkpoint, or start it."""
-        from ..data import build_data
-
         folder = self.out / run.name
         if is_finished(folder):
             _check_same_config(folder, run.cfg)
+            check_reused_data(folder, self._data(run))
             return
         if until is not None and len(_records(folder, self.log)) >= until and (folder / CHECKPOINT).is_file():
+            check_reused_data(folder, self._data(run))  # a paused run is reused as it is, as a finished one
             return
         branch = None
         resume = (folder / CHECKPOINT).is_file()
@@ -96,10 +96,16 @@ class _Trainer:
             branch = _branch_source(folder, (self.out / run.branch[0], run.branch[1]), self.log)
         print(f"{folder}: training to epoch {run.cfg.epochs if until is None else until} of {run.cfg.epochs}",
               file=self.log, flush=True)
+        train(run.cfg, folder, resume=resume, data=self._data(run), log=self.log, progress_bar=self.progress_bar,
+              branch=branch, until=until)
+
+    def _data(self, run: GridRun):
+        """The grid's data (every run shares its settings), loaded on first use."""
+        from ..data import build_data
+
         if self.data is None:
             self.data = build_data(run.cfg, resolve_device(run.cfg.device))
-        train(run.cfg, folder, resume=resume, data=self.data, log=self.log, progress_bar=self.progress_bar,
-              branch=branch, until=until)
+        return self.data
 
 
 def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: Path, criterion: str, at: str,

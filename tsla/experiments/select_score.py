@@ -91,9 +91,16 @@ def mean_score(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "seed_scores": [s["score"] for s in per_seed]}
 
 
+TIE = 1e-12
+"""Scores this close (absolute, or relative to the larger) are a tie: a mean over seeds carries float rounding
+(mean(0.40, 0.46) is 0.43000000000000005, mean(0.43, 0.43) is 0.43), while distinct validation accuracies of n
+images over k seeds differ by at least 1 / (n k)."""
+
+
 def choose(scores: Mapping[Candidate, float], criterion: str) -> Candidate:
-    """The candidate with the best score (largest top-1, smallest NLL); a tie goes to the candidate listed first.
-    Raises ``ValueError`` for no candidates or a non-finite score."""
+    """The candidate with the best score (largest top-1, smallest NLL); a tie (scores within :data:`TIE`) goes to
+    the candidate listed first: a later one is chosen only when it is better by more than that. Raises
+    ``ValueError`` for no candidates or a non-finite score."""
     if not scores:
         raise ValueError("no candidate to choose from")
     for cand, value in scores.items():
@@ -101,8 +108,12 @@ def choose(scores: Mapping[Candidate, float], criterion: str) -> Candidate:
             raise ValueError(f"{cand.label}: its validation score is {value} (its runs diverged): lower --lr, "
                              f"or leave that theta out of --thetas")
     sign = 1.0 if CRITERIA[criterion] is max else -1.0
-    order = list(scores)
-    return max(order, key=lambda c: (sign * scores[c], -order.index(c)))
+    best = None
+    for cand, value in scores.items():
+        if best is None or (sign * (value - scores[best]) > 0
+                            and not math.isclose(value, scores[best], rel_tol=TIE, abs_tol=TIE)):
+            best = cand
+    return best
 
 
 def keep_better_half(family_scores: Mapping[float, float], criterion: str) -> list[float]:

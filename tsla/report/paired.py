@@ -97,9 +97,12 @@ def contrasts(rows: Sequence[dict[str, Any]] | RunsTable, families: Sequence[Seq
     ``rows``: row dicts or a :class:`RunsTable` (one row per regime, label and seed, as its reader checks). Raises
     ``ConfigError`` for a ``measure`` that is not in :data:`MEASURES`.
 
-    ``families`` None: one family, :func:`default_contrasts`, per regime (a default contrast whose cells share no
-    seed is left out). Raises ``ConfigError`` for a declared label that no run has, and for a declared contrast
-    whose cells share no seed: dropping it would shrink Holm's family and make the others look stronger.
+    ``families`` None: one family, :func:`default_contrasts`, per regime. A default contrast that cannot be computed
+    (its cells share no seed, or no shared seed has a value of the metric in both) stays in the table, its numbers
+    empty (NaN) and its verdict "not computed: <why>", and counts in Holm's family as p = 1, so the family is never
+    smaller than the table says. Raises ``ConfigError`` for a declared label that no run has, for a declared
+    contrast that cannot be computed (dropping it would shrink Holm's family and make the others look stronger),
+    and for per-seed differences that are not finite or whose squares overflow (values such as ±1e308).
     """
     if measure not in MEASURES:
         raise ConfigError(f"--measure {measure!r} is unknown: choose {' or '.join(MEASURES)}")
@@ -116,29 +119,58 @@ def contrasts(rows: Sequence[dict[str, Any]] | RunsTable, families: Sequence[Seq
             mine = [{"label": label, "method": method.values[method.codes[cell.first_row]],
                      "theta": theta[cell.first_row]} for label, cell in cells.items()]
         for number, pairs in enumerate(families if declared else [default_contrasts(mine)], 1):
-            out += _family(cells, values, regime, number, pairs, margin, declared)
+            out += _family(cells, values, regime, number, pairs, margin, declared, metric)
     return [{**row, "measure": measure} for row in out]
 
 
 def _family(cells: dict[str, Cell], values: np.ndarray, regime: str, number: int, pairs: Sequence[tuple[str, str]],
-            margin: float, declared: bool) -> list[dict[str, Any]]:
-    family = []
+            margin: float, declared: bool, metric: str) -> list[dict[str, Any]]:
+    family, why_not = [], {}
     for a, b in pairs:
         missing = [x for x in (a, b) if x not in cells]
         if missing:
             raise ConfigError(f"--contrasts {a}:{b}: regime {regime} has no cell {missing[0]!r}; its cells are "
                               f"{', '.join(sorted(cells))}")
-        if declared and not share_a_seed(cells[a], cells[b]):
+        shared = share_a_seed(cells[a], cells[b])
+        if declared and not shared:
             raise ConfigError(f"--contrasts {a}:{b}: in regime {regime} the two cells share no seed (a has "
                               f"{cells[a].seeds.size}, b {cells[b].seeds.size}), so there is no pair to compare: "
                               f"train both at the same seeds or drop the contrast")
         diffs = paired_differences(cells[a], cells[b], values)
-        if diffs.size:
-            family.append({"regime": regime, "family": number, "a": a, "b": b, **analyse(diffs, margin)})
-    for row, p in zip(family, holm([row["p_raw"] for row in family])):
-        row["p_holm"] = p
-        row["verdict"] = verdict(row["mean_diff"], p, row["tost_p"], margin)
+        if not diffs.size:
+            if declared:
+                raise ConfigError(f"--contrasts {a}:{b}: in regime {regime} no seed the two cells share has a value "
+                                  f"of {metric} in both (its cells in runs.csv are empty), so the contrast cannot be "
+                                  f"computed and leaving it out would shrink Holm's family: use a measure the runs "
+                                  f"have (e.g. --measure last) or drop the contrast")
+            why_not[len(family)] = "the cells share no seed" if not shared else f"no shared seed has {metric}"
+            family.append({"regime": regime, "family": number, "a": a, "b": b, "n_pairs": 0, "mean_diff": math.nan,
+                           "ci_low": math.nan, "ci_high": math.nan, "p_raw": math.nan, "mde": math.nan,
+                           "tost_p": math.nan})
+            continue
+        _check_finite(diffs, regime, a, b, metric)
+        family.append({"regime": regime, "family": number, "a": a, "b": b, **analyse(diffs, margin)})
+    # a contrast that could not be computed still counts in the family, as p = 1 (it can reject nothing)
+    adjusted = holm([1.0 if i in why_not else row["p_raw"] for i, row in enumerate(family)])
+    for i, (row, p) in enumerate(zip(family, adjusted)):
+        if i in why_not:
+            row["p_holm"], row["verdict"] = math.nan, f"not computed: {why_not[i]}"
+        else:
+            row["p_holm"] = p
+            row["verdict"] = verdict(row["mean_diff"], p, row["tost_p"], margin)
     return family
+
+
+def _check_finite(diffs: np.ndarray, regime: str, a: str, b: str, metric: str) -> None:
+    """``ConfigError`` when a contrast's per-seed differences are not finite, or large enough that their squares
+    overflow (the interval, the test and the sign-flip sums would be inf or NaN, and a verdict with p = 0)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(diffs).all() and math.isfinite(float(np.dot(diffs, diffs))):
+            return
+    worst = float(diffs[np.argmax(np.abs(diffs))])
+    raise ConfigError(f"contrast {a}:{b} in regime {regime}: a per-seed difference of {metric} is {worst:g}, too large "
+                      f"to analyse (a value such as ±1e308 in runs.csv?): correct the values, which are percentage "
+                      f"points for accuracies")
 
 
 def epochs_to_reach(metrics: Sequence[dict[str, Any]], target: float, key: str) -> int | None:

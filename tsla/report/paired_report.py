@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError, RunDirError
 from .collect import collect_runs
 from .plots import plot_curves
-from .paired import CONTRAST_COLUMNS, SPEED_COLUMNS, contrasts, group_cells, run_rows, speed_rows
+from .paired import CONTRAST_COLUMNS, MEASURES, SPEED_COLUMNS, contrasts, group_cells, run_rows, speed_rows
 from .runs_csv import NUMBER_COLUMNS, RUN_COLUMNS, csv_text, parse_table, write_csv
 from .write_files import write_together
 
@@ -35,6 +35,10 @@ def _mean_sd(values: Sequence[float]) -> str:
 
 def _num(value: Any, digits: int = 2) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _signed(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:+.2f}"
 
 
 def _p(value: Any) -> str:
@@ -78,7 +82,7 @@ def _regime_markdown(regime: str, cells: dict[str, dict[int, dict]], found: list
               "| family | a | b | pairs | mean diff | 95% CI | sign-flip p | Holm p | MDE (80%) | TOST p | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in found:
-        lines.append(f"| {c['family']} | {c['a']} | {c['b']} | {c['n_pairs']} | {c['mean_diff']:+.2f} | "
+        lines.append(f"| {c['family']} | {c['a']} | {c['b']} | {c['n_pairs']} | {_signed(c['mean_diff'])} | "
                      f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}] | {_p(c['p_raw'])} | {_p(c['p_holm'])} | "
                      f"{_num(c['mde'])} | {_p(c['tost_p'])} | {c['verdict']} |")
     if speed:
@@ -126,6 +130,18 @@ def _check_runs(runs: Sequence[Any], rows: Sequence[dict[str, Any]]) -> None:
         seen[key] = run
 
 
+def _check_tested(directory: Path, rows: Sequence[dict[str, Any]], measure: str) -> None:
+    """``RunDirError`` when no run of a regime has the test number its contrasts compare (every run trained with
+    ``--test-every 0``, as ``tsla select``'s candidates are): its contrast table would be empty, every contrast
+    gone, with exit 0."""
+    column = MEASURES.get(measure, "test_top1")
+    if rows and all(row.get(column) is None for row in rows):
+        what = "selection.json there holds the test numbers of its choice" if (directory / "selection.json").is_file() \
+            else "train them with --test-every 1, or compare them with tsla compare"
+        raise RunDirError(f"no run in {directory} has a {column} (they trained with --test-every 0, as tsla select's "
+                          f"candidates do, and were never tested), so there is no contrast to compute: {what}")
+
+
 def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
                  pairs: Sequence[Sequence[tuple[str, str]]] | None = None,
                  margin_epochs: float = 2.0, measure: str = "last") -> dict[str, Any]:
@@ -134,8 +150,9 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
     all together and only once every check has passed (an earlier report
     there stays whole otherwise). Returns ``{"runs", "contrasts", "secondary", "speed"}`` (lists of rows).
 
-    Raises ``RunDirError`` when a directory holds no finished run, a run's final metric is not finite, two runs are
-    one cell and seed, or ``out`` cannot be written; ``ConfigError`` for a folder given twice and a declared contrast
+    Raises ``RunDirError`` when a directory holds no finished run or none with the measured test number (runs of
+    ``tsla select``), a run's final metric is not finite, two runs are one cell and seed, or ``out`` cannot be
+    written; ``ConfigError`` for a folder given twice and a declared contrast
     that cannot be computed."""
     dirs = [Path(d) for d in dirs]
     rows: list[dict] = []
@@ -151,6 +168,7 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
             raise RunDirError(f"no finished runs in {directory}: run `tsla compare` first")
         mine = run_rows(runs, regime)
         _check_runs(runs, mine)
+        _check_tested(directory, mine, measure)
         rows += mine
         curves.append((regime, runs))
         first = pairs[0] if pairs else None  # H3 is asked of the first declared family's schedule cells

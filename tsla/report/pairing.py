@@ -46,7 +46,8 @@ def paired_differences(a: Cell, b: Cell, values: np.ndarray) -> np.ndarray:
     _, ia, ib = np.intersect1d(a.seeds, b.seeds, assume_unique=True, return_indices=True)
     x, y = values[a.rows[ia]], values[b.rows[ib]]
     keep = ~(np.isnan(x) | np.isnan(y))
-    return x[keep] - y[keep]
+    with np.errstate(over="ignore", invalid="ignore"):  # ±1e308 - ∓1e308: inf, refused by the caller in one line
+        return x[keep] - y[keep]
 
 
 def share_a_seed(a: Cell, b: Cell) -> bool:

@@ -12,12 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .best_val import BEST_WEIGHTS
 from .checkpoint import CHECKPOINT, CONFIG, METRICS, SUMMARY
 from ..config import TrainConfig, config_text
 from ..errors import ConfigError, RunDirError
 
 LOCK = ".lock"
-RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, CONFIG)
+RUN_FILES = (CHECKPOINT, METRICS, SUMMARY, CONFIG, BEST_WEIGHTS)  # best.pt too: a stale one passed for the new run's
 
 
 def has_run(out: Path, cfg: TrainConfig | None = None) -> bool:
