@@ -175,6 +175,8 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
     elif kind == "config-only":  # a run that wrote its config but no checkpoint yet
         (tmp / "run").mkdir()
         (tmp / "run" / "config.yaml").write_text(yaml.safe_dump({"data_root": str(tiny), "epochs": 1}))
+    elif kind == "no-ray":  # Ray not installed, whether it is here or not
+        monkeypatch.setitem(sys.modules, "ray", None)
     elif kind == "no-tensorboard":  # TensorBoard not installed, whether it is here or not
         monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     elif kind == "lock-link":  # RUN/.lock planted as a link to a file of the user's

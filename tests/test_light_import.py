@@ -4,7 +4,7 @@ item 8); the trainer's public names still resolve on first use. Timing lives in 
 import subprocess
 import sys
 
-HEAVY = ("torchvision", "PIL", "tsla.training.trainer", "tsla.config", "matplotlib")
+HEAVY = ("torchvision", "PIL", "tsla.training.trainer", "tsla.config", "matplotlib", "ray")
 
 
 def _run(code):

@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,40 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.thetas is not None and hasattr(args, "theta"):
         raise ConfigError("give either --theta or --thetas, not both")
     run_compare(layers, methods, args.seeds, out, thetas=args.thetas, shard=parse_shard(args.shard),
-                jobs=args.jobs, progress_bar=not args.no_progress, dry_run=args.dry_run)
+                jobs=args.jobs, progress_bar=not args.no_progress, dry_run=args.dry_run,
+                ray=_ray_options(args))
     return 0
+
+
+def _ray_options(args: argparse.Namespace):
+    """``--engine``'s choice: None for local, else the checked ``RayOptions`` (Ray checked to be installed, unless
+    this is a dry run). Raises ``ConfigError`` for a Ray flag without ``--engine ray``, or ``--jobs`` with it."""
+    from ..experiments.grid_tasks import RayOptions
+
+    given = [flag for flag, value in (("--ray-address", args.ray_address), ("--cpus-per-run", args.cpus_per_run),
+                                      ("--gpus-per-run", args.gpus_per_run)) if value is not None]
+    if args.engine == "local":
+        if given:
+            raise ConfigError(f"{given[0]} is for --engine ray: add --engine ray, or drop {given[0]}")
+        return None
+    if args.jobs != 1:
+        raise ConfigError("--jobs is for --engine local: with --engine ray, Ray trains as many runs at once as its "
+                          "CPUs (or GPUs) allow; set each run's share with --cpus-per-run / --gpus-per-run")
+    cpus = 1 if args.cpus_per_run is None else args.cpus_per_run
+    gpus = 0.0 if args.gpus_per_run is None else args.gpus_per_run
+    if cpus < 1:
+        raise ConfigError(f"--cpus-per-run must be >= 1 (got {cpus})")
+    if not 0 <= gpus:
+        raise ConfigError(f"--gpus-per-run must be >= 0 (got {gpus:g})")
+    address = args.ray_address
+    if address is not None and not re.fullmatch(r"auto|(ray://)?[^\s:/]+:\d+", address):
+        raise ConfigError(f"--ray-address {address!r}: give auto or HOST:PORT of the Ray head (e.g. 10.0.0.1:6379), "
+                          f"or leave it out to start Ray on this machine")
+    if not args.dry_run:
+        from ..experiments.engines.ray_engine import require_ray
+
+        require_ray()  # one line naming the extra, before anything is planned or written
+    return RayOptions(address, cpus, gpus)
 
 
 def _cmd_select(args: argparse.Namespace) -> int:

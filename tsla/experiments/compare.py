@@ -5,7 +5,9 @@ theta_after or epochs (:func:`parse_cell`), e.g. ``tsla@30:theta_after=-0.2`` or
 holds LSR, TSLA ending on a negative theta and a budget control, each branching from the run it shares epochs with.
 ``--shard i/n`` takes whole families (a run with every run that branches from it) and balances them by epochs over
 the n shards, so the shards cover the grid exactly once, whatever machine runs them, and no branch loses its source.
-``--jobs K`` trains K runs at once, each in its own process pinned to its share of the CPU cores.
+``--jobs K`` trains K runs at once, each in its own process pinned to its share of the CPU cores. ``--engine ray``
+trains the grid as Ray tasks instead (:mod:`tsla.experiments.grid_tasks`): a cluster's workers, a branch started as
+soon as its trunk has kept its checkpoint at the branch point.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..training.rundir import is_finished
 from ..training.runtime import resolve_device
 from ..training.trainer import train
 from .grid import GridRun, plan, select_shard
+from .grid_tasks import RayOptions
 from .grid_jobs import (_check_same_config, _core_sets, _refresh_unstarted, _run_in_processes,
                         _start_from, check_reused_data)
 
@@ -46,12 +49,12 @@ def _report_saving(grid: list[GridRun], log: TextIO) -> None:
 
 
 def train_grid(mine: list[GridRun], out: Path, jobs: int = 1, progress_bar: bool = True,
-               log: TextIO | None = None) -> None:
+               log: TextIO | None = None, ray: RayOptions | None = None) -> None:
     """Train (or skip, or resume) ``mine`` in ``out``: a finished run with this config and this data (its checkpoint's
     fingerprints) is skipped, an interrupted one resumed (its data checked by the trainer), a branch started from its
-    source's kept checkpoint; ``jobs`` > 1 trains in pinned subprocesses.
+    source's kept checkpoint; ``jobs`` > 1 trains in pinned subprocesses, ``ray`` as Ray tasks.
     Raises ``RunDirError`` (a run there with other settings), ``DataError`` (a run there trained on other data),
-    ``TrainingError`` and ``Interrupted``."""
+    ``TrainingError``, ``Interrupted`` and, with ``ray``, ``ConfigError`` (Ray missing or its cluster unreachable)."""
     from ..data import build_data
 
     log = log or sys.stdout
@@ -71,7 +74,12 @@ def train_grid(mine: list[GridRun], out: Path, jobs: int = 1, progress_bar: bool
     depth = {item.name: branch_order(branches, item.name) for item in mine}
     todo.sort(key=lambda t: depth[t[0].name])  # sources before their branches (a stable sort keeps the grid order)
     _report_saving(mine, log)
-    if jobs > 1 and todo:
+    if ray is not None and todo:
+        from .engines.ray_engine import RayEngine
+        from .grid_tasks import train_grid_on
+
+        train_grid_on(RayEngine(ray.address), todo, out, ray.cpus_per_run, ray.gpus_per_run, log)
+    elif jobs > 1 and todo:
         _run_in_processes(todo, jobs, log)
     else:
         done = len(mine) - len(todo)
@@ -95,14 +103,18 @@ def run_compare(
     progress_bar: bool = True,
     dry_run: bool = False,
     log: TextIO | None = None,
+    ray: RayOptions | None = None,
 ) -> dict[str, Any] | None:
-    """Train (or skip, or resume) this shard's runs of the grid in ``out``; with a single shard, write the report."""
+    """Train (or skip, or resume) this shard's runs of the grid in ``out``; with a single shard, write the report.
+    ``ray`` trains on Ray (``--engine ray``) instead of this machine's processes (``jobs``)."""
     from ..report import format_markdown, write_report
 
     log = log or sys.stdout
     _check_not_a_run(out)
     if jobs > 1 and not any("threads" in values for _, values in layers):  # each process its share of the cores
         layers = [*layers, ("--jobs", {"threads": min(len(cores) for cores in _core_sets(jobs))})]
+    if ray is not None and not any("threads" in values for _, values in layers):  # each run its own cores
+        layers = [*layers, ("--cpus-per-run", {"threads": ray.cpus_per_run})]
     grid = plan(layers, methods, seeds, thetas)
     index, count = shard
     mine = select_shard(grid, shard)
@@ -114,7 +126,7 @@ def run_compare(
             theta = cfg.schedule().theta  # what the run trains: the baseline's is 0 whatever --thetas says
             print(f"{out / item.name}: {cfg.method}, theta {theta:g}, seed {cfg.seed}{extra}", file=log)
         return None
-    train_grid(mine, out, jobs, progress_bar, log)
+    train_grid(mine, out, jobs, progress_bar, log, ray)
     if count > 1:
         print(f"shard {index}/{count} done; once every shard has finished: tsla report {out}", file=log)
         return None

@@ -15,6 +15,10 @@ schedule at the fractional epoch ``last_epoch / n``: a two-stage schedule still 
 tsla-auto: pass ``schedules.AutoTwoStage(theta)`` and ``auto=tsla.AutoSwitch(...)``; theta follows the switch's
 decision, and the switch's history and decision are part of this scheduler's state dict.
 
+Restoring: ``load_state_dict(state)`` continues a run as it was built (the saved schedule must be this one);
+``load_position(state)`` takes only the position and keeps this scheduler's schedule, for a tuner that changes θ or
+S between checkpoints (population-based training) or a branch with its own θ.
+
 theta is computed from the schedule at every call, never stored, so nothing can go stale. The one copy is
 ``theta_tensor``, a 0-dim tensor for ``torch.compile`` (a compiled step reads it instead of a Python float, which
 would recompile at every new value): it is rewritten in place by ``step()``, by setting ``last_epoch``, by
@@ -184,9 +188,37 @@ class SmoothingScheduler:
                              "run was built")
         return None if self.auto is None else self.auto.check_state_dict(state["auto"])
 
+    def load_position(self, state: Mapping[str, Any]) -> None:
+        """Take only the position (``last_epoch``) of a :meth:`state_dict`, keeping this scheduler's own schedule
+        (θ, S) and switch: what a tuner that swaps hyper-parameters needs (Ray Tune's population-based training
+        copying another trial's checkpoint, a branch of another θ from a trunk's state). θ is then this schedule's
+        at the saved position; nothing of the saved schedule is kept. The positions must count the same thing:
+        the saved ``steps_per_epoch`` must equal this one's.
+
+        Raises ``ValueError``, leaving this scheduler as it was, for a state that is not a format-1 state dict,
+        another ``steps_per_epoch``, or a ``last_epoch`` that is not an integer in [0, 2^53)."""
+        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT:
+            raise ValueError("not a SmoothingScheduler state_dict (no format 1): pass what state_dict() gave")
+        missing = [k for k in ("last_epoch", "steps_per_epoch") if k not in state]
+        if missing:
+            raise ValueError(f"SmoothingScheduler state_dict lacks {missing[0]!r}: pass what state_dict() gave")
+        saved = state["steps_per_epoch"]
+        if saved != self.steps_per_epoch:
+            def unit(n: Any) -> str:
+                return "epochs" if n is None else f"optimizer steps ({n} per epoch)"
+
+            raise ValueError(f"the saved position counts {unit(saved)}, this scheduler {unit(self.steps_per_epoch)}: "
+                             f"build it with steps_per_epoch={saved!r}")
+        last = state["last_epoch"]
+        if isinstance(last, bool) or not isinstance(last, int) or not 0 <= last < 2**53:
+            raise ValueError(f"SmoothingScheduler state_dict last_epoch={last!r} is not an integer in [0, 2^53): "
+                             f"pass what state_dict() gave")
+        self.last_epoch = last
+
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "SmoothingScheduler":
-        """A scheduler rebuilt from its :meth:`state_dict` alone."""
+        """A scheduler rebuilt from its :meth:`state_dict` alone, with the saved schedule (its θ and S): after a tuner
+        changed θ or S, build the scheduler from the tuner's values and call :meth:`load_position` instead."""
         auto = None if state.get("auto") is None else AutoSwitch.from_state_dict(state["auto"])
         scheduler = cls(from_dict(state["schedule"]), state["steps_per_epoch"], auto=auto)
         scheduler.load_state_dict(state)
