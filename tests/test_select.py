@@ -62,32 +62,64 @@ def _final(run: Path) -> dict:
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
 
 
-def test_select_picks_the_argmax_of_its_own_validation_table(selected):
+def _rule_by_hand(per_seed: dict, order: list, n_val: int) -> tuple:
+    """docs/selection.md's noise-aware rule, written again from its text: start at the baseline; for LSR, then TSLA,
+    move to the level's best mean when its mean paired gain over the current choice exceeds one SE, the SE being the
+    larger of the seeds' SE of the differences and sqrt(0.08 / (K n_val))."""
+    import statistics
+
+    level = {"baseline": 0, "lsr": 1, "tsla": 2}
+    current = order[0]
+    for lv in (1, 2):
+        members = [c for c in order if level[c[0]] == lv]
+        challenger = max(members, key=lambda c: (statistics.mean(per_seed[c]), -order.index(c)))
+        d = [a - b for a, b in zip(per_seed[challenger], per_seed[current])]
+        se = max(statistics.stdev(d) / len(d) ** 0.5, (0.08 / (len(d) * n_val)) ** 0.5)
+        if statistics.mean(d) > se:
+            current = challenger
+    return current
+
+
+def test_select_chooses_by_the_noise_aware_rule_on_its_own_validation_table(selected):
     out, sel, printed = selected
     # the candidates by hand: baseline, LSR, TSLA(1), TSLA(2); folders as compare names them for a single theta
     folders = {("baseline", 0.0, None): "baseline", ("lsr", 0.4, None): "lsr", ("tsla", 0.4, 1): "tsla@1",
                ("tsla", 0.4, 2): "tsla@2"}
-    mean_val = {key: sum(_final(out / f"{name}-seed{seed}")["val_top1"] for seed in (0, 1)) / 2
-                for key, name in folders.items()}
+    # the default score: each run's best validation top-1 (early stopping), read from its metrics.jsonl
+    per_seed = {key: [max(json.loads(x)["val_top1"] for x in (out / f"{name}-seed{seed}" / "metrics.jsonl")
+                          .read_text().splitlines()) for seed in (0, 1)] for key, name in folders.items()}
     listed = {(c["method"], c["theta"], c["switch_epoch"]): c for c in sel["candidates"]}
-    assert set(listed) == set(mean_val)
-    for key, value in mean_val.items():
-        assert listed[key]["score"] == pytest.approx(value, abs=1e-12)
+    assert set(listed) == set(per_seed)
+    for key, values in per_seed.items():
+        assert listed[key]["seed_scores"] == pytest.approx(values, abs=1e-12)
         assert not any(k.startswith("test") for k in listed[key])  # validation metrics only
-    best = max(mean_val.values())
-    first_best = next(k for k in folders if mean_val[k] == best)  # ties: the first listed
-    assert (sel["chosen"]["method"], sel["chosen"]["theta"], sel["chosen"]["switch_epoch"]) == first_best
-    assert (sel["criterion"], sel["at"]) == ("val_top1", "last")
+    chosen = _rule_by_hand(per_seed, list(folders), 60)
+    assert (sel["chosen"]["method"], sel["chosen"]["theta"], sel["chosen"]["switch_epoch"]) == chosen
+    assert (sel["criterion"], sel["at"]) == ("val_top1", "best-val")
+    assert sel["rule"]["sentence"] and f"how sure: {sel['rule']['sentence']}" in printed
     # no candidate ever touched the test set; only the chosen one was evaluated, afterwards
     for run in out.glob("*-seed*"):
         assert not any(k.startswith("test_") for line in (run / "metrics.jsonl").read_text().splitlines()
                        for k in json.loads(line))
     assert 0 <= sel["test"]["test_top1"] <= 1 and len(sel["test"]["per_seed"]) == 2
+    assert sel["test"]["weights"] == "best-val"
     # cost by hand, per seed: baseline 4 + LSR 4 + TSLA(1) 3 + TSLA(2) 2 = 13 trained, 4 x 4 = 16 independent
     assert (sel["epochs_trained"], sel["epochs_independent"]) == (2 * 13, 2 * 16)
-    label = {"baseline": "baseline", "lsr": "lsr-theta0.4"}.get(folders[first_best], f"{folders[first_best]}-theta0.4")
+    label = {"baseline": "baseline", "lsr": "lsr-theta0.4"}.get(folders[chosen], f"{folders[chosen]}-theta0.4")
     assert printed.count("/4] ") == 4 and f"chosen: {label}" in printed
     assert "26 epochs trained" in printed and "against 32" in printed
+
+
+def test_negative_ends_are_candidates(tmp_path):
+    data = _fake_fashion(tmp_path / "data")
+    out = tmp_path / "sel"
+    assert main(_argv(data, out, "--switch-at", "2", "--theta-after", "0,-0.2", "--seeds", "0", "--at", "last")) == 0
+    sel = json.loads((out / "selection.json").read_text())
+    ends = [c for c in sel["candidates"] if c["theta_after"] == -0.2]
+    assert [(c["method"], c["switch_epoch"]) for c in ends] == [("tsla", 2)]
+    rows = [json.loads(x) for x in (out / "tsla@2-after-0.2-seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["theta"] for r in rows] == [0.4, 0.4, -0.2, -0.2]  # LSR until S, then the negative end
+    assert ends[0]["seed_scores"] == [rows[-1]["val_top1"]]
 
 
 def test_the_test_set_never_decides(selected, tmp_path):
@@ -129,8 +161,7 @@ def test_a_killed_select_resumes_to_the_same_choice(selected, tmp_path):
     (("--seeds", "-1"), "--seeds: -1 is outside [0, 4294967295]"),  # named --seed, a flag select does not have
     (("--switch-at", ""), "--switch-at is empty"),  # it silently left out every TSLA candidate
     (("--test-every", "2"), "--test-every 2: tsla select never evaluates a candidate on test"),  # was ignored
-    (("--theta-after", "-0.2", "--allow-negative"), "--theta-after -0.2: tsla select's TSLA(S) candidates end on "
-     "one-hot labels"),  # refused naming --method 'lsr', which select has not
+    (("--theta-after", "0.3"), "--theta-after: 0.3 is outside [-1, 0]"),  # a final theta above 0 is no end
 ])
 def test_bad_input_gets_one_line_and_exit_2(tmp_path, capsys, change, message):
     argv = _argv(tmp_path / "data", tmp_path / "sel", *change)

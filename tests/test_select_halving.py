@@ -1,6 +1,7 @@
 """Successive halving in ``tsla select`` and the trainer's pause (``until``) it rests on: a paused and resumed run
-equals an uninterrupted one; the families kept at the milestone are the better half by a hand computation from
-metrics.jsonl, the stopped ones stop there, and the choice is the argmax among the families left."""
+equals an uninterrupted one; the families kept at the milestone are those of a hand computation from
+metrics.jsonl (noise-aware: kept unless worse than the best by more than the SE), the stopped ones stop there, and
+a rerun re-derives the same halving."""
 
 import json
 
@@ -31,44 +32,46 @@ def test_a_paused_run_resumes_to_the_uninterrupted_result(tiny_fashion, tmp_path
     assert [r["epoch"] for r in _lines(tmp_path / "paused")] == [0, 1, 2]
 
 
-def test_halving_keeps_the_better_half_at_the_milestone(tmp_path, capsys):
+def _halving_argv(data, out):
+    """Three families at seed 0 over 6 epochs, halving at the lr milestone 4: the baseline, LSR(0.1) and LSR(1.0),
+    whose uniform target teaches nothing (its validation top-1 stays near chance, so validation can stop it)."""
+    argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,1"]
+    argv[argv.index("--epochs") + 1] = "6"
+    argv[argv.index("--milestones") + 1] = "4"
+    return argv
+
+
+def test_noise_aware_halving_stops_only_a_family_worse_by_more_than_its_se(tmp_path, capsys):
     data = _fake_fashion(tmp_path / "data")
     out = tmp_path / "sel"
-    argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,0.4"]
+    argv = _halving_argv(data, out)
     assert main(argv) == 0
     printed = capsys.readouterr().out
     sel = json.loads((out / "selection.json").read_text())
-    # by hand: at milestone 2 each family's score is its best member's validation top-1 after epoch 1 (index 1);
-    # members are those started before epoch 2: the trunk and TSLA(1)
+    # by hand: at milestone 4 each family's score is its best member's best validation top-1 over epochs 0-3;
+    # members are those started before epoch 4: the trunk, TSLA(1) and TSLA(2)
     folders = {"baseline": ["baseline-seed0"],
-               "theta0.1": ["lsr-theta0.1-seed0", "tsla@1-theta0.1-seed0"],
-               "theta0.4": ["lsr-theta0.4-seed0", "tsla@1-theta0.4-seed0"]}
-    fam = {name: max(_lines(out / f)[1]["val_top1"] for f in runs) for name, runs in folders.items()}
-    worst = min(fam.values())
-    stopped = [n for n in fam if fam[n] == worst][-1]  # of equal scores, the family listed later stops
-    assert sel["halving"] == [{"at_epoch": 2, "scores": fam, "kept": [n for n in fam if n != stopped]}]
-    # the stopped family trained 2 epochs (its TSLA(1) from 1 to 2, its TSLA(2) not at all); the others finished
+               "theta0.1": ["lsr-theta0.1-seed0", "tsla@1-theta0.1-seed0", "tsla@2-theta0.1-seed0"],
+               "theta1": ["lsr-theta1-seed0", "tsla@1-theta1-seed0", "tsla@2-theta1-seed0"]}
+    fam = {name: max(max(r["val_top1"] for r in _lines(out / f)[:4]) for f in runs) for name, runs in folders.items()}
+    top = max(fam.values())
+    se = (0.08 / (1 * 60)) ** 0.5  # one seed: the validation floor sqrt(D / (K n_val)) is the SE
+    kept = [n for n in fam if not top - fam[n] > se]
+    assert sel["halving"][0]["at_epoch"] == 4 and sel["halving"][0]["kept"] == kept
+    assert sel["halving"][0]["scores"] == fam
+    assert "theta1" not in kept  # the uniform target is far below the others: stopped
+    # a stopped family trained 4 epochs (its branches from their switch to 4); the others finished
     for name, runs in folders.items():
         for f in runs:
-            assert len(_lines(out / f)) == (2 if name == stopped else 4)
-    if stopped != "baseline":
-        assert _lines(out / f"tsla@2-{stopped}-seed0") == []
-    # hand count of epochs: baseline 4 (2 if stopped); a theta family 4 + 3 + 2 = 9, or 2 + 1 = 3 if stopped
-    expected = sum((2 if n == stopped else 4) if n == "baseline" else (3 if n == stopped else 9) for n in folders)
-    assert sel["epochs_trained"] == expected and sel["epochs_independent"] == 7 * 4
-    # the choice: the argmax of the final validation top-1 among the candidates of the kept families
-    finals = {}
+            assert len(_lines(out / f)) == (6 if name in kept else 4)
+    expected = sum((6 if n in kept else 4) if n == "baseline" else (6 + 5 + 4 if n in kept else 4 + 3 + 2)
+                   for n in folders)
+    assert sel["epochs_trained"] == expected and sel["epochs_independent"] == 7 * 6
+    assert sel["chosen"]["theta"] != 1.0
     for cand in sel["candidates"]:
-        if cand.get("stopped_at") is None:
-            name = {"baseline": "baseline", "lsr": f"lsr-theta{cand['theta']:g}"}.get(
-                cand["method"], f"tsla@{cand['switch_epoch']}-theta{cand['theta']:g}")
-            finals[(cand["method"], cand["theta"], cand["switch_epoch"])] = _lines(out / f"{name}-seed0")[-1]["val_top1"]
-        else:
-            assert cand["stopped_at"] == 2 and cand["score"] is None
-    best = max(finals.values())
-    assert (sel["chosen"]["method"], sel["chosen"]["theta"], sel["chosen"]["switch_epoch"]) == next(
-        k for k, v in finals.items() if v == best)
-    assert f"halving at epoch 2" in printed and "stopped by halving at epoch 2" in printed
+        if cand["theta"] == 1.0:
+            assert cand["stopped_at"] == 4 and cand["score"] is None
+    assert "halving at epoch 4" in printed and "stopped by halving at epoch 4" in printed
     # a rerun (as after an interruption) re-derives the same halving from the logs and retrains nothing
     before = {p: p.read_text() for p in out.glob("*/metrics.jsonl")}
     assert main(argv) == 0
@@ -82,7 +85,7 @@ def _halved(tmp_path):
     """A finished --halving select: (its argv, its folder, selection.json, the family stopped at the milestone)."""
     data = _fake_fashion(tmp_path / "data")
     out = tmp_path / "sel"
-    argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,0.4"]
+    argv = _halving_argv(data, out)
     assert main(argv) == 0
     sel = json.loads((out / "selection.json").read_text())
     stopped = next(n for n in sel["halving"][0]["scores"] if n not in sel["halving"][0]["kept"])
@@ -106,7 +109,7 @@ def test_halving_trains_a_branch_from_epoch_0_when_its_kept_checkpoint_is_damage
 
     argv, out, sel, stopped = _halved(tmp_path)
     if stopped == "baseline":  # the baseline has no branch; every theta family has TSLA(1), branched after 1 epoch
-        stopped = "theta0.1"
+        stopped = "theta1"
     branch = out / f"tsla@1-{stopped}-seed0"
     before = _lines(branch)
     shutil.rmtree(branch)  # the branch not yet started, and the kept checkpoint it starts from damaged

@@ -108,11 +108,11 @@ def test_another_runs_best_pt_is_not_tested_as_the_choice(again, capsys):
 def test_a_selection_of_another_request_is_moved_aside_and_the_new_one_records_its_request(again, capsys):
     out, data = again
     before = (out / "selection.json").read_bytes()
-    assert main(_argv(data, out, "--at", "best-val")) == 0
+    assert main(_argv(data, out, "--at", "last")) == 0  # the fixture's request scored at best-val, the default
     assert (out / "selection-earlier-1.json").read_bytes() == before
     new = json.loads((out / "selection.json").read_text())
     assert new["request"] == {"thetas": [0.4], "switch_at": [1], "seeds": [0], "criterion": "val_top1",
-                              "at": "best-val", "halving": False}
+                              "at": "last", "halving": False, "theta_after": []}
     assert "it answers another request (its at differs)" in capsys.readouterr().out
 
 

@@ -147,15 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "on the mean over them (default: 0)")
     p_sel.add_argument("--criterion", default="val_top1", help="validation score: val_top1 (default, higher is "
                        "better) or val_nll (lower is better)")
-    p_sel.add_argument("--at", default="last", help="score each run at its last epoch (default) or at best-val, "
-                       "the epoch of its best validation top-1 (early stopping); the chosen runs' weights of that "
-                       "epoch are then the ones tested")
+    p_sel.add_argument("--at", default="best-val", help="score each run at best-val (default), the epoch of its best "
+                       "validation top-1 (early stopping; the chosen runs' weights of that epoch are then the ones "
+                       "tested), or at its last epoch (for a fixed number of epochs)")
+    p_sel.add_argument("--theta-after", dest="final_thetas", type=_float_list, help="comma-separated final thetas: each negative value "
+                       "adds, per theta and S, LSR ending on it from S (a branch of the LSR run), e.g. 0,-0.2 "
+                       "(default: none; needs no --allow-negative)")
     p_sel.add_argument("--shard", default="0/1", help="train only shard i of n (whole families: an LSR run with its "
                        "branches); then rerun without --shard to choose")
     p_sel.add_argument("--jobs", type=int, default=1, help="train this many runs at once, each in its own process")
     p_sel.add_argument("--halving", action="store_true", help="successive halving: at each lr milestone keep the "
                        "better half of the families (baseline, one per theta) by validation and stop the rest")
-    add_config_flags(p_sel, skip=("method", "seed", "theta"))
+    add_config_flags(p_sel, skip=("method", "seed", "theta", "theta_after"))
     p_sel.set_defaults(func=_cmd_select)
 
     p_rep = sub.add_parser("report", help="rebuild tables and plots from finished runs")

@@ -167,10 +167,6 @@ def _cmd_select(args: argparse.Namespace) -> int:
     if args.switch_at == []:  # an empty --switch-at "" must not silently leave out every TSLA candidate
         raise ConfigError("--switch-at is empty: list the switch epochs, e.g. --switch-at 15,25, or leave it out "
                           "for the --milestones")
-    if getattr(args, "theta_after", 0) != 0:  # else refused naming --method 'lsr', a flag select has not
-        raise ConfigError(f"--theta-after {args.theta_after:g}: tsla select's TSLA(S) candidates end on one-hot labels "
-                          f"(theta 0); to compare TSLA ending on another theta, use tsla compare --methods "
-                          f"lsr,tsla@S,tsla@S:theta_after={args.theta_after:g}")
     if getattr(args, "test_every", 0) != 0:  # every candidate trains with --test-every 0: not ignored silently
         raise ConfigError(f"--test-every {args.test_every}: tsla select never evaluates a candidate on test (each "
                           f"trains with --test-every 0, and only the choice is tested at the end): drop the flag")
@@ -181,7 +177,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
             raise ConfigError("--switch-at is required without --milestones: list the switch epochs, e.g. 15,25")
     run_select(layers, args.thetas or [], switch_at, args.seeds, out, criterion=args.criterion, at=args.at,
                shard=parse_shard(args.shard), jobs=args.jobs, halving=args.halving, progress_bar=not args.no_progress,
-               dry_run=args.dry_run)
+               dry_run=args.dry_run, theta_after=args.final_thetas or ())
     return 0
 
 

@@ -23,12 +23,13 @@ from ..training.checkpoint import atomic_write_text
 from .compare import _check_not_a_run, train_grid
 from .grid import GridRun, plan, select_shard
 from .select_runs import SELECTION, accept_request, candidate_records, epochs_trained, request_of
-from .select_score import AT, CRITERIA, Candidate, candidates, choose, mean_score, score
+from .select_rule import choose_noise_aware
+from .select_score import AT, CRITERIA, Candidate, candidates, check_finite, mean_score, score
 from .select_table import format_table
 
 
 def check_request(thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int], criterion: str,
-                  at: str) -> None:
+                  at: str, theta_after: Sequence[float] = ()) -> None:
     """Refuse a request ``tsla select`` cannot honour, with one line naming the flag. Raises ``ConfigError``."""
     if not thetas:
         raise ConfigError("--thetas is required: list the smoothing strengths to try, e.g. --thetas 0.1,0.2,0.4")
@@ -45,24 +46,44 @@ def check_request(thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequ
         raise ConfigError(f"--criterion {criterion!r} is unknown: choose {' or '.join(CRITERIA)}")
     if at not in AT:
         raise ConfigError(f"--at {at!r} is unknown: choose last or best-val")
+    for after in theta_after:
+        if not -1 <= after <= 0:
+            raise ConfigError(f"--theta-after: {after:g} is outside [-1, 0]: 0 ends on one-hot labels (TSLA), a "
+                              f"negative value on negative smoothing, e.g. --theta-after 0,-0.2")
+    if len({f"{a:g}" for a in theta_after}) != len(theta_after):
+        raise ConfigError("--theta-after must not repeat a value")
 
 
-def _grid(layers: list, thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int]) -> list[GridRun]:
-    """Compare's grid of the candidates, every run with the test set off; checked for what select needs."""
-    layers = [*layers, ("tsla select", {"test_every": 0})]
+def _grid(layers: list, thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int],
+          theta_after: Sequence[float] = ()) -> list[GridRun]:
+    """Compare's grid of the candidates, every run with the test set off; checked for what select needs. A negative
+    end is the cell ``tsla@S:theta_after=A`` (its folder ``tsla@S-afterA-...``), a branch of the LSR trunk at S."""
+    negative = [a for a in theta_after if a < 0]
+    settings: dict[str, Any] = {"test_every": 0}
+    if negative:
+        settings["allow_negative"] = True
+    layers = [*layers, ("tsla select", settings)]
+    for _, values in layers:  # from --config or a preset: it would end every TSLA candidate on that theta, unnamed
+        after = values.get("theta_after", 0) if isinstance(values, dict) else 0
+        if after != 0:
+            raise ConfigError(f"theta_after {after:g} in --config: tsla select's final thetas are candidates of "
+                              f"their own; remove it from the YAML and pass --theta-after 0,{after:g}")
     cfg = build_config(*layers)
     if cfg.val_size is None:
         raise ConfigError("tsla select scores candidates on a validation split: pass --val-size N (e.g. 1000)")
     for s in switch_at:
         if not 0 < s < cfg.epochs:
             raise ConfigError(f"--switch-at {s}: give switch epochs between 1 and --epochs - 1 ({cfg.epochs - 1})")
-    return plan(layers, ["baseline", "lsr", *[f"tsla@{s}" for s in switch_at]], seeds, list(thetas))
+    methods = ["baseline", "lsr"]
+    for s in switch_at:
+        methods += [f"tsla@{s}", *[f"tsla@{s}:theta_after={a:g}" for a in negative]]
+    return plan(layers, methods, seeds, list(thetas))
 
 
 def _runs_of(grid: list[GridRun], cand: Candidate) -> list[GridRun]:
     """The runs (one per seed) of a candidate."""
-    return [r for r in grid if r.cfg.method == cand.train_method and (cand.method == "baseline"
-                                                                          or f"{r.cfg.theta:g}" == f"{cand.theta:g}")]
+    return [r for r in grid if r.cfg.method == cand.train_method and r.cfg.theta_after == cand.theta_after
+            and (cand.method == "baseline" or f"{r.cfg.theta:g}" == f"{cand.theta:g}")]
 
 
 def epochs_cost(grid: list[GridRun]) -> tuple[int, int]:
@@ -79,24 +100,26 @@ def run_select(
     seeds: Sequence[int],
     out: Path,
     criterion: str = "val_top1",
-    at: str = "last",
+    at: str = "best-val",
     shard: tuple[int, int] = (0, 1),
     jobs: int = 1,
     halving: bool = False,
     progress_bar: bool = True,
     dry_run: bool = False,
     log: TextIO | None = None,
+    theta_after: Sequence[float] = (),
 ) -> dict[str, Any] | None:
     """Train this shard's candidates in ``out`` (with ``halving``, successive halving at the milestones:
     :mod:`tsla.experiments.select_halving`); with a single shard, choose on validation, evaluate the choice on test
     and write ``out``/selection.json (returned). Raises ``ConfigError`` for a bad request, and what
     :func:`tsla.experiments.compare.train_grid` raises."""
     log = log or sys.stdout
-    check_request(thetas, switch_at, seeds, criterion, at)
+    check_request(thetas, switch_at, seeds, criterion, at, theta_after)
     if halving and (jobs > 1 or shard[1] > 1):
         raise ConfigError("--halving trains one run at a time in this process: drop --jobs and --shard")
-    grid = _grid(layers, thetas, switch_at, seeds)
-    cands = candidates(thetas, switch_at)
+    grid = _grid(layers, thetas, switch_at, seeds, theta_after)
+    cands = candidates(thetas, switch_at, theta_after or (0.0,))
+    n_val = grid[0].cfg.val_size
     index, count = shard
     mine = select_shard(grid, shard)
     if dry_run:
@@ -105,7 +128,7 @@ def run_select(
             print(f"{out / item.name}: {item.cfg.method}, theta {theta:g}, seed {item.cfg.seed}", file=log)
         return None
     _check_not_a_run(out)
-    request = request_of(thetas, switch_at, seeds, criterion, at, halving)
+    request = request_of(thetas, switch_at, seeds, criterion, at, halving, theta_after)
     accept_request(out, grid, request, log)  # an earlier request's selection.json never stays beside this one's runs
     independent = epochs_cost(grid)[1]
     eligible, rounds = cands, []
@@ -122,14 +145,20 @@ def run_select(
         return None
     rows = [_row(out, grid, cand, k, len(cands), criterion, at, cand in eligible, rounds, log)
             for k, cand in enumerate(cands, 1)]
+    scores = {c: r["seed_scores"] for c, r in zip(cands, rows) if c in eligible}
     try:
-        chosen = choose({c: r["score"] for c, r in zip(cands, rows) if c in eligible}, criterion)
+        check_finite({c: r["score"] for c, r in zip(cands, rows) if c in eligible})
+        choice = choose_noise_aware(scores, criterion, n_val)
     except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
         raise TrainingError(str(exc)) from None
+    chosen = choice.chosen
     print(format_table(cands, rows, chosen, criterion, at), file=log)
     print(f"chosen: {chosen.label} (method {chosen.method}, theta {chosen.as_dict()['theta']:g}, switch epoch "
-          f"{chosen.switch_epoch if chosen.switch_epoch is not None else '-'}) by mean {criterion} at {at} over "
-          f"{len(seeds)} seed(s)", file=log)
+          f"{chosen.switch_epoch if chosen.switch_epoch is not None else '-'}"
+          f"{f', then theta {chosen.theta_after:g}' if chosen.theta_after else ''}) by the noise-aware rule on "
+          f"{criterion} at {at} over {len(seeds)} seed(s) and {n_val} validation images", file=log)
+    print(f"how sure: {choice.sentence}; P(best) " + ", ".join(
+        f"{s.candidate.label} {s.p_best:.2f}" for s in sorted(choice.stats, key=lambda s: -s.p_best)[:3]), file=log)
     how = "successive halving and prefix-shared branches" if halving else "prefix-shared branches"
     trained = epochs_trained(out, grid)  # counted from the runs: a branch that trained from epoch 0 counts in full
     print(f"cost: {trained} epochs trained ({how}) against {independent} for independent runs "
@@ -139,6 +168,7 @@ def run_select(
           f"ECE {100 * test['test_ece']:.2f}% (mean over {len(seeds)} seed(s))", file=log)
     selection = {
         "chosen": chosen.as_dict(), "criterion": criterion, "at": at, "request": request, "candidates": rows,
+        "rule": choice.as_dict(),
         "epochs_trained": trained, "epochs_independent": independent, "test": test,
     }
     if halving:

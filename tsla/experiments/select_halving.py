@@ -21,7 +21,8 @@ from ..training.runtime import resolve_device
 from ..training.trainer import train
 from .grid import GridRun
 from .grid_jobs import _check_same_config, check_reused_data
-from .select_score import Candidate, epochs_trained, families as group_families, family_of, halving_round
+from .select_halving_rule import noise_aware_halving
+from .select_score import Candidate, epochs_trained, families as group_families, family_of
 
 
 def _records(run: Path, log: TextIO) -> list[dict[str, Any]]:
@@ -124,17 +125,20 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
                 if cand.switch_epoch is None or cand.switch_epoch < m:
                     for run in runs_of(cand):
                         trainer.to(run, m)
-        try:
-            fam_score, kept = halving_round(families, alive, m,
-                                            lambda c: [_records(out / r.name, log) for r in runs_of(c)], criterion, at)
+        done = [x for x in milestones if x <= m]
+        existing = [c for c in cands if c.switch_epoch is None or c.switch_epoch < m]
+        try:  # noise-aware: a family stops only when validation shows it worse than the best by more than its SE
+            last = noise_aware_halving(existing, lambda c: [_records(out / r.name, log) for r in runs_of(c)], done,
+                                       epochs, criterion, at, cfg.val_size).rounds[-1]
         except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
             raise TrainingError(str(exc)) from None
+        fam_score, kept = last.scores, last.kept
         for name in alive:
             if name not in kept:
                 stop[name] = m
         print(f"halving at epoch {m}: " + ", ".join(f"{n} {fam_score[n]:.4f}" for n in alive)
               + f" -> kept {', '.join(kept)}", file=log, flush=True)
-        rounds.append({"at_epoch": m, "scores": fam_score, "kept": kept})
+        rounds.append({"at_epoch": m, "scores": fam_score, "se": last.se, "kept": kept})
         alive = kept
     for name in alive:
         for cand in sorted(families[name], key=lambda c: c.switch_epoch or 0):

@@ -97,6 +97,14 @@ TIE = 1e-12
 images over k seeds differ by at least 1 / (n k)."""
 
 
+def check_finite(scores: Mapping[Candidate, float]) -> None:
+    """Raise ``ValueError`` naming the first candidate whose (mean) validation score is not finite."""
+    for cand, value in scores.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{cand.label}: its validation score is {value} (its runs diverged): lower --lr, "
+                             f"or leave that theta out of --thetas")
+
+
 def choose(scores: Mapping[Candidate, float], criterion: str) -> Candidate:
     """The candidate with the best score (largest top-1, smallest NLL); a tie (scores within :data:`TIE`) goes to
     the candidate listed first: a later one is chosen only when it is better by more than that. Raises
