@@ -104,3 +104,13 @@ def test_lightning_example(tmp_path):
     result, out, printed = _run(ex, loop, tmp_path)
     _check_selection_and_epochs(result, out, printed, loop.trained)
     _check_branch_equals_uninterrupted(loop, out)
+
+
+def test_hf_trainer_example(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    ex = _example("select_hf_trainer")
+    loop = ex.SignalHF(n_train=160, n_val=80, batch_size=32)
+    result, out, printed = _run(ex, loop, tmp_path)
+    _check_selection_and_epochs(result, out, printed, loop.trained)
+    _check_branch_equals_uninterrupted(loop, out)
