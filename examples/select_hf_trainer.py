@@ -10,8 +10,9 @@ epoch after its evaluation with ``trial.report(epoch, val_top1=..., val_nll=...,
 steps ``trial.scheduler``. The checkpoint is the model, optimizer and learning-rate scheduler states; a resume or a
 branch loads them and trains the remaining ``trial.epochs - trial.start_epoch`` epochs (see :class:`SignalHF`).
 
-Prints the choice, how sure it is, the stop epoch per seed and the epoch count to retrain with without a validation
-split. Everything is in OUT (``selection.json``, one folder per run); killed, the same command continues.
+Prints one line per trained epoch, then the choice, how sure it is, the stop epoch per seed and the epoch count to
+retrain with without a validation split. Everything is in OUT (``selection.json``, one folder per run); killed,
+the same command continues.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ class ReportToTrial(transformers.TrainerCallback):
     """Ends each epoch of ``trial``'s run after its evaluation with ``trial.report``. The Trainer counts the epochs
     of this call from 0; the trial's are ``trial.start_epoch`` + that. ``trained`` lists the epochs trained."""
 
-    def __init__(self, trial: Any, trained: list[int]) -> None:
-        self.trial, self.trained = trial, trained
+    def __init__(self, trial: Any, trained: list[int], verbose: bool = True) -> None:
+        self.trial, self.trained, self.verbose = trial, trained, verbose
 
     def _epoch(self, state: Any) -> int:
         return self.trial.start_epoch + round(state.epoch or 0.0)  # state.epoch: epochs done in this call
@@ -89,8 +90,12 @@ class ReportToTrial(transformers.TrainerCallback):
                     optimizer: Any = None, lr_scheduler: Any = None, **kwargs: Any) -> None:
         checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "lr_schedule": lr_scheduler.state_dict()}
-        self.trial.report(self._epoch(state) - 1, val_top1=metrics["eval_val_top1"],
-                          val_nll=metrics["eval_val_nll"], checkpoint=checkpoint)
+        epoch, theta = self._epoch(state) - 1, self.trial.scheduler.get_last_theta()
+        if self.verbose:
+            print(f"{self.trial.name} epoch {epoch}: theta {theta:+.2f}, val_top1 {metrics['eval_val_top1']:.3f}, "
+                  f"val_nll {metrics['eval_val_nll']:.3f}", flush=True)
+        self.trial.report(epoch, val_top1=metrics["eval_val_top1"], val_nll=metrics["eval_val_nll"],
+                          checkpoint=checkpoint)
 
 
 def _val_numbers(prediction: transformers.EvalPrediction) -> dict[str, float]:
@@ -106,16 +111,19 @@ class SignalHF:
     (``optimizers=``) and trains ``trial.epochs - trial.start_epoch`` epochs. The Trainer counts them from 0, so
     the callback adds ``trial.start_epoch`` to its epoch, and so does the batch order (``EpochShuffle`` with
     ``first_epoch=trial.start_epoch``): a branch sees the batches an uninterrupted run sees at the same epoch.
+    tsla's ``SmoothingTrainer`` is not used: its callback sets the scheduler's epoch from the Trainer's step count,
+    which starts at 0 in this call (a branch would train with epoch 0's theta); here ``trial.report`` alone moves
+    theta, once per epoch.
 
     ``trained[name]`` lists the epochs trained per run (counted by the callback from the Trainer's epoch).
     """
 
     def __init__(self, n_train: int = 2000, n_val: int = 1000, label_noise: float = 0.2, batch_size: int = 64,
-                 lr: float = 0.1) -> None:
+                 lr: float = 0.1, verbose: bool = True) -> None:
         x, y, x_val, y_val = split(n_train, n_val, label_noise)
         self.train_set = [{"x": x[i], "labels": y[i]} for i in range(len(y))]
         self.val_set = [{"x": x_val[i], "labels": y_val[i]} for i in range(len(y_val))]
-        self.n_val, self.batch_size, self.lr = n_val, batch_size, lr
+        self.n_val, self.batch_size, self.lr, self.verbose = n_val, batch_size, lr, verbose
         self.trained: dict[str, list[int]] = defaultdict(list)
 
     def __call__(self, trial: Any) -> None:
@@ -138,7 +146,8 @@ class SignalHF:
                                    optimizers=(optimizer, lr_schedule), compute_loss_func=SmoothedLoss(trial.scheduler),
                                    compute_metrics=_val_numbers, order=EpochShuffle(len(self.train_set), trial.seed,
                                                                                    trial.start_epoch),
-                                   callbacks=[ReportToTrial(trial, self.trained[trial.name])])
+                                   callbacks=[ReportToTrial(trial, self.trained[trial.name], self.verbose)])
+            trainer.remove_callback(transformers.PrinterCallback)  # ReportToTrial prints one line per epoch
             trainer.train()
 
 

@@ -11,8 +11,9 @@ calls ``trial.report(epoch, val_top1=..., val_nll=..., checkpoint=...)``, which 
 When tsla hands over a checkpoint (a resume, or a branch starting at its switch epoch from its trunk's state),
 ``trainer.fit(..., ckpt_path=...)`` restores it, so training continues at ``trial.start_epoch``.
 
-Prints the choice, how sure it is, the stop epoch per seed and the epoch count to retrain with without a validation
-split. Everything is in OUT (``selection.json``, one folder per run); killed, the same command continues.
+Prints one line per trained epoch, then the choice, how sure it is, the stop epoch per seed and the epoch count to
+retrain with without a validation split. Everything is in OUT (``selection.json``, one folder per run); killed,
+the same command continues.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ class ReportToTrial(L.Callback):
     epochs Lightning trained (its own counter). Raises ``RuntimeError`` if Lightning's epoch is not the one the
     trial's scheduler is at (theta would be another epoch's)."""
 
-    def __init__(self, trial: Any, folder: Path, trained: list[int]) -> None:
-        self.trial, self.path, self.trained = trial, folder / "last.ckpt", trained
+    def __init__(self, trial: Any, folder: Path, trained: list[int], verbose: bool = True) -> None:
+        self.trial, self.path, self.trained, self.verbose = trial, folder / "last.ckpt", trained, verbose
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch != self.trial.scheduler.last_epoch:
@@ -83,7 +84,11 @@ class ReportToTrial(L.Callback):
             return
         trainer.save_checkpoint(self.path)  # what ModelCheckpoint saves here: a resume starts the next epoch
         checkpoint = torch.load(self.path, map_location="cpu", weights_only=True)
-        self.trial.report(trainer.current_epoch, **pl_module.val, checkpoint={"lightning": checkpoint})
+        epoch, theta = trainer.current_epoch, self.trial.scheduler.get_last_theta()
+        if self.verbose:
+            print(f"{self.trial.name} epoch {epoch}: theta {theta:+.2f}, val_top1 {pl_module.val['val_top1']:.3f}, "
+                  f"val_nll {pl_module.val['val_nll']:.3f}", flush=True)
+        self.trial.report(epoch, **pl_module.val, checkpoint={"lightning": checkpoint})
 
 
 class SignalLightning:
@@ -93,20 +98,21 @@ class SignalLightning:
     ``trainer.current_epoch`` (and with it the learning-rate schedule's epoch and the epoch ``EpochShuffle``
     draws its order from) continues at ``trial.start_epoch`` exactly as in an uninterrupted fit, with
     ``max_epochs=trial.epochs`` unchanged; an epoch offset kept beside Lightning would have to be added to each of
-    those by hand. tsla's ``SmoothingCallback`` is not used: it would save the scheduler's state into Lightning's
-    checkpoint and load it back on resume — a branch would get its trunk's schedule — and it positions the
-    scheduler itself. Here ``trial.report`` alone moves theta, once per epoch.
+    those by hand. tsla's ``SmoothingCallback`` is not used: it saves the scheduler's state into Lightning's
+    checkpoint and loads it back on resume, so a branch would be handed its trunk's schedule (LSR), which its own
+    scheduler refuses to load ("build it as the saved run was built"); and it sets the scheduler's position from
+    Lightning's counter. Here ``trial.report`` alone moves theta, once per epoch.
 
     ``trained[name]`` lists the epochs Lightning trained per run. Deterministic on a CPU: a branch's numbers
     equal an uninterrupted fit's.
     """
 
     def __init__(self, n_train: int = 2000, n_val: int = 1000, label_noise: float = 0.2, batch_size: int = 64,
-                 lr: float = 0.1) -> None:
+                 lr: float = 0.1, verbose: bool = True) -> None:
         x, y, x_val, y_val = split(n_train, n_val, label_noise)
         self.train_set = torch.utils.data.TensorDataset(x, y)
         self.val_set = torch.utils.data.TensorDataset(x_val, y_val)
-        self.n_val, self.batch_size, self.lr = n_val, batch_size, lr
+        self.n_val, self.batch_size, self.lr, self.verbose = n_val, batch_size, lr, verbose
         self.trained: dict[str, list[int]] = defaultdict(list)
 
     def __call__(self, trial: Any) -> None:
@@ -124,8 +130,8 @@ class SignalLightning:
             trainer = L.Trainer(max_epochs=trial.epochs, accelerator="cpu", devices=1, logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                                 num_sanity_val_steps=0, default_root_dir=tmp,
-                                callbacks=[ReportToTrial(trial, Path(tmp), self.trained[trial.name])])
-            trainer.fit(module, train, val, ckpt_path=resume)
+                                callbacks=[ReportToTrial(trial, Path(tmp), self.trained[trial.name], self.verbose)])
+            trainer.fit(module, train, val, ckpt_path=resume, weights_only=True)
 
 
 def main(out: str | Path, loop: SignalLightning | None = None, *, thetas: Sequence[float] = (0.1, 0.3),

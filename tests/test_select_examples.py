@@ -26,6 +26,15 @@ TRUNKS = ["baseline", "lsr-theta0.3"]
 BRANCHES = ["tsla@2-theta0.3", "tsla@2-after-0.2-theta0.3"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread for each test's runs (the branch and the uninterrupted run compute alike), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _example(name: str):
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
@@ -55,7 +64,6 @@ def _run(example, loop, tmp_path: Path):
     """The example's main on tiny data; returns its result, the folder and what it printed."""
     out = tmp_path / "select"
     printed = io.StringIO()
-    torch.set_num_threads(1)
     with redirect_stdout(printed), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = example.main(out, loop, **REQUEST)
