@@ -1,6 +1,6 @@
 """Choosing theta, the switch epoch S, the final theta and when to stop for your own PyTorch loop, with tsla.select.
 
-    python examples/select_plain_loop.py [OUT]          # OUT defaults to runs/select-plain-loop (about a minute)
+    python examples/select_plain_loop.py [OUT]          # OUT defaults to runs/select-plain-loop (1-2 minutes)
 
 The loop is an ordinary epoch loop (a 1-D CNN classifying generated signals, 20 % of the labels wrong, SGD with a
 cosine learning rate) turned into a ``train_fn(trial)``: it builds its model from ``trial.seed``, loads
