@@ -62,10 +62,11 @@ def _final(run: Path) -> dict:
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
 
 
-def _rule_by_hand(per_seed: dict, order: list, n_val: int) -> tuple:
-    """docs/selection.md's noise-aware rule, written again from its text: start at the baseline; for LSR, then TSLA,
-    move to the level's best mean when its mean paired gain over the current choice exceeds one SE, the SE being the
-    larger of the seeds' SE of the differences and sqrt(0.08 / (K n_val))."""
+def _rule_by_hand(per_seed: dict, order: list, n_val: int, z: float = 0.0) -> tuple:
+    """docs/selection.md's rule, written again from its text: start at the baseline; for LSR, then TSLA, move to the
+    level's best mean when its mean paired gain over the current choice exceeds z SE (z = 0 for the default
+    best-mean rule, 1 for noise-aware), the SE being the larger of the seeds' SE of the differences and
+    sqrt(0.08 / (K n_val))."""
     import statistics
 
     level = {"baseline": 0, "lsr": 1, "tsla": 2}
@@ -75,7 +76,7 @@ def _rule_by_hand(per_seed: dict, order: list, n_val: int) -> tuple:
         challenger = max(members, key=lambda c: (statistics.mean(per_seed[c]), -order.index(c)))
         d = [a - b for a, b in zip(per_seed[challenger], per_seed[current])]
         se = max(statistics.stdev(d) / len(d) ** 0.5, (0.08 / (len(d) * n_val)) ** 0.5)
-        if statistics.mean(d) > se:
+        if statistics.mean(d) > z * se:
             current = challenger
     return current
 

@@ -96,12 +96,12 @@ def _scripted(tmp_path, scores, seeds=(0, 1, 2), n_val=1000, **kw):
     return tsla.select(ScriptedLoop(scores), out=tmp_path, log=open("/dev/null", "w"), **request)
 
 
-def test_hand_computed_choice_moves_only_beyond_one_se(tmp_path):
+def test_hand_computed_choice_noise_aware_moves_only_beyond_one_se(tmp_path):
     # LSR beats the baseline by 0.05 in every seed: seed SE 0, floor sqrt(0.08 / (3 * 1000)) = 0.0052 -> move;
     # TSLA(3) beats LSR by 0.003, 0.004, 0.005: mean 0.004, seed SE 0.00058, floor 0.0052 -> stay on LSR
     scores = {"baseline": {0: 0.70, 1: 0.71, 2: 0.72}, "lsr-theta0.4": {0: 0.75, 1: 0.76, 2: 0.77},
               "tsla@3-theta0.4": {0: 0.753, 1: 0.764, 2: 0.775}}
-    result = _scripted(tmp_path / "a", scores)
+    result = _scripted(tmp_path / "a", scores, rule="noise-aware")
     assert result.chosen == {"method": "lsr", "theta": 0.4, "switch_epoch": None, "theta_after": 0.0}
     assert result.rule["best"]["method"] == "tsla"  # the best mean is not chosen: validation cannot separate it
     assert not result.rule["separated"] and result.rule["val_too_small"]
@@ -111,8 +111,12 @@ def test_hand_computed_choice_moves_only_beyond_one_se(tmp_path):
     assert tsla_row["vs_chosen"]["mean"] == pytest.approx(0.004, abs=1e-12)
     assert tsla_row["vs_chosen"]["se"] == pytest.approx(floor, rel=1e-12)
     # the same gain with 100,000 validation examples (floor 0.00052 < the seed SE 0.00058): TSLA is chosen
-    result = _scripted(tmp_path / "b", scores, n_val=100_000)
+    result = _scripted(tmp_path / "b", scores, n_val=100_000, rule="noise-aware")
     assert result.chosen["method"] == "tsla" and result.chosen["switch_epoch"] == 3
+    # the default rule, best-mean, takes the best mean (TSLA, +0.004) and says validation cannot tell it from LSR
+    result = _scripted(tmp_path / "c", scores)
+    assert result.chosen["method"] == "tsla" and result.rule["name"] == "best-mean"
+    assert not result.rule["separated"] and "too small to separate" in result.rule["sentence"]
 
 
 def test_best_val_scores_and_stop_epochs(tmp_path):

@@ -33,11 +33,13 @@ def test_a_paused_run_resumes_to_the_uninterrupted_result(tiny_fashion, tmp_path
 
 
 def _halving_argv(data, out):
-    """Three families at seed 0 over 6 epochs, halving at the lr milestone 4: the baseline, LSR(0.1) and LSR(1.0),
-    whose uniform target teaches nothing (its validation top-1 stays near chance, so validation can stop it)."""
+    """Three families at seed 0 over 6 epochs at lr 0.2, halving at the lr milestone 4: the baseline, LSR(0.1) and
+    LSR(1.0), whose uniform target teaches nothing until its TSLA branches drop it (so it is behind at the
+    milestone by far more than the SE of 60 validation images, and validation stops it)."""
     argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,1"]
     argv[argv.index("--epochs") + 1] = "6"
     argv[argv.index("--milestones") + 1] = "4"
+    argv[argv.index("--lr") + 1] = "0.2"
     return argv
 
 

@@ -112,7 +112,7 @@ def test_a_selection_of_another_request_is_moved_aside_and_the_new_one_records_i
     assert (out / "selection-earlier-1.json").read_bytes() == before
     new = json.loads((out / "selection.json").read_text())
     assert new["request"] == {"thetas": [0.4], "switch_at": [1], "seeds": [0], "criterion": "val_top1",
-                              "at": "last", "halving": False, "theta_after": []}
+                              "at": "last", "halving": False, "theta_after": [], "rule": "best-mean"}
     assert "it answers another request (its at differs)" in capsys.readouterr().out
 
 

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_sel.add_argument("--at", default="best-val", help="score each run at best-val (default), the epoch of its best "
                        "validation top-1 (early stopping; the chosen runs' weights of that epoch are then the ones "
                        "tested), or at its last epoch (for a fixed number of epochs)")
+    p_sel.add_argument("--rule", default="best-mean", help="the choice: best-mean (default: the best mean validation "
+                       "score, ties to the simpler candidate) or noise-aware (a more complex candidate only when its "
+                       "gain exceeds one standard error); both print how sure the choice is (docs/selection.md)")
     p_sel.add_argument("--theta-after", dest="final_thetas", type=_float_list, help="comma-separated final thetas: each negative value "
                        "adds, per theta and S, LSR ending on it from S (a branch of the LSR run), e.g. 0,-0.2 "
                        "(default: none; needs no --allow-negative)")

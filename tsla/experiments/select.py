@@ -23,7 +23,7 @@ from ..training.checkpoint import atomic_write_text
 from .compare import _check_not_a_run, train_grid
 from .grid import GridRun, plan, select_shard
 from .select_runs import SELECTION, accept_request, candidate_records, epochs_trained, request_of
-from .select_rule import choose_noise_aware
+from .select_rule import DEFAULT_RULE, RULES, choose_noise_aware
 from .select_score import AT, CRITERIA, Candidate, candidates, check_finite, mean_score, score
 from .select_table import format_table
 
@@ -108,6 +108,7 @@ def run_select(
     dry_run: bool = False,
     log: TextIO | None = None,
     theta_after: Sequence[float] = (),
+    rule: str = DEFAULT_RULE,
 ) -> dict[str, Any] | None:
     """Train this shard's candidates in ``out`` (with ``halving``, successive halving at the milestones:
     :mod:`tsla.experiments.select_halving`); with a single shard, choose on validation, evaluate the choice on test
@@ -115,6 +116,8 @@ def run_select(
     :func:`tsla.experiments.compare.train_grid` raises."""
     log = log or sys.stdout
     check_request(thetas, switch_at, seeds, criterion, at, theta_after)
+    if rule not in RULES:
+        raise ConfigError(f"--rule {rule!r} is unknown: choose {' or '.join(RULES)}")
     if halving and (jobs > 1 or shard[1] > 1):
         raise ConfigError("--halving trains one run at a time in this process: drop --jobs and --shard")
     grid = _grid(layers, thetas, switch_at, seeds, theta_after)
@@ -128,7 +131,7 @@ def run_select(
             print(f"{out / item.name}: {item.cfg.method}, theta {theta:g}, seed {item.cfg.seed}", file=log)
         return None
     _check_not_a_run(out)
-    request = request_of(thetas, switch_at, seeds, criterion, at, halving, theta_after)
+    request = request_of(thetas, switch_at, seeds, criterion, at, halving, theta_after, rule)
     accept_request(out, grid, request, log)  # an earlier request's selection.json never stays beside this one's runs
     independent = epochs_cost(grid)[1]
     eligible, rounds = cands, []
@@ -148,14 +151,14 @@ def run_select(
     scores = {c: r["seed_scores"] for c, r in zip(cands, rows) if c in eligible}
     try:
         check_finite({c: r["score"] for c, r in zip(cands, rows) if c in eligible})
-        choice = choose_noise_aware(scores, criterion, n_val)
+        choice = choose_noise_aware(scores, criterion, n_val, z=RULES[rule])
     except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
         raise TrainingError(str(exc)) from None
     chosen = choice.chosen
     print(format_table(cands, rows, chosen, criterion, at), file=log)
     print(f"chosen: {chosen.label} (method {chosen.method}, theta {chosen.as_dict()['theta']:g}, switch epoch "
           f"{chosen.switch_epoch if chosen.switch_epoch is not None else '-'}"
-          f"{f', then theta {chosen.theta_after:g}' if chosen.theta_after else ''}) by the noise-aware rule on "
+          f"{f', then theta {chosen.theta_after:g}' if chosen.theta_after else ''}) by the {rule} rule on "
           f"{criterion} at {at} over {len(seeds)} seed(s) and {n_val} validation images", file=log)
     print(f"how sure: {choice.sentence}; P(best) " + ", ".join(
         f"{s.candidate.label} {s.p_best:.2f}" for s in sorted(choice.stats, key=lambda s: -s.p_best)[:3]), file=log)
@@ -168,7 +171,7 @@ def run_select(
           f"ECE {100 * test['test_ece']:.2f}% (mean over {len(seeds)} seed(s))", file=log)
     selection = {
         "chosen": chosen.as_dict(), "criterion": criterion, "at": at, "request": request, "candidates": rows,
-        "rule": choice.as_dict(),
+        "rule": {"name": rule, **choice.as_dict()},
         "epochs_trained": trained, "epochs_independent": independent, "test": test,
     }
     if halving:

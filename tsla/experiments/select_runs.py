@@ -21,11 +21,11 @@ SELECTION = "selection.json"
 
 
 def request_of(thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int], criterion: str, at: str,
-               halving: bool, theta_after: Sequence[float] = ()) -> dict[str, Any]:
+               halving: bool, theta_after: Sequence[float] = (), rule: str = "best-mean") -> dict[str, Any]:
     """The request a selection answers, as selection.json records it (``request``)."""
     return {"thetas": [float(t) for t in thetas], "switch_at": [int(s) for s in switch_at],
             "seeds": [int(s) for s in seeds], "criterion": criterion, "at": at, "halving": bool(halving),
-            "theta_after": [float(a) for a in theta_after]}
+            "theta_after": [float(a) for a in theta_after], "rule": rule}
 
 
 def _earlier_request(path: Path) -> dict[str, Any] | None:

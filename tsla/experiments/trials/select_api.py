@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence, TextIO
 
 from ...errors import ConfigError, RunDirError
 from ...training.rundir import RunLock
-from ..select_rule import choose_noise_aware
+from ..select_rule import DEFAULT_RULE, RULES, choose_noise_aware
 from ..select_score import AT, CRITERIA, Candidate, score
 from . import store
 from .execute import execute, history, prune_kept
@@ -48,8 +48,8 @@ def _check(seeds: Sequence[int], at: str, criterion: str, n_val: int | None, hal
 def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs: int, out: str | Path,
            switch_at: Sequence[int] = (), theta_after: Sequence[float] = (), seeds: Sequence[int] = (0,),
            at: str = "best-val", criterion: str = "val_top1", n_val: int | None = None, halving: bool = False,
-           halving_at: Sequence[int] | None = None, engine: str = "local", log: TextIO | None = None,
-           ) -> SelectionResult:
+           halving_at: Sequence[int] | None = None, engine: str = "local", rule: str = DEFAULT_RULE,
+           log: TextIO | None = None) -> SelectionResult:
     """Choose (method, theta, switch epoch, final theta) and the stopping epoch for ``train_fn``'s loop.
 
     ``train_fn(trial)`` is called once per run (candidate × seed; a branch from its switch epoch only) and must call
@@ -58,7 +58,9 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     negative value of ``theta_after`` at each S. Each run is scored by ``criterion`` at its best-validation epoch
     (``at="best-val"``) or its last (``"last"``); scores are paired by seed. ``n_val``, the validation split's size,
     lets the rule account for validation sampling noise (strongly advised with few seeds). ``halving``: noise-aware
-    successive halving across theta families at ``halving_at`` (default: the switch epochs).
+    successive halving across theta families at ``halving_at`` (default: the switch epochs). ``rule``: "best-mean"
+    (the default: the best mean score, ties to the simpler candidate) or "noise-aware" (move to a more complex
+    candidate only when its paired gain exceeds one SE); either way the result says how sure the choice is.
 
     Returns a :class:`SelectionResult` (also written to ``out/selection.json``). Raises ``ConfigError`` for a bad
     request, ``RunDirError`` for an unusable ``out`` or damaged run files, ``TrainingError`` when the loop skips
@@ -69,6 +71,8 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     halving_at = sorted(set(switch_at if halving_at is None else halving_at)) if halving else []
     cands = joint_space(list(thetas), switch_at, theta_after, epochs)
     _check(list(seeds), at, criterion, n_val, halving_at, epochs, engine)
+    if rule not in RULES:
+        raise ConfigError(f"rule={rule!r} is unknown: choose {' or '.join(repr(r) for r in RULES)}")
     if halving and len({c.theta for c in cands if c.method != "baseline"}) + 1 < 2:
         raise ConfigError("halving needs at least two families to compare")
     runs = plan_runs(cands, list(seeds))
@@ -81,7 +85,7 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     with RunLock(out):
         trained, rounds, eligible = _train_local(train_fn, runs, cands, out, epochs, criterion, at, n_val,
                                                  halving_at, log)
-        result = _choose(runs, cands, eligible, out, epochs, criterion, at, n_val, rounds, trained)
+        result = _choose(runs, cands, eligible, out, epochs, criterion, at, n_val, rounds, trained, rule)
         store.write_json(out / SELECTION, result.to_dict())
     print(result.summary(), file=log)
     return result
@@ -131,7 +135,7 @@ def _records_by_candidate(runs: list[PlannedRun], out: Path) -> dict[Candidate, 
 
 
 def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candidate], out: Path, epochs: int,
-            criterion: str, at: str, n_val: int | None, rounds: list, trained: int) -> SelectionResult:
+            criterion: str, at: str, n_val: int | None, rounds: list, trained: int, rule: str) -> SelectionResult:
     by_cand = _records_by_candidate(runs, out)
     seeds = sorted({r.seed for r in runs}, key=[r.seed for r in runs].index)
     scored: dict[Candidate, list[dict[str, Any]]] = {}
@@ -146,7 +150,8 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
             except ValueError as exc:
                 raise RunDirError(f"{cand.label}: {exc}") from None
         scored[cand] = per
-    choice = choose_noise_aware({c: [s["score"] for s in scored[c]] for c in eligible}, criterion, n_val)
+    choice = choose_noise_aware({c: [s["score"] for s in scored[c]] for c in eligible}, criterion, n_val,
+                                z=RULES[rule])
     chosen_runs = [r for r in runs if r.candidate == choice.chosen]
     stop = {r.seed: scored[choice.chosen][k]["epoch"] for k, r in enumerate(chosen_runs)}
     total = sum(len(h) - (r.branch_at or 0) for r, h in ((r, history(out, r)) for r in runs)
@@ -154,7 +159,7 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
     return SelectionResult(
         chosen=choice.chosen.as_dict(), stop_epochs=stop,
         recommended_epochs=int(round(statistics.median(stop.values()))) + 1 if at == "best-val" else epochs,
-        at=at, criterion=criterion, seeds=seeds, n_val=n_val, rule=choice.as_dict(),
+        at=at, criterion=criterion, seeds=seeds, n_val=n_val, rule={"name": rule, **choice.as_dict()},
         candidates=[{**c.as_dict(), "label": c.label, "eligible": c in eligible,
                      "seed_scores": [s["score"] for s in scored[c]] if c in scored else [],
                      "epochs_scored": [s["epoch"] for s in scored[c]] if c in scored else []} for c in cands],
