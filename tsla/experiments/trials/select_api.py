@@ -41,14 +41,16 @@ def _check(seeds: Sequence[int], at: str, criterion: str, n_val: int | None, hal
     for m in halving_at:
         if isinstance(m, bool) or int(m) != m or not 0 < m < epochs:
             raise ConfigError(f"halving_at: {m!r} is not an epoch between 1 and epochs - 1 ({epochs - 1})")
-    if engine != "local":
-        raise ConfigError(f"engine={engine!r} is unknown: choose 'local' (every run in this process)")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"engine={engine!r} is unknown: choose 'local' (every run in this process) or 'ray' "
+                          f"(every run a Ray task)")
 
 
 def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs: int, out: str | Path,
            switch_at: Sequence[int] = (), theta_after: Sequence[float] = (), seeds: Sequence[int] = (0,),
            at: str = "best-val", criterion: str = "val_top1", n_val: int | None = None, halving: bool = False,
            halving_at: Sequence[int] | None = None, engine: str = "local", rule: str = DEFAULT_RULE,
+           ray_address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
            log: TextIO | None = None) -> SelectionResult:
     """Choose (method, theta, switch epoch, final theta) and the stopping epoch for ``train_fn``'s loop.
 
@@ -61,6 +63,11 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     successive halving across theta families at ``halving_at`` (default: the switch epochs). ``rule``: "best-mean"
     (the default: the best mean score, ties to the simpler candidate) or "noise-aware" (move to a more complex
     candidate only when its paired gain exceeds one SE); either way the result says how sure the choice is.
+    ``engine``: "local" (every run in this process, one after another) or "ray" (``pip install 'tsla[ray]'``: every
+    run a Ray task holding ``cpus_per_run`` / ``gpus_per_run``, cut at its branch points so that a branch starts once
+    its trunk reached S, retried from its last checkpoint when its worker dies; ``ray_address``: None starts Ray on
+    this machine, "auto" or "HOST:PORT" joins a cluster, whose nodes must all see ``out``; ``train_fn`` must then be
+    picklable, as Ray's cloudpickle allows for closures).
 
     Returns a :class:`SelectionResult` (also written to ``out/selection.json``). Raises ``ConfigError`` for a bad
     request, ``RunDirError`` for an unusable ``out`` or damaged run files, ``TrainingError`` when the loop skips
@@ -83,8 +90,13 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     except OSError as exc:
         raise RunDirError(f"cannot create {out} ({exc.strerror or exc}): choose a writable out") from None
     with RunLock(out):
-        trained, rounds, eligible = _train_local(train_fn, runs, cands, out, epochs, criterion, at, n_val,
-                                                 halving_at, log)
+        if engine == "local" and ray_address is None:
+            trained, rounds, eligible = _train_local(train_fn, runs, cands, out, epochs, criterion, at, n_val,
+                                                     halving_at, log)
+        else:
+            trained, rounds, eligible = _train_on_engine(train_fn, runs, cands, out, epochs, criterion, at, n_val,
+                                                         halving_at, log, engine, ray_address, cpus_per_run,
+                                                         gpus_per_run)
         result = _choose(runs, cands, eligible, out, epochs, criterion, at, n_val, rounds, trained, rule)
         store.write_json(out / SELECTION, result.to_dict())
     print(result.summary(), file=log)
@@ -107,18 +119,53 @@ def _train_local(train_fn, runs: list[PlannedRun], cands: list[Candidate], out: 
             if milestone is None and run.trunk is not None:
                 prune_kept(out, run.trunk, [r for r in runs if r.trunk == run.trunk])
         if milestone is not None:
-            from ..select_halving_rule import noise_aware_halving
-
-            by_cand = _records_by_candidate(runs, out)
-            done = halving_at[: halving_at.index(milestone) + 1]
-            existing = [c for c in cands if c.switch_epoch is None or c.switch_epoch < milestone]
-            replay = noise_aware_halving(existing, lambda c: by_cand[c], done, epochs, criterion, at, n_val)
-            last = replay.rounds[-1]
+            last = _halving_round(runs, cands, out, epochs, criterion, at, n_val, halving_at, milestone)
             alive = set(last.kept)
             rounds.append({"at_epoch": last.at_epoch, "scores": last.scores, "se": last.se, "kept": last.kept})
             print(f"halving at epoch {milestone}: kept {', '.join(last.kept)}", file=log, flush=True)
     eligible = [c for c in cands if _family(c) in alive]
     return trained, rounds, eligible
+
+
+def _train_on_engine(train_fn, runs: list[PlannedRun], cands: list[Candidate], out: Path, epochs: int,
+                     criterion: str, at: str, n_val: int | None, halving_at: list[int], log: TextIO, engine: str,
+                     address: str | None, cpus: float, gpus: float):
+    """:func:`_train_local`'s plan as a task graph on ``engine`` (:mod:`.engine_tasks`), one engine run per halving
+    phase (a milestone is a barrier across families)."""
+    from ..engines import make_engine
+    from ..engines.storage import write_marker
+    from .engine_tasks import phase_tasks
+
+    if engine == "local" and address is not None:
+        raise ConfigError("ray_address is for engine='ray': drop it, or pass engine='ray'")
+    runner = make_engine(engine, address=address) if engine == "ray" else make_engine("local")
+    token = write_marker(out)
+    keep = kept_epochs(runs)
+    trained, rounds, alive = 0, [], {_family(c) for c in cands}
+    for milestone in [*halving_at, None]:
+        mine = [r for r in runs if _family(r.candidate) in alive
+                and (milestone is None or r.branch_at is None or r.branch_at < milestone)]
+        results = runner.run(phase_tasks(train_fn, mine, keep, out, epochs, criterion, milestone, token, cpus, gpus))
+        trained += sum(int(v) for v in results.values())
+        if milestone is not None:
+            last = _halving_round(runs, cands, out, epochs, criterion, at, n_val, halving_at, milestone)
+            alive = set(last.kept)
+            rounds.append({"at_epoch": last.at_epoch, "scores": last.scores, "se": last.se, "kept": last.kept})
+            print(f"halving at epoch {milestone}: kept {', '.join(last.kept)}", file=log, flush=True)
+    for run in runs:
+        if run.trunk is not None:
+            prune_kept(out, run.trunk, [r for r in runs if r.trunk == run.trunk])
+    return trained, rounds, [c for c in cands if _family(c) in alive]
+
+
+def _halving_round(runs, cands, out, epochs, criterion, at, n_val, halving_at, milestone):
+    """The halving decision at ``milestone``, re-derived from every run's reports (so a rerun decides the same)."""
+    from ..select_halving_rule import noise_aware_halving
+
+    by_cand = _records_by_candidate(runs, out)
+    done = halving_at[: halving_at.index(milestone) + 1]
+    existing = [c for c in cands if c.switch_epoch is None or c.switch_epoch < milestone]
+    return noise_aware_halving(existing, lambda c: by_cand[c], done, epochs, criterion, at, n_val).rounds[-1]
 
 
 def _family(cand: Candidate) -> str:
