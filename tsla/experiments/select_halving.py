@@ -21,6 +21,7 @@ from ..training.runtime import resolve_device
 from ..training.trainer import train
 from .grid import GridRun
 from .grid_jobs import _check_same_config, check_reused_data
+from .select_runs import candidate_records
 from .select_score import Candidate, epochs_trained, families as group_families, family_of, halving_round
 
 
@@ -82,8 +83,9 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
                     for run in runs_of(cand):
                         trainer.to(run, m)
         try:
-            fam_score, kept = halving_round(families, alive, m,
-                                            lambda c: [_records(out / r.name) for r in runs_of(c)], criterion, at)
+            fam_score, kept = halving_round(families, alive, m,  # each run's metrics checked against its checkpoint
+                                            lambda c: [candidate_records(out / r.name, r.cfg) for r in runs_of(c)],
+                                            criterion, at)
         except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
             raise TrainingError(str(exc)) from None
         for name in alive:
