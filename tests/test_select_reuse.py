@@ -108,12 +108,15 @@ def test_another_runs_best_pt_is_not_tested_as_the_choice(again, capsys):
 def test_a_selection_of_another_request_is_moved_aside_and_the_new_one_records_its_request(again, capsys):
     out, data = again
     before = (out / "selection.json").read_bytes()
+    (out / "selection-earlier-1.json").write_text("a file of the user's")  # never overwritten
     assert main(_argv(data, out, "--at", "best-val")) == 0
-    assert (out / "selection-earlier-1.json").read_bytes() == before
+    assert (out / "selection-earlier-1.json").read_text() == "a file of the user's"
+    assert (out / "selection-earlier-2.json").read_bytes() == before
     new = json.loads((out / "selection.json").read_text())
     assert new["request"] == {"thetas": [0.4], "switch_at": [1], "seeds": [0], "criterion": "val_top1",
                               "at": "best-val", "halving": False}
-    assert "it answers another request (its at differs)" in capsys.readouterr().out
+    assert f"moved {out / 'selection.json'} to {out / 'selection-earlier-2.json'}: it answers another request (its " \
+           f"at differs)" in capsys.readouterr().out
 
 
 def test_a_refused_request_leaves_the_earlier_selection_where_it_was(again, capsys):
