@@ -99,7 +99,7 @@ def candidate_records(folder: Path, cfg: TrainConfig) -> list[dict[str, Any]]:
     return checked_history(folder, run_checkpoint(folder, cfg))
 
 
-def epochs_trained(out: Path, grid: Sequence[GridRun]) -> int:
+def epochs_trained_by_runs(out: Path, grid: Sequence[GridRun]) -> int:
     """Epochs the grid's runs actually trained, counted from their checkpoints: each run's epochs so far, less the
     epochs a branch took over from its source (a branch that found no kept checkpoint trained from epoch 0 and counts
     in full; a run that never started counts 0)."""
