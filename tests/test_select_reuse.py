@@ -154,7 +154,8 @@ def test_a_paired_report_on_a_select_folder_is_refused_not_empty(first, tmp_path
     out = first[0]
     assert main(["report", str(out), "--paired", "--out", str(tmp_path / "paired")]) == 2
     err = _one_error(capsys)
-    assert f"no run in {out} has a test_top1" in err and "selection.json there holds the test numbers" in err
+    assert f"no run in {out} has a test_top1 (tsla select's candidates are never tested)" in err
+    assert "its selection.json holds the test numbers of the choice" in err
     assert not (tmp_path / "paired").exists()
 
 
