@@ -93,6 +93,7 @@ def test_runs_without_best_val_give_empty_cells_never_a_number(tmp_path, capsys)
     assert main(["report", str(root), "--paired", "--measure", "best-val", "--out", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"no run in {root} has a test_top1_at_best_val" in err
+    assert err.strip().endswith("use --measure last")
     assert not (tmp_path / "none").exists()
     # recomputed from runs.csv, every default contrast stays in the table, noted (none vanishes)
     argv = ["report", "--runs-csv", str(out / "runs.csv"), "--measure", "best-val", "--out", str(tmp_path / "n")]

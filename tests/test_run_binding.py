@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 
+from tsla.cli import main
 from tsla.config import TrainConfig
 from tsla.errors import RunDirError
 from tsla.training.checkpoint import load_checkpoint
@@ -43,6 +44,8 @@ def test_another_runs_best_pt_is_refused(two_runs):
     with pytest.raises(RunDirError, match=r"best.pt is not this run's best-validation weights .*--resume") as info:
         evaluate_run(mine, "best-val")
     assert "\n" not in str(info.value) and str(mine / "best.pt") in str(info.value)
+    assert main(["train", "--out", str(mine), "--resume", "--no-progress"]) == 0  # the remedy it names
+    assert evaluate_run(mine, "best-val")["test_top1"] == own
 
 
 def test_another_runs_checkpoint_is_refused(two_runs):
@@ -106,3 +109,6 @@ def test_metrics_that_differ_from_the_checksummed_history_are_refused(two_runs, 
                 "checkpoint 2", "cut": "line 2 differs from epoch 1"}[damage]
     with pytest.raises(RunDirError, match=re.escape(expected)):
         checked_history(run, state)
+    # the remedy the message gives writes the file again from the checkpoint
+    assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert checked_history(run, load_checkpoint(run / "checkpoint.pt")) == state["history"]

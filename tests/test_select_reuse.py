@@ -108,12 +108,15 @@ def test_another_runs_best_pt_is_not_tested_as_the_choice(again, capsys):
 def test_a_selection_of_another_request_is_moved_aside_and_the_new_one_records_its_request(again, capsys):
     out, data = again
     before = (out / "selection.json").read_bytes()
+    (out / "selection-earlier-1.json").write_text("a file of the user's")  # never overwritten
     assert main(_argv(data, out, "--at", "last")) == 0  # the fixture's request scored at best-val, the default
-    assert (out / "selection-earlier-1.json").read_bytes() == before
+    assert (out / "selection-earlier-1.json").read_text() == "a file of the user's"
+    assert (out / "selection-earlier-2.json").read_bytes() == before
     new = json.loads((out / "selection.json").read_text())
     assert new["request"] == {"thetas": [0.4], "switch_at": [1], "seeds": [0], "criterion": "val_top1",
                               "at": "last", "halving": False, "theta_after": [], "rule": "best-mean"}
-    assert "it answers another request (its at differs)" in capsys.readouterr().out
+    assert f"moved {out / 'selection.json'} to {out / 'selection-earlier-2.json'}: it answers another request (its " \
+           f"at differs)" in capsys.readouterr().out
 
 
 def test_a_refused_request_leaves_the_earlier_selection_where_it_was(again, capsys):
@@ -151,5 +154,28 @@ def test_a_paired_report_on_a_select_folder_is_refused_not_empty(first, tmp_path
     out = first[0]
     assert main(["report", str(out), "--paired", "--out", str(tmp_path / "paired")]) == 2
     err = _one_error(capsys)
-    assert f"no run in {out} has a test_top1" in err and "selection.json there holds the test numbers" in err
+    assert f"no run in {out} has a test_top1 (tsla select's candidates are never tested)" in err
+    assert "its selection.json holds the test numbers of the choice" in err
     assert not (tmp_path / "paired").exists()
+
+
+def test_a_halving_rerun_on_edited_metrics_or_other_images_is_refused(tmp_path, capsys):
+    """--halving reuses finished runs and runs paused at a milestone (a stopped family) as they are: both were
+    reused unchecked on other images, and the halving decision read a paused run's edited metrics."""
+    data, out = _fake_fashion(tmp_path / "data"), tmp_path / "sel"
+    argv = [*_argv(data, out, "--halving")]
+    argv[argv.index("--thetas") + 1] = "0.1,0.4"  # three families: one stops at the milestone (epoch 2)
+    assert main(argv) == 0
+    paused = next(run for run in out.glob("*-seed0") if len((run / "metrics.jsonl").read_text().splitlines()) == 2)
+    capsys.readouterr()
+    original = (paused / "metrics.jsonl").read_text()
+    lines = original.splitlines()
+    record = json.loads(lines[1])
+    record["val_top1"] = 1.0  # the score its family had at the milestone: it would now be kept
+    (paused / "metrics.jsonl").write_text("\n".join([lines[0], json.dumps(record)]) + "\n")
+    assert main(argv) == 2
+    assert f"{paused / 'metrics.jsonl'} line 2 differs from epoch 1" in _one_error(capsys)
+    (paused / "metrics.jsonl").write_text(original)
+    write_idx(data / "train-images-idx3-ubyte", torch.randint(0, 256, (300, 28, 28)), compress=False)
+    assert main(argv) == 2
+    assert "the training images or labels found now differ from those" in _one_error(capsys)

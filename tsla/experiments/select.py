@@ -22,7 +22,7 @@ from ..errors import ConfigError, RunDirError, TrainingError
 from ..training.checkpoint import atomic_write_text
 from .compare import _check_not_a_run, train_grid
 from .grid import GridRun, plan, select_shard
-from .select_runs import SELECTION, accept_request, candidate_records, epochs_trained, request_of
+from .select_runs import SELECTION, accept_request, candidate_records, epochs_trained_by_runs, request_of
 from .select_rule import DEFAULT_RULE, RULES, choose_noise_aware
 from .select_score import AT, CRITERIA, Candidate, candidates, check_finite, mean_score, score
 from .select_table import format_table
@@ -88,7 +88,7 @@ def _runs_of(grid: list[GridRun], cand: Candidate) -> list[GridRun]:
 
 def epochs_cost(grid: list[GridRun]) -> tuple[int, int]:
     """(epochs the plan trains with branching, epochs the same runs would take trained independently); what the runs
-    actually trained is :func:`tsla.experiments.select_runs.epochs_trained`."""
+    actually trained is :func:`tsla.experiments.select_runs.epochs_trained_by_runs`."""
     independent = sum(r.cfg.epochs for r in grid)
     return independent - sum(r.branch[1] for r in grid if r.branch), independent
 
@@ -163,7 +163,7 @@ def run_select(
     print(f"how sure: {choice.sentence}; P(best) " + ", ".join(
         f"{s.candidate.label} {s.p_best:.2f}" for s in sorted(choice.stats, key=lambda s: -s.p_best)[:3]), file=log)
     how = "successive halving and prefix-shared branches" if halving else "prefix-shared branches"
-    trained = epochs_trained(out, grid)  # counted from the runs: a branch that trained from epoch 0 counts in full
+    trained = epochs_trained_by_runs(out, grid)  # a branch that trained from epoch 0 counts in full
     print(f"cost: {trained} epochs trained ({how}) against {independent} for independent runs "
           f"({100 * trained / independent:.0f}%)", file=log)
     test = _test_chosen(out, _runs_of(grid, chosen), at)

@@ -22,6 +22,7 @@ from ..training.trainer import train
 from .grid import GridRun
 from .grid_jobs import _check_same_config, check_reused_data
 from .select_halving_rule import noise_aware_halving
+from .select_runs import candidate_records
 from .select_score import Candidate, epochs_trained, families as group_families, family_of
 
 
@@ -127,9 +128,10 @@ def run_halving(grid: list[GridRun], cands: Sequence[Candidate], runs_of, out: P
                         trainer.to(run, m)
         done = [x for x in milestones if x <= m]
         existing = [c for c in cands if c.switch_epoch is None or c.switch_epoch < m]
-        try:  # noise-aware: a family stops only when validation shows it worse than the best by more than its SE
-            last = noise_aware_halving(existing, lambda c: [_records(out / r.name, log) for r in runs_of(c)], done,
-                                       epochs, criterion, at, cfg.val_size).rounds[-1]
+        try:  # noise-aware: a family stops only when validation shows it worse than the best by more than its SE;
+            # each run's metrics checked against its checkpoint
+            last = noise_aware_halving(existing, lambda c: [candidate_records(out / r.name, r.cfg) for r in runs_of(c)],
+                                       done, epochs, criterion, at, cfg.val_size).rounds[-1]
         except ValueError as exc:  # a diverged candidate (a non-finite score): one line, not a traceback
             raise TrainingError(str(exc)) from None
         fam_score, kept = last.scores, last.kept

@@ -5,7 +5,9 @@ checked against its checksummed checkpoint, and the epochs the runs actually tra
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
@@ -53,20 +55,42 @@ def accept_request(out: Path, grid: Sequence[GridRun], request: dict[str, Any], 
     earlier = _earlier_request(path)
     if earlier == request:
         return
-    k = 1
-    while (out / f"selection-earlier-{k}.json").exists():
-        k += 1
-    moved = out / f"selection-earlier-{k}.json"
     differ = [key for key in request if earlier is None or earlier.get(key) != request[key]]
-    try:
-        path.rename(moved)
-    except OSError as exc:
-        raise RunDirError(f"cannot move the earlier selection {path} aside ({exc.strerror or exc}): move it yourself, "
-                          f"or choose another --out") from None
+    moved = _move_aside(path)
+    if moved is None:  # moved meanwhile by another shard of this request
+        return
     why = (f"it answers another request (its {', '.join(differ)} differ{'s' if len(differ) == 1 else ''})"
            if earlier is not None
            else "it records no request (written by an earlier version of tsla)")
     print(f"moved {path} to {moved}: {why}; this request writes its own", file=log, flush=True)
+
+
+def _move_aside(path: Path) -> Path | None:
+    """Rename ``path`` to the first free ``selection-earlier-K.json`` beside it, never over an existing file (a hard
+    link, which fails where the name is taken, then an unlink; a rename where the file system has no hard links).
+    Returns the new path, or None when ``path`` was gone already. Raises ``RunDirError`` when it cannot be moved."""
+    for k in itertools.count(1):
+        moved = path.with_name(f"selection-earlier-{k}.json")
+        if moved.exists() or moved.is_symlink():
+            continue
+        try:
+            os.link(path, moved)
+        except FileExistsError:  # taken meanwhile
+            continue
+        except FileNotFoundError:
+            return None
+        except OSError:
+            try:
+                path.rename(moved)  # no hard links on this file system; the name was free just now
+                return moved
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise RunDirError(f"cannot move the earlier selection {path} aside ({exc.strerror or exc}): move "
+                                  f"it yourself, or choose another --out") from None
+        path.unlink(missing_ok=True)
+        return moved
+    return None  # unreachable: itertools.count never ends
 
 
 def candidate_records(folder: Path, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -76,7 +100,7 @@ def candidate_records(folder: Path, cfg: TrainConfig) -> list[dict[str, Any]]:
     return checked_history(folder, run_checkpoint(folder, cfg))
 
 
-def epochs_trained(out: Path, grid: Sequence[GridRun]) -> int:
+def epochs_trained_by_runs(out: Path, grid: Sequence[GridRun]) -> int:
     """Epochs the grid's runs actually trained, counted from their checkpoints: each run's epochs so far, less the
     epochs a branch took over from its source (a branch that found no kept checkpoint trained from epoch 0 and counts
     in full; a run that never started counts 0)."""

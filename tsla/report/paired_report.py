@@ -131,15 +131,23 @@ def _check_runs(runs: Sequence[Any], rows: Sequence[dict[str, Any]]) -> None:
 
 
 def _check_tested(directory: Path, rows: Sequence[dict[str, Any]], measure: str) -> None:
-    """``RunDirError`` when no run of a regime has the test number its contrasts compare (every run trained with
-    ``--test-every 0``, as ``tsla select``'s candidates are): its contrast table would be empty, every contrast
-    gone, with exit 0."""
+    """``RunDirError`` when no run of a regime has the test number its contrasts compare (runs trained with
+    ``--test-every 0``, as ``tsla select``'s candidates are; for ``--measure best-val``, runs that never tested a
+    best validation epoch): its contrast table would be empty, every contrast gone, with exit 0."""
     column = MEASURES.get(measure, "test_top1")
-    if rows and all(row.get(column) is None for row in rows):
-        what = "selection.json there holds the test numbers of its choice" if (directory / "selection.json").is_file() \
-            else "train them with --test-every 1, or compare them with tsla compare"
-        raise RunDirError(f"no run in {directory} has a {column} (they trained with --test-every 0, as tsla select's "
-                          f"candidates do, and were never tested), so there is no contrast to compute: {what}")
+    if not rows or any(row.get(column) is not None for row in rows):
+        return
+    if (directory / "selection.json").is_file():
+        why = "tsla select's candidates are never tested"
+        fix = "its selection.json holds the test numbers of the choice"
+    elif column == "test_top1":
+        why, fix = "they trained with --test-every 0", "train them with a --test-every other than 0"
+    else:
+        why = "none tested a best validation epoch: trained without --val-size, with --test-every 0, or before tsla " \
+              "recorded it"
+        fix = "use --measure last" if any(row.get("test_top1") is not None for row in rows) else \
+            "train them with --val-size and a --test-every other than 0"
+    raise RunDirError(f"no run in {directory} has a {column} ({why}), so there is no contrast to compute: {fix}")
 
 
 def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
@@ -152,8 +160,7 @@ def write_paired(dirs: Sequence[Path], out: Path, margin: float = 0.5,
 
     Raises ``RunDirError`` when a directory holds no finished run or none with the measured test number (runs of
     ``tsla select``), a run's final metric is not finite, two runs are one cell and seed, or ``out`` cannot be
-    written; ``ConfigError`` for a folder given twice and a declared contrast
-    that cannot be computed."""
+    written; ``ConfigError`` for a folder given twice and a declared contrast that cannot be computed."""
     dirs = [Path(d) for d in dirs]
     rows: list[dict] = []
     speed: list[dict] = []
