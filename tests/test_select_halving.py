@@ -34,7 +34,7 @@ def test_a_paused_run_resumes_to_the_uninterrupted_result(tiny_fashion, tmp_path
 def test_halving_keeps_the_better_half_at_the_milestone(tmp_path, capsys):
     data = _fake_fashion(tmp_path / "data")
     out = tmp_path / "sel"
-    argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,0.4"]
+    argv = _argv(data, out, "--halving", "--seeds", "0", "--thetas", "0.1,0.4")
     assert main(argv) == 0
     printed = capsys.readouterr().out
     sel = json.loads((out / "selection.json").read_text())
@@ -82,7 +82,7 @@ def _halved(tmp_path):
     """A finished --halving select: (its argv, its folder, selection.json, the family stopped at the milestone)."""
     data = _fake_fashion(tmp_path / "data")
     out = tmp_path / "sel"
-    argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,0.4"]
+    argv = _argv(data, out, "--halving", "--seeds", "0", "--thetas", "0.1,0.4")
     assert main(argv) == 0
     sel = json.loads((out / "selection.json").read_text())
     stopped = next(n for n in sel["halving"][0]["scores"] if n not in sel["halving"][0]["kept"])

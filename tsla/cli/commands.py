@@ -128,16 +128,16 @@ def _cmd_select(args: argparse.Namespace) -> int:
     from ..experiments.select import run_select
 
     layers, _ = _layers(args)
+    _refuse_theta_after(layers)
+    # every candidate's run sets its own method: a preset's or config's --method (e.g. the preset fashion-mnist's
+    # tsla@6) must not be checked against this run length, nor named in a refusal (select has no --method)
+    layers.append(("tsla select", {"method": "baseline"}))
     out = _out(args, needed=not args.dry_run) or Path("OUT")
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1 (got {args.jobs})")
     if args.switch_at == []:  # an empty --switch-at "" must not silently leave out every TSLA candidate
         raise ConfigError("--switch-at is empty: list the switch epochs, e.g. --switch-at 15,25, or leave it out "
                           "for the --milestones")
-    if getattr(args, "theta_after", 0) != 0:  # else refused naming --method 'lsr', a flag select has not
-        raise ConfigError(f"--theta-after {args.theta_after:g}: tsla select's TSLA(S) candidates end on one-hot labels "
-                          f"(theta 0); to compare TSLA ending on another theta, use tsla compare --methods "
-                          f"lsr,tsla@S,tsla@S:theta_after={args.theta_after:g}")
     if getattr(args, "test_every", 0) != 0:  # every candidate trains with --test-every 0: not ignored silently
         raise ConfigError(f"--test-every {args.test_every}: tsla select never evaluates a candidate on test (each "
                           f"trains with --test-every 0, and only the choice is tested at the end): drop the flag")
@@ -150,6 +150,25 @@ def _cmd_select(args: argparse.Namespace) -> int:
                shard=parse_shard(args.shard), jobs=args.jobs, halving=args.halving, progress_bar=not args.no_progress,
                dry_run=args.dry_run)
     return 0
+
+
+def _refuse_theta_after(layers: list) -> None:
+    """Refuse a nonzero theta_after, from the command line, a --config file or a preset, naming where it came from
+    (refused later, the message named --method 'lsr', a flag select has not). Raises ``ConfigError``."""
+    given = [(source, values["theta_after"]) for source, values in layers if "theta_after" in values]
+    if not given:
+        return
+    source, value = given[-1]
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return  # not a number: refused with the type's message when the config is built
+    if value == 0:
+        return
+    where = f"--theta-after {value:g}" if source == "command line" else f"theta_after {value:g} in {source}"
+    raise ConfigError(f"{where}: tsla select's TSLA(S) candidates end on one-hot labels (theta 0); to "
+                      f"compare TSLA ending on another theta, use tsla compare --methods "
+                      f"lsr,tsla@S,tsla@S:theta_after={value:g}")
 
 
 def _cmd_paired(args: argparse.Namespace) -> int:
