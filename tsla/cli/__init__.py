@@ -265,5 +265,6 @@ def _main(argv: Sequence[str] | None) -> int:
               "continues with --resume)", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output stopped early (``tsla presets | head``): nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())  # no second error when Python flushes at exit
+        # (a write outside the guarded sys.stdout) no second error when Python flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
         return 0

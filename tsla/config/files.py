@@ -1,5 +1,6 @@
 """The configuration's files: the keys a YAML file may give, reading YAML safely (no aliases or merge keys, no repeated
-keys, bounded size and depth, errors that name the file), merging layers into a validated :class:`tsla.config.TrainConfig`, and the text of RUN/config.yaml.
+keys, bounded size and depth, errors that name the file), merging layers into a validated
+:class:`tsla.config.TrainConfig`, and the text of RUN/config.yaml.
 """
 
 from __future__ import annotations
