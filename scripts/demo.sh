@@ -5,5 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 start=$(date +%s)
-.venv/bin/tsla compare --preset fashion-mnist --seeds 0 --out runs/fashion-mnist-demo "$@"
+# --seeds 0 and --out runs/fashion-mnist-demo unless the arguments give their own (tsla refuses a flag given twice)
+seeds=(--seeds 0) out=(--out runs/fashion-mnist-demo)
+for arg in "$@"; do
+    case $arg in
+        --seeds|--seeds=*) seeds=() ;;
+        --out|--out=*) out=() ;;
+    esac
+done
+.venv/bin/tsla compare --preset fashion-mnist ${seeds[@]+"${seeds[@]}"} ${out[@]+"${out[@]}"} "$@"
 echo "demo: the comparison took $(( $(date +%s) - start )) s"

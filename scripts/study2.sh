@@ -46,13 +46,15 @@ family() {  # one (regime, draw, seed): its trunks and every branch, in the plan
         clean) noise=() ;;
         *) echo "study2: unknown regime $regime" >&2; return 2 ;;
     esac
-    local common=(--dataset fashion-mnist --model resnet8 --train-subset 2000 --val-size 1000 --epochs 30
+    local common=(--dataset fashion-mnist --model resnet8 --train-subset 2000 --val-size 1000
                   --milestones 15,25 --batch-size 64 --lr 0.05 --weight-decay 5e-4 --no-augment --channels-last
                   --test-every 30 --threads 1 --no-progress --subset-seed "$draw" --label-noise-seed "$draw"
                   --seed "$seed" "${noise[@]}")
     run() {  # run LABEL ARGS...: train (or resume, or skip when finished) OUT/<label>-seed<S>
         local out="$dir/$1-seed$seed"; shift
         if [ -f "$out/summary.json" ] && grep -q '"status": "finished"' "$out/summary.json"; then return 0; fi
+        local length=(--epochs 30)  # every run's length but the budget control's, which gives its own
+        case " $* " in *" --epochs "*) length=() ;; esac  # (tsla refuses a flag given twice)
         local args=("$@")
         if [ -f "$out/checkpoint.pt" ]; then
             # an interrupted run resumes from its own checkpoint: a branch drops --branch-from/--at-epoch (tsla
@@ -66,7 +68,7 @@ family() {  # one (regime, draw, seed): its trunks and every branch, in the plan
             args+=(--resume)
         fi
         echo "study2: $(date -u +%H:%M:%S) $regime d$draw seed $seed: ${out#"$STUDY2_OUT"/}"
-        "$STUDY2_PYTHON" -m tsla train "${common[@]}" "${args[@]}" --out "$out" > /dev/null
+        "$STUDY2_PYTHON" -m tsla train "${common[@]}" "${length[@]}" "${args[@]}" --out "$out" > /dev/null
     }
     local lsr="$dir/lsr-seed$seed" base="$dir/baseline-seed$seed"
     # a family whose every run is already committed (another session, another machine) is done: skip it whole;

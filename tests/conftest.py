@@ -44,3 +44,18 @@ def tiny_fashion(tmp_path) -> Path:
         write_idx(tmp_path / f"{split}-images-idx3-ubyte", images, compress=False)
         write_idx(tmp_path / f"{split}-labels-idx1-ubyte", labels, compress=False)
     return tmp_path
+
+
+def with_flags(base: list[str], extra: tuple[str, ...] | list[str]) -> list[str]:
+    """``base`` with ``extra`` applied: an ``--flag value`` whose flag ``base`` gives replaces that value (tsla refuses
+    a flag given twice), any other flag or value is appended."""
+    out, extra, i = list(base), list(extra), 0
+    while i < len(extra):
+        flag = extra[i]
+        has_value = i + 1 < len(extra) and not extra[i + 1].startswith("--")
+        if has_value and flag in out and out.index(flag) + 1 < len(out):
+            out[out.index(flag) + 1] = extra[i + 1]
+        else:
+            out += extra[i:i + 1 + has_value]
+        i += 1 + has_value
+    return out

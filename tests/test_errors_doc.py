@@ -145,6 +145,8 @@ def _setup(kind, tmp, tiny, monkeypatch, cleanup):
             state["mid_epoch"] = {"step": 1, "loss_sum": 0.0, "onehot_sum": 0.0, "correct": 0.0, "seen": 8,
                                   "seconds": 0.1, "momentum": 0.9}
         save_checkpoint(tmp / "run" / "checkpoint.pt", state)
+    elif kind == "huge-yaml":  # a --config file of 300 kB (a config holds a few kB)
+        (tmp / "c.yaml").write_text("epochs: 3\n" + "# a comment line of forty characters....\n" * 7500)
     elif kind == "latin1-yaml":
         (tmp / "c.yaml").write_bytes("epochs: 3  # réglé\n".encode("latin-1"))
     elif kind == "latin1-prior":

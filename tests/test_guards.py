@@ -19,13 +19,13 @@ from tsla.cli import main
 from tsla.errors import RunDirError
 from tsla.report import write_report
 
-from .conftest import write_idx
+from .conftest import with_flags, write_idx
 from .test_report import make_run
 
 
 def _train(root, out, *extra):
-    return ["train", "--data-root", str(root), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
-            "--no-progress", "--out", str(out), *extra]
+    return with_flags(["train", "--data-root", str(root), "--epochs", "2", "--batch-size", "8", "--device", "cpu",
+                       "--no-progress", "--out", str(out)], extra)  # extra replaces a value given here
 
 
 def _rows(out):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import write_idx
+from .conftest import with_flags, write_idx
 from tsla.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +40,11 @@ def _fake_fashion(folder: Path, test_label_shift: int = 0) -> Path:
 
 
 def _argv(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["select", "--data-root", str(data), "--train-subset", "100", "--val-size", "60", "--epochs", "4",
+    """select's command on ``data``; ``extra`` replaces the value of a flag given here (see conftest.with_flags)."""
+    return with_flags(["select", "--data-root", str(data), "--train-subset", "100", "--val-size", "60", "--epochs", "4",
             "--milestones", "2", "--lr", "0.05", "--batch-size", "20", "--thetas", "0.4", "--switch-at", "1,2",
             "--seeds", "0,1", "--no-augment", "--threads", "1", "--device", "cpu", "--out", str(out),
-            "--no-progress", *extra]
+            "--no-progress"], extra)
 
 
 @pytest.fixture(scope="module")

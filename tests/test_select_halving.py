@@ -36,11 +36,8 @@ def _halving_argv(data, out):
     """Three families at seed 0 over 6 epochs at lr 0.2, halving at the lr milestone 4: the baseline, LSR(0.1) and
     LSR(1.0), whose uniform target teaches nothing until its TSLA branches drop it (so it is behind at the
     milestone by far more than the SE of 60 validation images, and validation stops it)."""
-    argv = [*_argv(data, out, "--halving"), "--seeds", "0", "--thetas", "0.1,1"]
-    argv[argv.index("--epochs") + 1] = "6"
-    argv[argv.index("--milestones") + 1] = "4"
-    argv[argv.index("--lr") + 1] = "0.2"
-    return argv
+    return _argv(data, out, "--halving", "--seeds", "0", "--thetas", "0.1,1", "--epochs", "6", "--milestones", "4",
+                 "--lr", "0.2")
 
 
 def test_noise_aware_halving_stops_only_a_family_worse_by_more_than_its_se(tmp_path, capsys):
@@ -125,3 +122,15 @@ def test_halving_trains_a_branch_from_epoch_0_when_its_kept_checkpoint_is_damage
            [{k: r[k] for k in ("val_top1", "train_loss")} for r in before]
     again = json.loads((out / "selection.json").read_text())
     assert again["chosen"] == sel["chosen"] and again["candidates"] == sel["candidates"]
+
+
+def test_a_cut_metrics_line_whose_checkpoint_is_damaged_too_is_one_line(tmp_path, capsys):
+    argv, out, sel, stopped = _halved(tmp_path)
+    trunk = out / ("baseline-seed0" if stopped == "baseline" else f"lsr-{stopped}-seed0")
+    (trunk / "metrics.jsonl").write_text((trunk / "metrics.jsonl").read_text()[:-40])
+    (trunk / "checkpoint.pt").write_bytes((trunk / "checkpoint.pt").read_bytes()[:300])
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tsla: error: {trunk / 'metrics.jsonl'} line 2 is not JSON") and err.count("\n") == 1, err
+    assert f"move {trunk} away and rerun to train it again" in err

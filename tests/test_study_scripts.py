@@ -113,3 +113,19 @@ def test_study_collect_never_replaces_committed_evidence_but_rewrites_a_cut_copy
     evidence.write_text('{"epoch": 0, "te')
     assert _collect(repo).returncode == 0
     assert evidence.read_text() == '{"epoch": 0, "test_top1": 0.8}\n'
+
+
+@pytest.mark.skipif(BASH is None, reason="needs bash")
+def test_study2_gives_each_flag_once_and_the_budget_run_its_own_length(tmp_path):
+    """tsla refuses a flag given twice: every recorded command must parse with tsla's own parser, each run 30 epochs
+    long but the budget control, 35 (it gave --epochs 35 after the common --epochs 30, which argparse let win)."""
+    from tsla.cli import build_parser
+
+    done = _study2(tmp_path)
+    assert done.returncode == 0, done.stderr
+    calls = _calls(tmp_path)
+    assert len(calls) == 8
+    for name, line in calls.items():
+        argv = line.split()[2:]  # after "-m tsla"
+        args = build_parser().parse_args(argv)  # ConfigError for a flag given twice
+        assert args.epochs == (35 if name.startswith("budget") else 30), name

@@ -13,6 +13,8 @@ from tsla.config import TrainConfig
 from tsla.errors import RunDirError, TrainingError
 from tsla.training.trainer import train
 
+from .conftest import with_flags
+
 METRIC_KEYS = {
     "epoch", "lr", "theta", "train_loss", "train_onehot_loss", "train_top1",
     "test_loss", "test_top1", "test_top5", "epoch_seconds", "train_images_per_second",
@@ -153,5 +155,5 @@ def test_compare_refuses_to_reuse_a_finished_run_with_other_settings(tiny_fashio
             "--batch-size", "20", "--device", "cpu", "--out", str(tmp_path / "cmp"), "--no-progress"]
     assert main(argv) == 0
     capsys.readouterr()
-    assert main([*argv, "--epochs", "2"]) == 2
+    assert main(with_flags(argv, ["--epochs", "2"])) == 2  # the same command with --epochs 2 instead of 1
     assert "is a finished run with epochs=1, not 2" in capsys.readouterr().err

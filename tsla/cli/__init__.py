@@ -21,8 +21,40 @@ from .output import guarded_output, lost_output
 from .commands import _cmd_compare, _cmd_diagnose, _cmd_presets, _cmd_report, _cmd_select, _cmd_train
 
 
+class _Once:
+    """An argparse action that refuses its option given twice on one command line: argparse would keep the last
+    value silently (``--epochs 3 ... --epochs 30``, ``--augment ... --no-augment``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        shown = option_string if values is None or values == [] else f"{option_string} {_shown(values)}"
+        given = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in given:
+            raise argparse.ArgumentError(self, f"given twice ({given[self.dest]}, then {shown}): give it once")
+        given[self.dest] = shown
+        super().__call__(parser, namespace, values, option_string)  # type: ignore[misc]
+
+
+def _shown(values: Any) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) if isinstance(values, list) \
+        else str(values)
+
+
+class _StoreOnce(_Once, argparse._StoreAction):
+    pass
+
+
+class _BooleanOnce(_Once, argparse.BooleanOptionalAction):
+    pass
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so every bad command gives one line."""
+    """argparse that raises instead of printing usage, so every bad command gives one line, and refuses a value
+    option given twice."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
 
     def error(self, message: str) -> typing.NoReturn:
         raise ConfigError(f"{message} (see '{self.prog} --help')")
@@ -71,7 +103,7 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) 
         optional = typing.get_origin(kind) is typing.Union
         base = next(a for a in typing.get_args(kind) if a is not type(None)) if optional else kind
         if base is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            group.add_argument(flag, action=_BooleanOnce, **kwargs)
         elif base is list:
             group.add_argument(flag, type=_int_list, metavar="N,N", **kwargs)
         else:
@@ -248,5 +280,6 @@ def _main(argv: Sequence[str] | None) -> int:
               "continues with --resume)", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output stopped early (``tsla presets | head``): nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())  # no second error when Python flushes at exit
+        # (a write outside the guarded sys.stdout) no second error when Python flushes at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
         return 0

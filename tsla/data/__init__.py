@@ -255,6 +255,11 @@ def _check_trainable(data: DataBundle, cfg: TrainConfig) -> None:
     """Refuse a training set that cannot train: fewer images than classes (some class never seen), or too few for
     one SGD step (a last batch of a single image is dropped, as BatchNorm cannot train on it)."""
     n, k = len(data.train_targets), data.num_classes
+    if n < k and cfg.train_subset is None:  # the set itself is too small, or --val-size took the rest
+        taken = f" once --val-size {cfg.val_size} is held out" if cfg.val_size else ""
+        raise ConfigError(f"the training set has {n} images{taken}, fewer than the {k} classes of {cfg.dataset}: "
+                          f"every class needs an image; " + ("lower --val-size" if cfg.val_size else
+                                                                "use a data set with an image of every class"))
     if n < k:
         raise ConfigError(f"--train-subset {n} is smaller than the {k} classes of {cfg.dataset}: every class needs an "
                           f"image; pass --train-subset {k} or more")

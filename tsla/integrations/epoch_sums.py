@@ -12,6 +12,7 @@ inside an epoch then counts rank 0's steps before the cut and every rank's steps
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -48,8 +49,21 @@ class EpochOnehot:
         self.collect()
         return [0.0, 0.0] if self.epoch is None else [float(v) for v in self.epoch.tolist()]
 
+    @staticmethod
+    def check(values: Any) -> None:
+        """Raise ``ValueError`` unless ``values`` is None (or empty) or what :meth:`state` gives: two finite numbers."""
+        if values is None or (isinstance(values, (list, tuple)) and not values):
+            return
+        if (not isinstance(values, (list, tuple)) or len(values) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in values)):
+            raise ValueError(f"onehot_pending={values!r:.60} is not two finite sums: resume from a state that "
+                             f"state_dict() (or the adapter's checkpoint) gave")
+
     def load(self, values: Sequence[float] | None) -> None:
-        """Continue the epoch from saved sums (rank 0 only under ``torch.distributed``; see the module docstring)."""
+        """Continue the epoch from saved sums (rank 0 only under ``torch.distributed``; see the module docstring).
+        Raises ``ValueError`` (loading nothing) for values :meth:`check` refuses."""
+        self.check(values)
         rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
         self.epoch = torch.tensor([float(v) for v in values], dtype=torch.float64) if values and rank0 else None
         self.since_log = None

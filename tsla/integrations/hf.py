@@ -198,9 +198,17 @@ class SmoothingTrainer(transformers.Trainer):
             if not os.path.isfile(state_file):
                 raise ValueError(f"{state_file} is missing: resume a SmoothingTrainer from a checkpoint that a "
                                  f"SmoothingTrainer saved")
-            with open(state_file) as f:
-                state = json.load(f)
+            try:
+                with open(state_file, encoding="utf-8") as f:
+                    state = json.load(f)
+            except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                raise ValueError(f"{state_file} cannot be read ({type(exc).__name__}: cut or damaged): resume from "
+                                 f"an earlier checkpoint, or restore the file") from None
+            if not isinstance(state, dict):
+                raise ValueError(f"{state_file} holds a {type(state).__name__}, not the scheduler state a "
+                                 f"SmoothingTrainer saves: resume from a checkpoint that a SmoothingTrainer saved")
             pending = state.pop("onehot_pending", None)  # absent from files written before issue 21
+            self.onehot.check(pending)  # both checked before either loads
             self.smoothing.load_state_dict(state)
             self.onehot.load(pending)
         elif self.smoothing.auto is not None and self.smoothing.auto.history:

@@ -18,7 +18,7 @@ in progress are in every checkpoint, so a step checkpoint inside an epoch resume
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 from .epoch_sums import EpochOnehot
 from .pytorch import report_epoch
@@ -115,6 +115,14 @@ class SmoothingCallback(_pl.Callback):
         return {**self.scheduler.state_dict(), "onehot_pending": self.onehot.state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`. Raises ``ValueError`` (loading nothing) for a state that is not a
+        mapping, one the scheduler refuses (:meth:`tsla.SmoothingScheduler.check_state_dict`) or bad one-hot sums."""
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"the callback's state is a {type(state_dict).__name__}, not the mapping state_dict() "
+                             f"gives: resume from a checkpoint this callback saved")
         state = dict(state_dict)
-        self.onehot.load(state.pop("onehot_pending", None))
+        pending = state.pop("onehot_pending", None)
+        self.onehot.check(pending)
+        self.scheduler.check_state_dict(state)
+        self.onehot.load(pending)
         self.scheduler.load_state_dict(state)

@@ -224,8 +224,14 @@ class AutoSwitch:
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "AutoSwitch":
-        """A switch rebuilt from its :meth:`state_dict` alone."""
-        switch = cls(state["rule"], **state["params"])
+        """A switch rebuilt from its :meth:`state_dict` alone. Raises ``ValueError`` for anything
+        :meth:`check_state_dict` would refuse, and for a rule or constants that cannot build a switch."""
+        params = state.get("params") if isinstance(state, Mapping) else None
+        if not isinstance(params, Mapping) or not isinstance(state.get("rule"), str) or \
+                not all(isinstance(k, str) for k in params):
+            raise ValueError("not an AutoSwitch state_dict (a rule and its constants by name are needed): pass what "
+                             "state_dict() gave")
+        switch = cls(state["rule"], **params)
         switch.load_state_dict(state)
         return switch
 

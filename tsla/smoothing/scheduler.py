@@ -218,9 +218,18 @@ class SmoothingScheduler:
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> "SmoothingScheduler":
         """A scheduler rebuilt from its :meth:`state_dict` alone, with the saved schedule (its θ and S): after a tuner
-        changed θ or S, build the scheduler from the tuner's values and call :meth:`load_position` instead."""
-        auto = None if state.get("auto") is None else AutoSwitch.from_state_dict(state["auto"])
-        scheduler = cls(from_dict(state["schedule"]), state["steps_per_epoch"], auto=auto)
+        changed θ or S, build the scheduler from the tuner's values and call :meth:`load_position` instead. Raises
+        ``ValueError`` for anything :meth:`check_state_dict` would refuse, and for a state whose parts cannot build a
+        scheduler."""
+        if not isinstance(state, Mapping) or state.get("format") != STATE_FORMAT or "schedule" not in state:
+            raise ValueError("not a SmoothingScheduler state_dict (no format 1 with a schedule): pass what "
+                             "state_dict() gave")
+        try:
+            auto = None if state.get("auto") is None else AutoSwitch.from_state_dict(state["auto"])
+            scheduler = cls(from_dict(state["schedule"]), state.get("steps_per_epoch"), auto=auto)
+        except (TypeError, KeyError) as exc:  # e.g. a steps_per_epoch of the wrong type
+            raise ValueError(f"SmoothingScheduler state_dict cannot rebuild a scheduler ({type(exc).__name__}: "
+                             f"{exc}): pass what state_dict() gave") from None
         scheduler.load_state_dict(state)
         return scheduler
 

@@ -72,8 +72,12 @@ class _Stored:
     def from_dict(cls, data: Mapping[str, Any]) -> "AnySchedule":
         """The schedule ``to_dict()`` described. Called on a class, the kind must be that class's.
 
-        Raises ``ValueError`` for an unknown kind, a kind of another class, or missing or extra fields.
+        Raises ``ValueError`` for something other than a mapping, an unknown kind, a kind of another class, or
+        missing or extra fields.
         """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a stored schedule is a mapping with a 'kind' (what to_dict() gives), not a "
+                             f"{type(data).__name__}")
         data = dict(data)
         kind = data.pop("kind", None)
         target = KINDS.get(kind) if isinstance(kind, str) else None

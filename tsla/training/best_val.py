@@ -8,8 +8,9 @@ the trainer writes them to ``RUN/best.pt`` and evaluates the test set on them on
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -39,6 +40,16 @@ class BestVal:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "BestVal":
+        """The tracker :meth:`state_dict` described. Raises ``ValueError`` unless ``state`` is a mapping with an
+        integer ``epoch``, numbers ``val_top1`` and ``val_nll`` and a mapping ``model``."""
+        ok = (isinstance(state, Mapping) and all(k in state for k in ("epoch", "val_top1", "val_nll", "model"))
+              and isinstance(state["epoch"], numbers.Integral) and not isinstance(state["epoch"], bool)
+              and all(isinstance(state[k], numbers.Real) and not isinstance(state[k], bool)
+                      for k in ("val_top1", "val_nll"))
+              and isinstance(state["model"], Mapping))
+        if not ok:
+            raise ValueError("not a BestVal state (an integer epoch, numbers val_top1 and val_nll, and the model's "
+                             "weights): pass what state_dict() gave")
         return cls(int(state["epoch"]), float(state["val_top1"]), float(state["val_nll"]), dict(state["model"]))
 
     def summary(self, test: dict[str, Any] | None) -> dict[str, Any]:

@@ -20,9 +20,12 @@ RESUME_FREE_FIELDS = ("device", "eval_batch_size", "data_root", "download", "kee
 
 
 def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
-    """The fields (outside ``RESUME_FREE_FIELDS``) where ``cfg`` differs from a saved config dict."""
+    """The fields (outside ``RESUME_FREE_FIELDS``) where ``cfg`` differs from a saved config dict. Between two
+    baseline runs ``theta`` is not compared: the baseline trains on one-hot labels whatever it says (a grid gives its
+    baseline the first of its thetas, so listing the same thetas in another order must not refuse it)."""
+    free = RESUME_FREE_FIELDS + (("theta",) if cfg.method == "baseline" == saved.get("method") else ())
     return [k for k, v in cfg.to_dict().items()
-            if k not in RESUME_FREE_FIELDS and saved.get(k, field_default(k)) != v]  # a field added later: its default
+            if k not in free and saved.get(k, field_default(k)) != v]  # a field added later: its default
 
 
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
