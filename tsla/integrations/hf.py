@@ -23,6 +23,7 @@ count). An epoch is reported (tsla-auto decides) in ``on_epoch_end`` when its la
 saves. The one-hot sums of the epoch in progress go into every checkpoint, so a checkpoint taken inside an epoch, or
 after its last step and before its end (``save_strategy="steps"``), resumes tsla-auto exactly. ``log_history`` gets
 ``smoothing_theta`` and ``train_onehot_loss`` (F since the last log) beside each training ``loss``.
+``hyperparameter_search`` may search ``theta`` and ``switch_epoch``: each trial trains its own schedule.
 """
 
 from __future__ import annotations
@@ -171,7 +172,12 @@ class SmoothingTrainer(transformers.Trainer):
     ``compute_loss_func`` is also given, if ``args.label_smoothing_factor`` is not 0 (the Trainer would ignore it
     beside this loss), for a causal language model of ``transformers`` without ``shift_labels=True``, for a second
     ``train()`` of tsla-auto without a resume, and, on resume, if the checkpoint folder has no ``tsla_smoothing.json``
-    (it was not written by a SmoothingTrainer).
+    (it was not written by a SmoothingTrainer). Warns once (``UserWarning``) when training starts with the switch
+    epoch beyond the run's length, or ends before the switch epoch (``EarlyStoppingCallback``).
+
+    ``hyperparameter_search``: ``theta`` and ``switch_epoch`` may be in the search space; each trial trains
+    ``smoothing``'s schedule with the trial's values put in, from a fresh scheduler (``smoothing_template`` keeps the
+    constructor's; ``smoothing`` is the current trial's).
     """
 
     def __init__(self, *args: Any, smoothing: SmoothingScheduler, prior: torch.Tensor | None = None,
