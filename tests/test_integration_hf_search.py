@@ -82,5 +82,6 @@ def test_tsla_auto_starts_each_trial_with_a_fresh_switch(tmp_path):
 def test_a_trial_value_the_schedule_refuses_is_one_line(params, message):
     with pytest.raises(ValueError, match=message):
         trial_scheduler(tsla.SmoothingScheduler(tsla.schedules.two_stage(0.3, 3)), params)
-    with pytest.raises(ValueError, match="has no switch epoch to set: search 'theta' only"):
-        trial_scheduler(tsla.SmoothingScheduler(tsla.schedules.constant(0.3)), {"switch_epoch": 2})
+    for template in (tsla.SmoothingScheduler(tsla.schedules.constant(0.3)), loops.scheduler("auto")):
+        with pytest.raises(ValueError, match="has no switch epoch to set: search 'theta' only"):
+            trial_scheduler(template, {"switch_epoch": 2})
