@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import tsla
-from tsla.integrations.pytorch import end_epoch
+from tsla.integrations.pytorch import end_epoch, warn_if_before_switch
 
 EPOCHS = 8
 
@@ -42,6 +42,7 @@ def run(scheduler: tsla.SmoothingScheduler, folder: Path) -> None:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "smoothing": scheduler.state_dict(), "epoch": epoch}, folder / "checkpoint.pt")
         print(f"  epoch {epoch}: theta {theta:.2f}, one-hot train loss {onehot:.4f}")
+    warn_if_before_switch(scheduler, epoch, planned_epochs=EPOCHS)  # a loop that stops early (a break) is told so
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
     saved = torch.load(folder / "checkpoint.pt", weights_only=True)["smoothing"]  # what a resume would load

@@ -95,3 +95,17 @@ def test_the_state_dict_stays_plain_numbers():
     torch.save(state, buffer)
     buffer.seek(0)
     assert torch.load(buffer, weights_only=True) == state == json.loads(json.dumps(state))
+
+
+def test_a_python_float_theta_compiles_again_for_each_value():
+    """What docs/integrations.md says of a criterion given theta as a float (not through a scheduler): one graph per
+    value. The other side of the test above; if torch stops specialising floats, the doc must change."""
+    model, x = _setup()
+    y = torch.randint(0, 4, (16,), generator=torch.Generator().manual_seed(1))
+    criterion = tsla.LabelSmoothingCrossEntropy(theta=0.4)
+    counter = CompileCounter()
+    step = torch.compile(lambda inputs, labels: criterion(model(inputs), labels), backend=counter)
+    for k in range(4):
+        criterion.theta = 0.4 * (1 - k / 4)
+        torch.testing.assert_close(step(x, y), F.cross_entropy(model(x), y, label_smoothing=criterion.theta))
+    assert counter.frame_count == 4

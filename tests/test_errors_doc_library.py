@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import tsla
+import tsla.integrations.trial  # noqa: F401  (rows call tsla.integrations.trial.trial_scheduler)
 from tsla.integrations.pytorch import end_epoch
 from tsla.smoothing.auto_switch import AutoSwitch
 
@@ -45,7 +46,7 @@ def stepped(steps_per_epoch, steps):
     return scheduler
 
 
-def lightning_fit(steps_per_epoch=None, save_hyperparameters=False, **trainer_kw):
+def lightning_fit(steps_per_epoch=None, save_hyperparameters=False, schedule=None, auto_rule=None, **trainer_kw):
     import lightning.pytorch as L
 
     from tests.test_integration_lightning import KeepsHparams, Tiny
@@ -53,20 +54,23 @@ def lightning_fit(steps_per_epoch=None, save_hyperparameters=False, **trainer_kw
 
     x, y = loops.data()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=loops.BATCH)
-    scheduler = tsla.SmoothingScheduler(tsla.schedules.linear(0.3, 4), steps_per_epoch=steps_per_epoch)
-    criterion = tsla.LabelSmoothingCrossEntropy(scheduler=scheduler)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+    if auto_rule == "noise-gap":  # the constants of docs/selection.md's example
+        scheduler = tsla.SmoothingScheduler.auto_two_stage(0.3, "noise-gap", val_window=5, margin=0.0, last_decay=3)
+    else:
+        scheduler = tsla.SmoothingScheduler(schedule or tsla.schedules.linear(0.3, 4), steps_per_epoch=steps_per_epoch)
+    criterion = tsla.LabelSmoothingCrossEntropy(scheduler=scheduler, track_onehot=True)
+    trainer = L.Trainer(max_epochs=trainer_kw.pop("max_epochs", 1), accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         callbacks=[SmoothingCallback(scheduler, criterion)], **trainer_kw)
     trainer.fit((KeepsHparams if save_hyperparameters else Tiny)(criterion), loader)
 
 
-def hf_trainer(model=None, steps_per_epoch=None, auto=False, **args):
+def hf_trainer(model=None, steps_per_epoch=None, auto=False, schedule=None, **args):
     from tests.test_integration_hf import Tiny, _args, _dataset
     from tsla.integrations.hf import SmoothingTrainer
 
-    scheduler = loops.scheduler("auto") if auto else tsla.SmoothingScheduler(tsla.schedules.linear(0.3, 4),
-                                                                              steps_per_epoch=steps_per_epoch)
+    scheduler = loops.scheduler("auto") if auto else tsla.SmoothingScheduler(
+        schedule or tsla.schedules.linear(0.3, 4), steps_per_epoch=steps_per_epoch)
     out = Path(OUT["dir"]) / "hf"
     return SmoothingTrainer(model=model or Tiny(), args=_args(out, save_strategy="no", **args),
                             train_dataset=_dataset(), smoothing=scheduler)

@@ -8,8 +8,9 @@
 Every adapter translates its framework's hooks into the same three objects: a :class:`tsla.SmoothingScheduler`
 (theta and its state), a :class:`tsla.LabelSmoothingCrossEntropy` reading theta from it, and, for tsla-auto, the
 :class:`tsla.AutoSwitch` inside the scheduler. The end-of-epoch step they share is
-:func:`tsla.integrations.pytorch.report_epoch`; tsla's own trainer uses the same AutoSwitch. See
-docs/integrations.md.
+:func:`tsla.integrations.pytorch.report_epoch`; tsla's own trainer uses the same AutoSwitch. Shared by them too:
+:mod:`tsla.integrations.run_length` (a run shorter than its switch, early stopping before it) and
+:mod:`tsla.integrations.trial` (a hyperparameter-search trial's scheduler). See docs/integrations.md.
 """
 
 from __future__ import annotations

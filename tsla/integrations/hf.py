@@ -23,6 +23,7 @@ count). An epoch is reported (tsla-auto decides) in ``on_epoch_end`` when its la
 saves. The one-hot sums of the epoch in progress go into every checkpoint, so a checkpoint taken inside an epoch, or
 after its last step and before its end (``save_strategy="steps"``), resumes tsla-auto exactly. ``log_history`` gets
 ``smoothing_theta`` and ``train_onehot_loss`` (F since the last log) beside each training ``loss``.
+``hyperparameter_search`` may search ``theta`` and ``switch_epoch``: each trial trains its own schedule.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ import torch
 from . import require
 from .epoch_sums import EpochOnehot
 from .pytorch import report_epoch
+from .run_length import warn_if_before_switch, warn_if_switch_unreachable
+from .trial import SEARCH_KEYS, trial_scheduler
 from ..losses.cross_entropy import LabelSmoothingCrossEntropy
 from ..smoothing.scheduler import SmoothingScheduler
 
 transformers = require("transformers", "hf", "Hugging Face transformers")
 require("accelerate", "hf", "Hugging Face accelerate (the Trainer needs it)")
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # noqa: E402
-from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
+from transformers.trainer_utils import HPSearchBackend, get_last_checkpoint  # noqa: E402
 
 STATE_FILE = "tsla_smoothing.json"
 
@@ -116,6 +119,8 @@ class _SmoothingCallback(transformers.TrainerCallback):
                              f"{self.steps_per_epoch} optimizer steps per epoch ({batches} batches, "
                              f"gradient_accumulation_steps={args.gradient_accumulation_steps}): build it with "
                              f"steps_per_epoch={self.steps_per_epoch}")
+        length = f"max_steps={args.max_steps}" if args.max_steps > 0 else f"num_train_epochs={args.num_train_epochs:g}"
+        warn_if_switch_unreachable(self.scheduler, state.num_train_epochs, length)
         self._report_closed_epoch(state)
 
     def _report_closed_epoch(self, state: Any) -> None:
@@ -127,6 +132,10 @@ class _SmoothingCallback(transformers.TrainerCallback):
         closed = state.global_step // n - 1
         if (auto.history[-1]["epoch"] if auto.history else -1) == closed - 1:
             self._report(closed)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:  # EarlyStoppingCallback may have ended the run before the switch
+            warn_if_before_switch(self.scheduler, self.scheduler.epoch, planned_epochs=state.num_train_epochs)
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._place(state)
@@ -163,7 +172,12 @@ class SmoothingTrainer(transformers.Trainer):
     ``compute_loss_func`` is also given, if ``args.label_smoothing_factor`` is not 0 (the Trainer would ignore it
     beside this loss), for a causal language model of ``transformers`` without ``shift_labels=True``, for a second
     ``train()`` of tsla-auto without a resume, and, on resume, if the checkpoint folder has no ``tsla_smoothing.json``
-    (it was not written by a SmoothingTrainer).
+    (it was not written by a SmoothingTrainer). Warns once (``UserWarning``) when training starts with the switch
+    epoch beyond the run's length, or ends before the switch epoch (``EarlyStoppingCallback``).
+
+    ``hyperparameter_search``: ``theta`` and ``switch_epoch`` may be in the search space; each trial trains
+    ``smoothing``'s schedule with the trial's values put in, from a fresh scheduler (``smoothing_template`` keeps the
+    constructor's; ``smoothing`` is the current trial's).
     """
 
     def __init__(self, *args: Any, smoothing: SmoothingScheduler, prior: torch.Tensor | None = None,
@@ -177,11 +191,12 @@ class SmoothingTrainer(transformers.Trainer):
             raise ValueError(f"TrainingArguments(label_smoothing_factor={factor}) is ignored beside tsla's loss: set it "
                              f"to 0 and give theta through smoothing=")
         self.smoothing = smoothing
+        self.smoothing_template = smoothing  # what each hyperparameter-search trial starts from
         self.smoothed_loss = SmoothedLoss(smoothing, prior, shift_labels=shift_labels, allow_negative=allow_negative)
         self.smoothed_loss.trainer_attached = True
         self.onehot = EpochOnehot(self.smoothed_loss.criterion)
-        callbacks = [_SmoothingCallback(smoothing, self.smoothed_loss, self.onehot),
-                     *(kwargs.pop("callbacks", None) or [])]
+        self._smoothing_callback = _SmoothingCallback(smoothing, self.smoothed_loss, self.onehot)
+        callbacks = [self._smoothing_callback, *(kwargs.pop("callbacks", None) or [])]
         super().__init__(*args, compute_loss_func=self.smoothed_loss, callbacks=callbacks, **kwargs)
         name = type(self.model).__name__
         if not shift_labels and name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
@@ -211,11 +226,39 @@ class SmoothingTrainer(transformers.Trainer):
             self.onehot.check(pending)  # both checked before either loads
             self.smoothing.load_state_dict(state)
             self.onehot.load(pending)
-        elif self.smoothing.auto is not None and self.smoothing.auto.history:
+        elif self.smoothing.auto is not None and self.smoothing.auto.history and not self._searching(args, kwargs):
             raise ValueError("this SmoothingTrainer's tsla-auto has recorded epochs already, and train() without "
                              "resume_from_checkpoint starts again at epoch 0: resume a checkpoint, or build a new "
                              "SmoothingTrainer with a fresh scheduler for a new run")
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _searching(self, args: tuple, kwargs: dict) -> bool:
+        """Whether this ``train()`` is a trial of ``hyperparameter_search`` (it gets a fresh scheduler)."""
+        trial = kwargs.get("trial", args[0] if args else None)
+        return self.hp_search_backend is not None and trial is not None
+
+    def _hp_search_setup(self, trial: Any) -> None:
+        """The Trainer's trial set-up, plus the smoothing: ``theta`` and ``switch_epoch`` among the trial's
+        parameters (``hp_space``) replace the constructor's (:func:`tsla.integrations.trial.trial_scheduler`), and
+        every trial starts from a fresh scheduler. The Trainer is given the other parameters only (they set
+        ``TrainingArguments`` fields)."""
+        if self.hp_search_backend is None or trial is None:
+            return super()._hp_search_setup(trial)
+        optuna = self.hp_search_backend == HPSearchBackend.OPTUNA
+        params = dict(self.hp_space(trial) if optuna else trial)
+        self._use_smoothing(trial_scheduler(self.smoothing_template, params))
+        if not optuna:  # Ray Tune and W&B hand the parameters themselves
+            return super()._hp_search_setup({k: v for k, v in params.items() if k not in SEARCH_KEYS})
+        hp_space = self.hp_space
+        self.hp_space = lambda t: {k: v for k, v in hp_space(t).items() if k not in SEARCH_KEYS}
+        try:
+            super()._hp_search_setup(trial)
+        finally:
+            self.hp_space = hp_space
+
+    def _use_smoothing(self, scheduler: SmoothingScheduler) -> None:
+        """Train with ``scheduler`` from now on: the trainer, its loss and its callback read this one object."""
+        self.smoothing = self.smoothed_loss.criterion.scheduler = self._smoothing_callback.scheduler = scheduler
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         """``Trainer.log``; a training log (one with ``loss``) also gets ``smoothing_theta`` and

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from .epoch_sums import EpochOnehot
 from .pytorch import report_epoch
+from .run_length import warn_if_before_switch, warn_if_switch_unreachable
 from ..losses.cross_entropy import LabelSmoothingCrossEntropy
 from ..smoothing.auto_switch import AutoSwitch
 from ..smoothing.scheduler import SmoothingScheduler
@@ -43,7 +44,9 @@ class SmoothingCallback(_pl.Callback):
 
     ``criterion`` (a loss built with ``track_onehot=True``) supplies tsla-auto's one-hot loss and the logged F; it may
     be None for a fixed schedule. Raises ``ValueError`` at the start of training if the scheduler's
-    ``steps_per_epoch`` differs from the optimizer steps Lightning takes per epoch.
+    ``steps_per_epoch`` differs from the optimizer steps Lightning takes per epoch. Warns once (``UserWarning``, one
+    line) at the start if the switch epoch lies beyond ``max_epochs``, or else when training ends before the switch
+    epoch (``EarlyStopping``).
     """
 
     def __init__(self, scheduler: SmoothingScheduler, criterion: Any = None) -> None:
@@ -77,6 +80,13 @@ class SmoothingCallback(_pl.Callback):
                 raise ValueError(f"the scheduler has steps_per_epoch={per_step}, but this Trainer takes {steps} "
                                  f"optimizer steps per epoch ({batches} batches, accumulate_grad_batches="
                                  f"{trainer.accumulate_grad_batches}): build it with steps_per_epoch={steps}")
+        warn_if_switch_unreachable(self.scheduler, trainer.max_epochs, f"Trainer(max_epochs={trainer.max_epochs})")
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        switch = self.scheduler.switch_epoch
+        if trainer.is_global_zero and switch is not None:  # EarlyStopping may have ended the run before the switch
+            warn_if_before_switch(self.scheduler, self.scheduler.epoch, f"Trainer(min_epochs={switch + 1})",
+                                  planned_epochs=trainer.max_epochs)
 
     def _place(self, trainer: Any) -> None:
         # Lightning's counters, read at every batch: a resume may skip on_train_epoch_start (a step checkpoint on an

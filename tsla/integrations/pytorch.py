@@ -9,9 +9,13 @@
         end_epoch(scheduler, epoch, criterion)               # tsla-auto told the epoch's one-hot loss; next epoch
         torch.save({"model": ..., "optimizer": ..., "smoothing": scheduler.state_dict(), "epoch": epoch}, path)
 
+    warn_if_before_switch(scheduler, epoch, planned_epochs=epochs)   # after the loop: did it end before the switch?
+
 Resume: build the same objects, ``scheduler.load_state_dict(torch.load(path, weights_only=True)["smoothing"])``,
 and continue from the saved epoch + 1. With ``steps_per_epoch``, call ``scheduler.step()`` after every optimizer
-step instead; ``end_epoch`` then only reports.
+step instead; ``end_epoch`` then only reports. A loop that stops early (its own early stopping) passes the last epoch
+it trained to :func:`warn_if_before_switch` (from :mod:`tsla.integrations.run_length`), which warns once if that
+epoch lies before the schedule's switch.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ import torch.distributed as dist
 
 from ..distributed import all_reduce_sum
 from ..smoothing.scheduler import SmoothingScheduler
+from .run_length import warn_if_before_switch, warn_if_switch_unreachable
+
+__all__ = ["end_epoch", "epoch_onehot_loss", "reduced_sums", "report_epoch", "warn_if_before_switch",
+           "warn_if_switch_unreachable"]
 
 
 def reduced_sums(sums: torch.Tensor) -> tuple[float, float]:

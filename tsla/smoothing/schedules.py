@@ -4,8 +4,9 @@ Epochs count from 0. ``two_stage(0.4, 30)`` gives 0.4 for epochs 0..29 and 0.0 f
 with label smoothing for exactly 30 epochs; ``two_stage(0.4, 30, after=-0.2)`` ends on negative smoothing instead.
 A schedule accepts theta in [-1, 1]; the loss refuses a negative theta unless built with ``allow_negative=True``. Each schedule is a frozen dataclass: calling it has no side effects and
 its value depends on the epoch alone, so a resumed run sees the same theta as an uninterrupted one. Its fields are
-stored as plain Python numbers whatever was passed (a NumPy theta from ``np.linspace``, an epoch given as the integral
-float ``20.0`` a tuner returns; ``20.5`` is refused), so ``to_dict()`` survives ``torch.load(weights_only=True)`` and JSON.
+stored as plain Python numbers whatever was passed (a NumPy theta from ``np.linspace``, an epoch given as the
+integral float ``20.0`` a tuner returns; ``20.5`` is refused), so ``to_dict()`` survives
+``torch.load(weights_only=True)`` and JSON.
 
 On the command line, methods are named compactly (see :func:`tsla.smoothing.methods.parse_method`):
 
@@ -38,8 +39,9 @@ def _check_epoch(epoch: float) -> float:
 
 def _check_epoch_arg(value: Any, name: str, lowest: int, meaning: str) -> int:
     """A schedule's epoch argument as an ``int``: a whole number (an integer of any kind, NumPy's too, or an integral
-    float such as the ``20.0`` a tuner returns; not a bool) >= ``lowest``; ``ValueError`` naming it otherwise. A
-    string failed with a bare TypeError, and 20.5, NaN (no first stage at all) or True passed unnoticed."""
+    float such as the ``20.0`` a tuner returns; not a bool, 20.5, NaN or infinity) >= ``lowest``; ``ValueError``
+    naming it otherwise (a string once failed with a bare TypeError, and NaN, no first stage at all, or True passed
+    unnoticed)."""
     number = whole_number(value)
     if number is None:
         raise ValueError(f"{name}={value!r} is not an integer: give {meaning} as a whole number of epochs (from 0)")
