@@ -6,6 +6,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -134,5 +136,26 @@ def test_a_worker_killed_in_mid_run_is_retried_and_changes_nothing(cluster, data
     attempts = re.findall(r"task lsr-seed0: process (\d+)", (trunk / "train.log").read_text())
     assert len(attempts) == 2 and int(attempts[0]) == killed and int(attempts[1]) != killed  # Ray ran it again
     assert "resuming" in (trunk / "train.log").read_text().split(f"process {attempts[1]}")[1]
+    for name in RUNS:
+        assert _records(out / name) == _records(local / name), name
+
+
+def test_the_driver_killed_and_run_again_gives_the_same_runs(cluster, data, local, tmp_path):
+    """A driver joined to the cluster by --ray-address is SIGKILLed in mid-grid; Ray stops its tasks, and the same
+    command run again resumes every run from its checkpoint, with the local engine's numbers."""
+    out = tmp_path / "ray"
+    argv = _argv(data, out, METHODS, 10) + ["--engine", "ray"]
+    driver = subprocess.Popen([sys.executable, "-m", "tsla", *argv, "--ray-address", cluster],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = out / "lsr-seed0" / "metrics.jsonl", time.monotonic() + 120
+    while driver.poll() is None and time.monotonic() < deadline:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 4:  # the trunk's last segment is running
+            driver.kill()
+            break
+        time.sleep(0.02)
+    assert driver.wait(timeout=60) == -signal.SIGKILL, driver.stderr.read()[-2000:]
+    assert not (out / "lsr-seed0" / "summary.json").exists()  # killed before the trunk finished
+    assert main(argv) == 0
+    assert "resuming" in (out / "lsr-seed0" / "train.log").read_text()
     for name in RUNS:
         assert _records(out / name) == _records(local / name), name
