@@ -159,3 +159,28 @@ def test_the_driver_killed_and_run_again_gives_the_same_runs(cluster, data, loca
     assert "resuming" in (out / "lsr-seed0" / "train.log").read_text()
     for name in RUNS:
         assert _records(out / name) == _records(local / name), name
+
+
+def test_a_task_that_does_not_see_out_stops_the_job_with_its_one_line(cluster, data, tmp_path):
+    """The storage check run by a Ray worker: its RunDirError reaches the driver unwrapped (one line, exit code 2),
+    and the task that waits for it never starts."""
+    from tsla.config import build_config
+    from tsla.errors import RunDirError
+    from tsla.experiments.engines import Task
+    from tsla.experiments.engines.ray_engine import RayEngine
+    from tsla.experiments.engines.storage import write_marker
+    from tsla.experiments.grid_tasks import Segment
+
+    cfg = build_config(("t", {"epochs": 1, "data_root": str(data), "device": "cpu", "threads": 1}))
+    out = tmp_path / "cmp"
+    (out / "a").mkdir(parents=True)
+    (out / "b").mkdir()
+    write_marker(out)
+    unseen = (out, "a token another file system holds")
+    tasks = [Task("a", Segment(out / "a", cfg, None, None, unseen)),
+             Task("b", Segment(out / "b", cfg, None, None, unseen), after=("a",))]
+    with pytest.raises(RunDirError) as info:
+        RayEngine().run(tasks)
+    assert type(info.value) is RunDirError and info.value.exit_code == 2
+    assert "does not see --out" in str(info.value) and "\n" not in str(info.value)
+    assert list((out / "a").iterdir()) == [] and list((out / "b").iterdir()) == []  # nothing trained or written
