@@ -6,6 +6,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -136,3 +138,49 @@ def test_a_worker_killed_in_mid_run_is_retried_and_changes_nothing(cluster, data
     assert "resuming" in (trunk / "train.log").read_text().split(f"process {attempts[1]}")[1]
     for name in RUNS:
         assert _records(out / name) == _records(local / name), name
+
+
+def test_the_driver_killed_and_run_again_gives_the_same_runs(cluster, data, local, tmp_path):
+    """A driver joined to the cluster by --ray-address is SIGKILLed in mid-grid; Ray stops its tasks, and the same
+    command run again resumes every run from its checkpoint, with the local engine's numbers."""
+    out = tmp_path / "ray"
+    argv = _argv(data, out, METHODS, 10) + ["--engine", "ray"]
+    driver = subprocess.Popen([sys.executable, "-m", "tsla", *argv, "--ray-address", cluster],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = out / "lsr-seed0" / "metrics.jsonl", time.monotonic() + 120
+    while driver.poll() is None and time.monotonic() < deadline:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 4:  # the trunk's last segment is running
+            driver.kill()
+            break
+        time.sleep(0.02)
+    assert driver.wait(timeout=60) == -signal.SIGKILL, driver.stderr.read()[-2000:]
+    assert not (out / "lsr-seed0" / "summary.json").exists()  # killed before the trunk finished
+    assert main(argv) == 0
+    assert "resuming" in (out / "lsr-seed0" / "train.log").read_text()
+    for name in RUNS:
+        assert _records(out / name) == _records(local / name), name
+
+
+def test_a_task_that_does_not_see_out_stops_the_job_with_its_one_line(cluster, data, tmp_path):
+    """The storage check run by a Ray worker: its RunDirError reaches the driver unwrapped (one line, exit code 2),
+    and the task that waits for it never starts."""
+    from tsla.config import build_config
+    from tsla.errors import RunDirError
+    from tsla.experiments.engines import Task
+    from tsla.experiments.engines.ray_engine import RayEngine
+    from tsla.experiments.engines.storage import write_marker
+    from tsla.experiments.grid_tasks import Segment
+
+    cfg = build_config(("t", {"epochs": 1, "data_root": str(data), "device": "cpu", "threads": 1}))
+    out = tmp_path / "cmp"
+    (out / "a").mkdir(parents=True)
+    (out / "b").mkdir()
+    write_marker(out)
+    unseen = (out, "a token another file system holds")
+    tasks = [Task("a", Segment(out / "a", cfg, None, None, unseen)),
+             Task("b", Segment(out / "b", cfg, None, None, unseen), after=("a",))]
+    with pytest.raises(RunDirError) as info:
+        RayEngine().run(tasks)
+    assert type(info.value) is RunDirError and info.value.exit_code == 2
+    assert "does not see --out" in str(info.value) and "\n" not in str(info.value)
+    assert list((out / "a").iterdir()) == [] and list((out / "b").iterdir()) == []  # nothing trained or written

@@ -6,8 +6,8 @@ A run with branches at S1 < S2 < ... trains as the tasks ``RUN@S1`` (epochs 0..S
 and the kept checkpoint at S1 written), ``RUN@S2`` (after ``RUN@S1``), ..., ``RUN`` (to the end); a branch at S waits
 for ``RUN@S``. Each task is a :class:`Segment`, which resumes from the run's own checkpoint when there is one, so a
 task that Ray runs again after its worker died continues where the last attempt's checkpoint left off, bit for bit
-(every epoch's random draws are seeded by (seed, epoch)). The kept checkpoints branches start from are never
-deleted by tsla: they stay after every branch has started, as ``--keep-epochs`` asks.
+(every epoch's random draws are seeded by (seed, epoch)). No step of a comparison deletes the kept checkpoints
+branches start from: they stay after every branch has started, as ``--keep-epochs`` asks.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
-from ...errors import ConfigError, TrainingError, TslaError
+from ...errors import ConfigError, TrainingError
 from .graph import Task, ordered
 
 EXTRA = "pip install 'tsla[ray]'"
@@ -94,11 +94,9 @@ class RayEngine:
     def _one_error(self, ray: Any, name: str, exc: Exception) -> Exception:
         """The error to raise for task ``name``: the callable's own exception when it raised one (a tsla error
         keeps its one-line message and exit code), else ``TrainingError`` saying the worker died."""
-        if isinstance(exc, ray.exceptions.RayTaskError):
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, TslaError) or (isinstance(cause, Exception)
-                                                 and not isinstance(cause, ray.exceptions.RayError)):
-                return cause
+        cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
+        if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
+            return cause  # the callable's own exception (a TslaError keeps its message and exit code)
         return TrainingError(f"Ray task {name} failed ({type(exc).__name__}: "
                              f"{(str(exc).strip().splitlines() or [''])[0][:200]}) after {self.max_retries} retries: "
                              f"rerun the same command, which resumes every run from its last checkpoint")
