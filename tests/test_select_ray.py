@@ -48,3 +48,18 @@ def test_a_worker_that_fails_midway_then_a_rerun_gives_the_same_selection(cluste
     whole = tsla.select(CountingLoop(), out=tmp_path / "whole", log=open(os.devnull, "w"), **REQUEST)
     assert (tmp_path / "cut" / "selection.json").read_text() == (tmp_path / "whole" / "selection.json").read_text()
     assert again.chosen == whole.chosen
+
+
+def test_the_command_line_select_on_ray_chooses_as_locally(cluster, tmp_path, capsys):
+    from tsla.cli import main
+
+    from .test_select import _argv, _fake_fashion
+
+    data = _fake_fashion(tmp_path / "data")
+    picked = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        assert main(_argv(data, out, "--seeds", "0", "--switch-at", "1", "--engine", engine)) == 0
+        picked[engine] = json.loads((out / "selection.json").read_text())
+    for key in ("chosen", "candidates", "stop_epochs", "recommended_epochs", "test", "epochs_trained"):
+        assert picked["ray"][key] == picked["local"][key], key

@@ -110,6 +110,19 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) 
             group.add_argument(flag, type=_optional(base) if optional else base, metavar=base.__name__.upper(), **kwargs)
 
 
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    """--engine and the Ray flags, shared by compare and select."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where the runs train: local "
+                       "(default: this machine, --jobs at a time) or ray (each run a Ray task, a branch starting as "
+                       "soon as its trunk has kept its checkpoint; pip install 'tsla[ray]'; see docs/scaling.md)")
+    p.add_argument("--ray-address", help="with --engine ray: the cluster to join, auto or HOST:PORT (default: "
+                       "start Ray on this machine); --out must be on storage every node sees")
+    p.add_argument("--cpus-per-run", type=int, help="with --engine ray: CPU cores each run holds, and its "
+                       "--threads unless given (default: 1)")
+    p.add_argument("--gpus-per-run", type=float, help="with --engine ray: GPUs each run holds, e.g. 1, or 0.5 "
+                       "for two runs per GPU (default: 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tsla", description="Label smoothing (LSR) and two-stage label smoothing (TSLA) for PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -153,15 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "a Slurm array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; merge with 'tsla report'")
     p_cmp.add_argument("--jobs", type=int, default=1, help="train this many runs at once, each in its own process "
                        "pinned to its share of the CPU cores (default: 1, in this process)")
-    p_cmp.add_argument("--engine", choices=("local", "ray"), default="local", help="where the runs train: local "
-                       "(default: this machine, --jobs at a time) or ray (each run a Ray task, a branch starting as "
-                       "soon as its trunk has kept its checkpoint; pip install 'tsla[ray]'; see docs/scaling.md)")
-    p_cmp.add_argument("--ray-address", help="with --engine ray: the cluster to join, auto or HOST:PORT (default: "
-                       "start Ray on this machine); --out must be on storage every node sees")
-    p_cmp.add_argument("--cpus-per-run", type=int, help="with --engine ray: CPU cores each run holds, and its "
-                       "--threads unless given (default: 1)")
-    p_cmp.add_argument("--gpus-per-run", type=float, help="with --engine ray: GPUs each run holds, e.g. 1, or 0.5 "
-                       "for two runs per GPU (default: 0)")
+    _engine_flags(p_cmp)
     add_config_flags(p_cmp, skip=("method", "seed"))
     p_cmp.set_defaults(func=_cmd_compare)
 
@@ -193,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_sel.add_argument("--jobs", type=int, default=1, help="train this many runs at once, each in its own process")
     p_sel.add_argument("--halving", action="store_true", help="successive halving: at each lr milestone keep the "
                        "better half of the families (baseline, one per theta) by validation and stop the rest")
+    _engine_flags(p_sel)
     add_config_flags(p_sel, skip=("method", "seed", "theta", "theta_after"))
     p_sel.set_defaults(func=_cmd_select)
 

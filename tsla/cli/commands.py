@@ -181,7 +181,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
             raise ConfigError("--switch-at is required without --milestones: list the switch epochs, e.g. 15,25")
     run_select(layers, args.thetas or [], switch_at, args.seeds, out, criterion=args.criterion, at=args.at,
                shard=parse_shard(args.shard), jobs=args.jobs, halving=args.halving, progress_bar=not args.no_progress,
-               dry_run=args.dry_run, theta_after=args.final_thetas or (), rule=args.rule)
+               dry_run=args.dry_run, theta_after=args.final_thetas or (), rule=args.rule, ray=_ray_options(args))
     return 0
 
 

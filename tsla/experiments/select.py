@@ -13,6 +13,7 @@ selection.json of another request is moved aside once the new request is accepte
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Sequence, TextIO
@@ -22,6 +23,7 @@ from ..errors import ConfigError, RunDirError, TrainingError
 from ..training.checkpoint import atomic_write_text
 from .compare import _check_not_a_run, train_grid
 from .grid import GridRun, plan, select_shard
+from .grid_tasks import RayOptions
 from .select_runs import SELECTION, accept_request, candidate_records, epochs_trained_by_runs, request_of
 from .select_rule import DEFAULT_RULE, RULES, choose_noise_aware
 from .select_score import AT, CRITERIA, Candidate, candidates, check_finite, mean_score, score
@@ -104,6 +106,7 @@ def run_select(
     log: TextIO | None = None,
     theta_after: Sequence[float] = (),
     rule: str = DEFAULT_RULE,
+    ray: RayOptions | None = None,
 ) -> dict[str, Any] | None:
     """Train this shard's candidates in ``out`` (with ``halving``, successive halving at the milestones:
     :mod:`tsla.experiments.select_halving`); with a single shard, choose on validation, evaluate the choice on test
@@ -113,8 +116,9 @@ def run_select(
     check_request(thetas, switch_at, seeds, criterion, at, theta_after)
     if rule not in RULES:
         raise ConfigError(f"--rule {rule!r} is unknown: choose {' or '.join(RULES)}")
-    if halving and (jobs > 1 or shard[1] > 1):
-        raise ConfigError("--halving trains one run at a time in this process: drop --jobs and --shard")
+    if halving and (jobs > 1 or shard[1] > 1 or ray is not None):
+        raise ConfigError("--halving trains one run at a time in this process: drop --jobs, --shard and --engine ray "
+                          "(from Python, tsla.select(..., halving=True, engine='ray') halves on Ray)")
     grid = _grid(layers, thetas, switch_at, seeds, theta_after)
     cands = candidates(thetas, switch_at, theta_after or (0.0,))
     n_val = grid[0].cfg.val_size
@@ -136,7 +140,7 @@ def run_select(
         eligible, rounds, _ = run_halving(grid, cands, lambda c: _runs_of(grid, c), out, criterion, at, progress_bar,
                                           log)
     else:
-        train_grid(mine, out, jobs, progress_bar, log)
+        train_grid(mine, out, jobs, progress_bar, log, ray)
     if count > 1:
         print(f"shard {index}/{count} done; once every shard has finished, rerun this tsla select without --shard "
               f"to choose (finished runs are skipped)", file=log)
@@ -164,8 +168,14 @@ def run_select(
     test = _test_chosen(out, _runs_of(grid, chosen), at)
     print(f"test (only the chosen configuration): top-1 {100 * test['test_top1']:.2f}%, NLL {test['test_nll']:.4f}, "
           f"ECE {100 * test['test_ece']:.2f}% (mean over {len(seeds)} seed(s))", file=log)
+    stop = {str(r.cfg.seed): e for r, e in zip(_runs_of(grid, chosen), next(
+        row["epochs"] for c, row in zip(cands, rows) if c == chosen))}
+    recommended = int(round(statistics.median(stop.values()))) + 1 if at == "best-val" else grid[0].cfg.epochs
+    print(f"stop epochs ({at}): " + ", ".join(f"seed {k}: {v}" for k, v in stop.items())
+          + f"; retrain without validation for {recommended} epochs", file=log)
     selection = {
-        "chosen": chosen.as_dict(), "criterion": criterion, "at": at, "request": request, "candidates": rows,
+        "chosen": chosen.as_dict(), "stop_epochs": stop, "recommended_epochs": recommended,
+        "criterion": criterion, "at": at, "request": request, "candidates": rows,
         "rule": {"name": rule, **choice.as_dict()},
         "epochs_trained": trained, "epochs_independent": independent, "test": test,
     }
