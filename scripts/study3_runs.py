@@ -91,6 +91,10 @@ def run_rows(run: Path, root: Path) -> list[dict[str, Any]]:
     if not records or [r.get("epoch") if isinstance(r, dict) else None for r in records] != list(range(len(records))):
         raise Unusable(f"{run / 'metrics.jsonl'} does not hold epochs 0, 1, ... in order, one line each (a cut or "
                        f"edited file), though summary.json says finished: restore it or train the run again")
+    planned = summary.get("epochs")
+    if planned is not None and planned != len(records):
+        raise Unusable(f"{run / 'metrics.jsonl'} holds {len(records)} epochs, though summary.json says the finished "
+                       f"run trained {planned} (a cut or edited file): restore it or train the run again")
     labellings = ("clean", "noisy") if regime in NOISY_REGIMES else ("clean",)
     label = match.group("label") or "baseline"
     theta = float(match.group("theta")) if match.group("theta") else 0.0

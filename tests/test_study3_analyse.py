@@ -73,7 +73,7 @@ def write_run(root, regime, draw, cell, seed, theta=0.4, finished=True, curves=_
         lines.append(json.dumps(record))
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     (run / "summary.json").write_text(json.dumps({"status": "finished" if finished else "running",
-                                                  "git_commit": "84831bd"}))
+                                                  "epochs": EPOCHS, "git_commit": "84831bd"}))
     return run
 
 
@@ -89,6 +89,11 @@ def analysed(tmp_path_factory):
             for seed in SEEDS:
                 for cell in CELLS:
                     write_run(runs, regime, draw, cell, seed)
+    for draw in DRAWS:  # the clean regime's theta = 0.1 grid, complete: S2 decides it (the same trajectories)
+        for seed in SEEDS:
+            for cell in CELLS[1:]:
+                write_run(runs, "clean", draw, cell, seed, theta=0.1)
+    write_run(runs, "sym40", 4, "lsr", 0, theta=0.1)  # an incomplete theta = 0.1 grid: absent from S2
     write_run(runs, "sym40", 12, "lsr", 0, finished=False)  # still training: not a run of the study yet
     out = root / "out"
     result = _run(runs, "--out", out)
@@ -134,7 +139,8 @@ def test_runs_csv_has_a_row_per_run_labelling_and_rule_with_the_kept_epochs_numb
     _, out = analysed
     rows = _csv(out / "runs.csv")
     # 80 sym40 runs x 2 labellings x 3 rules, 80 clean runs x 1 x 3, 20 pair40 runs x 2 x 3; the running one absent
-    assert len(rows) == 80 * 6 + 80 * 3 + 20 * 6
+    # (and the theta = 0.1 runs: 64 clean x 3, 1 sym40 x 6)
+    assert len(rows) == 80 * 6 + 80 * 3 + 20 * 6 + 64 * 3 + 6
     assert not any("d12" in r["run"] for r in rows)
     mine = {(r["val_noise"], r["stop_rule"]): r for r in rows if r["run"] == "sym40/d5/tsla@15-theta0.4-seed1"}
     u = 0.001 * ((5 * 3 + 1 * 5) % 7 - 3)
@@ -215,7 +221,6 @@ def test_an_incomplete_regime_is_interim_and_descriptive(analysed):
     assert row["verdict"] == "interim, descriptive"
     assert row["p_raw"] == row["p_holm"] == row["tost_p"] == row["answer"] == ""
     assert not any(r["regime"] == "pair40" for r in _csv(out / "mixed.csv"))
-    assert not any(r["family"] == "S2" for r in _csv(out / "contrasts.csv"))  # no theta = 0.1 grid at all
     assert "| pair40 | 0.4 | 20 | interim, descriptive" in (out / "results3-tables.md").read_text()
 
 
@@ -286,3 +291,55 @@ def test_no_run_folder_is_one_line_exit_2(tmp_path):
     empty.mkdir()
     result = _run(empty, "--out", tmp_path / "out")
     assert result.returncode == 2 and "no finished run" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_s2_holds_only_the_regimes_whose_theta_01_grid_is_complete(analysed):
+    _, out = analysed
+    s2 = [r for r in _csv(out / "contrasts.csv") if r["family"] == "S2"]
+    assert [(r["question"], r["regime"], r["theta"], r["val_noise"]) for r in s2] == [
+        ("Q1", "clean", "0.1", "clean"), ("Q2", "clean", "0.1", "clean"), ("Q3", "clean", "0.1", "clean")]
+    assert [r["answer"] for r in s2] == ["refuted", "fails", "holds"]  # the same trajectories as at theta = 0.4
+
+
+def _holm(ps):
+    """Holm's adjusted p-values, written out: the k-th smallest times (m - k), running maximum, capped at 1."""
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    out, running = [0.0] * len(ps), 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - k) * ps[i]))
+        out[i] = running
+    return out
+
+
+def test_holm_runs_per_kind_of_p_over_the_decided_contrasts_of_a_family(analysed):
+    _, out = analysed
+    p = [r for r in _csv(out / "contrasts.csv") if r["family"] == "P" and r["verdict"] != "interim, descriptive"]
+    assert len(p) == 9  # clean: Q1-Q3; sym40: Q1-Q3 on each labelling; pair40 is interim
+    for kind, adjusted in (("p_raw", "p_holm"), ("tost_p", "tost_p_holm"), ("ni_p", "ni_p_holm")):
+        expected = _holm([float(r[kind]) for r in p])
+        assert [float(r[adjusted]) for r in p] == pytest.approx(expected, rel=1e-4, abs=1e-12), kind
+
+
+@pytest.mark.parametrize("question, verdict, ni, word", [
+    ("Q1", "a > b", 1.0, "holds"), ("Q1", "a < b", 0.0, "refuted"), ("Q1", "equivalent (±0.5)", 0.0, "refuted"),
+    ("Q1", "undecided", 0.0, "undecided"),
+    ("Q2", "a > b", 0.01, "holds (beats)"), ("Q2", "undecided", 0.01, "holds (matches)"),
+    ("Q2", "equivalent (±0.5)", 0.01, "holds (matches)"), ("Q2", "a < b", 0.2, "fails"),
+    ("Q2", "undecided", 0.2, "undecided"),
+    ("Q2", "a < b", 0.01, "holds (non-inferior within -0.5) and fails (a < b)"),
+    ("Q3", "equivalent (±0.5)", 1.0, "holds"), ("Q3", "a > b", 1.0, "holds"), ("Q3", "a < b", 0.0, "fails"),
+    ("Q3", "undecided", 0.0, "undecided"), ("S6", "a < b", 0.0, "fails"),
+])
+def test_the_plans_words(question, verdict, ni, word):
+    assert _load("study3_families").answer(question, verdict, ni) == word
+
+
+def test_a_metrics_file_cut_at_a_line_end_is_refused(analysed, tmp_path):
+    runs, _ = analysed
+    copy = tmp_path / "runs"
+    subprocess.run(["cp", "-r", str(runs), str(copy)], check=True)
+    path = copy / "clean" / "d7" / "baseline-seed1" / "metrics.jsonl"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:25]))
+    result = _run(copy, "--out", tmp_path / "out")
+    assert result.returncode == 2 and "holds 25 epochs, though summary.json says the finished run trained 30" \
+        in result.stderr and not (tmp_path / "out").exists()
