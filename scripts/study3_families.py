@@ -10,7 +10,6 @@ contrasts form the family's Holm set and get verdicts; every other regime's cont
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -84,7 +83,8 @@ def pairs_of(spec: dict[str, Any], rows: list[dict[str, Any]],
     seed)."""
     where = (spec["regime"], spec["theta"], spec["val_noise"], spec["stop_rule"])
     if spec["question"]:
-        return [{"draw": d["draw"], "seed": d["seed"], "diff": d["diff"], "zero": d["zero_by_construction"]}
+        return [{"draw": d["draw"], "seed": d["seed"], "diff": d["diff"], "zero": d["zero_by_construction"],
+                 "a": d["a_test_top1"]}
                 for d in derived if d["question"] == spec["question"]
                 and (d["regime"], d["theta"], d["val_noise"], d["stop_rule"]) == where]
 
@@ -168,22 +168,21 @@ def superiority(diffs_by_draw: dict[Any, list[float]], resamples: int = 10_000,
 
 
 def q4_rows(contrasts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Q4's descriptive part: per P question and noisy regime, the paired difference noisy − clean validation of
-    the question's per-pair outcome, mean and 95 % t interval."""
+    """Q4's descriptive part: per P question and noisy regime, paired by (draw, seed), noisy − clean validation of
+    the question's difference a − b (``noisy_minus_clean``) and of its side a alone, the test top-1 the user keeps
+    (``a_noisy_minus_clean``: the switch chosen, the negative end, select's choice): means and 95 % t intervals."""
     out = []
     by_key = {(r["question"], r["regime"], r["val_noise"]): r for r in contrasts if r["family"] == "P"}
     for (q, regime, val_noise), noisy in by_key.items():
         clean = by_key.get((q, regime, "clean"))
         if val_noise != "noisy" or clean is None:
             continue
-        c = {(p["draw"], p["seed"]): p["diff"] for p in clean["_diffs"]}
-        diffs = [p["diff"] - c[(p["draw"], p["seed"])] for p in noisy["_diffs"] if (p["draw"], p["seed"]) in c]
-        if len(diffs) >= 2:
-            mean, low, high = mean_ci(diffs)
-            out.append({"question": q, "regime": regime, "n_pairs": len(diffs), "noisy_minus_clean": mean,
-                        "ci_low": low, "ci_high": high})
+        c = {(p["draw"], p["seed"]): p for p in clean["_diffs"]}
+        both = [(p, c[(p["draw"], p["seed"])]) for p in noisy["_diffs"] if (p["draw"], p["seed"]) in c]
+        if len(both) >= 2:
+            mean, low, high = mean_ci([n["diff"] - k["diff"] for n, k in both])
+            a_mean, a_low, a_high = mean_ci([n["a"] - k["a"] for n, k in both])
+            out.append({"question": q, "regime": regime, "n_pairs": len(both), "noisy_minus_clean": mean,
+                        "ci_low": low, "ci_high": high, "a_noisy_minus_clean": a_mean, "a_ci_low": a_low,
+                        "a_ci_high": a_high})
     return out
-
-
-def is_finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -172,8 +172,14 @@ def test_q1_switch_chosen_on_validation(analysed):
     derived = [d for d in _csv(out / "derived.csv") if (d["question"], d["regime"], d["val_noise"],
                                                           d["stop_rule"]) == ("Q1", "sym40", "clean", "best-val")]
     assert len(derived) == 16 and {d["a"] for d in derived} == {"tsla@15"}
+    # on the noisy labels TSLA(25) ties LSR (the same model until epoch 25): the tie goes to LSR
+    noisy_choice = {d["a"] for d in _csv(out / "derived.csv") if (d["question"], d["regime"], d["val_noise"],
+                                                                   d["stop_rule"]) == ("Q1", "sym40", "noisy",
+                                                                                       "best-val")}
+    assert noisy_choice == {"lsr"}
     q4 = [r for r in _csv(out / "q4.csv") if (r["question"], r["regime"]) == ("Q1", "sym40")]
     assert float(q4[0]["noisy_minus_clean"]) == pytest.approx(-1.0, abs=1e-4)
+    assert float(q4[0]["a_noisy_minus_clean"]) == pytest.approx(-1.0, abs=1e-4)  # LSR kept, not TSLA(15)
 
 
 def test_q2_non_inferiority_of_the_negative_end(analysed):
@@ -343,3 +349,12 @@ def test_a_metrics_file_cut_at_a_line_end_is_refused(analysed, tmp_path):
     result = _run(copy, "--out", tmp_path / "out")
     assert result.returncode == 2 and "holds 25 epochs, though summary.json says the finished run trained 30" \
         in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_is_one_line_exit_2_and_left_as_it_was(analysed, tmp_path):
+    _, out = analysed
+    target = tmp_path / "results"
+    target.write_text("my notes\n")
+    result = _run("--runs-csv", out / "runs.csv", "--out", target)
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and target.read_text() == "my notes\n"
