@@ -33,7 +33,8 @@ def tables_markdown(rows: list[dict[str, Any]], contrasts: list[dict[str, Any]],
     status = []
     for regime in REGIMES:
         for theta in (THETA, THETA_LOW):
-            runs = {r["run"] for r in rows if r["regime"] == regime and (r["theta"] == theta or r["cell"] == "baseline")}
+            runs = {r["run"] for r in rows
+                    if r["regime"] == regime and (r["theta"] == theta or r["cell"] == "baseline")}
             if any(r["regime"] == regime and r["theta"] == theta for r in rows):
                 state = "complete: decided" if complete(rows, regime, theta) else f"{INTERIM} (fewer than " \
                     f"{PAIRS_PLANNED} pairs in a cell)"
