@@ -34,6 +34,7 @@ NUMERIC = {"draw", "seed", "theta", "epoch", "val_top1", "test_top1", "test_nll"
            "ts_temperature", "n_epochs"}
 PERCENT = {"val_top1", "test_top1", "test_ece", "test_ts_ece"}  # fractions in metrics.jsonl
 TEST_KEYS = ("test_top1", "test_nll", "test_ece", "test_ts_ece", "ts_temperature")
+MAY_BE_NAN = {"test_ts_ece", "ts_temperature"}  # tsla's report/temperature.py logs NaN where T cannot be fitted
 _NAME = re.compile(r"^(?:baseline|(?P<label>lsr|tsla@15|tsla@25|lsr-neg@25)-theta(?P<theta>[0-9.]+))"
                    r"-seed(?P<seed>[0-9]+)$")
 
@@ -60,8 +61,12 @@ def stop_epoch(values: Sequence[float], rule: str) -> int:
     return best
 
 
-def _number(run: Path, record: dict[str, Any], key: str) -> float:
+def _number(run: Path, record: dict[str, Any], key: str) -> float | None:
+    """The record's finite number ``key``; None for a temperature-scaling value that is NaN (a fit that failed on
+    that epoch is no number, not a broken file). Raises ``Unusable`` for anything else that is not a number."""
     value = record.get(key)
+    if key in MAY_BE_NAN and isinstance(value, float) and math.isnan(value):
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise Unusable(f"{run / 'metrics.jsonl'} epoch {record.get('epoch')}: {key} is missing or not a finite "
                        f"number (a run of older code, or an edited file): train the run again with "
@@ -108,7 +113,7 @@ def run_rows(run: Path, root: Path) -> list[dict[str, Any]]:
                                    "epoch": epoch, "val_top1": 100.0 * values[epoch]}
             for key in TEST_KEYS:
                 value = _number(run, records[epoch], key)
-                row[key] = 100.0 * value if key in PERCENT else value
+                row[key] = 100.0 * value if key in PERCENT and value is not None else value
             row.update({"n_epochs": len(records), "run": "/".join(run.relative_to(root).parts),
                         "commit": summary.get("git_commit")})
             rows.append(row)

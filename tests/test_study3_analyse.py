@@ -358,3 +358,24 @@ def test_an_out_that_is_a_file_is_one_line_exit_2_and_left_as_it_was(analysed, t
     result = _run("--runs-csv", out / "runs.csv", "--out", target)
     assert result.returncode == 2 and "is a file, not a folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and target.read_text() == "my notes\n"
+
+
+def test_a_temperature_that_could_not_be_fitted_is_an_empty_cell_not_an_error(analysed, tmp_path):
+    runs, _ = analysed
+    copy = tmp_path / "runs"
+    subprocess.run(["cp", "-r", str(runs), str(copy)], check=True)
+    path = copy / "clean" / "d4" / "lsr-theta0.4-seed0" / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[20])  # the best-val epoch
+    record.update(ts_temperature=float("nan"), test_ts_ece=float("nan"))  # json writes NaN, as the trainer does
+    lines[20] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    result = _run(copy, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    row = next(r for r in _csv(tmp_path / "out" / "runs.csv") if r["run"] == "clean/d4/lsr-theta0.4-seed0"
+               and r["stop_rule"] == "best-val")
+    assert (row["ts_temperature"], row["test_ts_ece"], row["test_top1"]) == ("", "", "68.2")
+    s4 = [r for r in _csv(tmp_path / "out" / "contrasts.csv") if (r["family"], r["regime"], r["measure"], r["a"],
+                                                                  r["stop_rule"]) ==
+          ("S4", "clean", "test_ts_ece", "lsr", "best-val")]
+    assert int(s4[0]["n_pairs"]) == 15  # that pair has no calibrated ECE to compare
