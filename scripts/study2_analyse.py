@@ -325,17 +325,25 @@ def variance_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in rows:
                 if r["regime"] == regime and r["label"] == label and r.get(key) is not None:
                     groups.setdefault(r["draw"], []).append(r[key])
-            sizes = [len(g) for g in groups.values()]
-            if len(groups) < 2 or min(sizes) < 2:
-                continue
-            n, k = sum(sizes), len(groups)
-            grand = np.mean([v for g in groups.values() for v in g])
-            ms_between = sum(len(g) * (np.mean(g) - grand) ** 2 for g in groups.values()) / (k - 1)
-            ms_within = sum(((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups.values()) / (n - k)
-            n0 = (n - sum(s * s for s in sizes) / n) / (k - 1)  # the per-group size for unequal groups
-            out.append({"measure": measure, "regime": regime, "label": label, "n_runs": n, "n_draws": k,
-                        "mean": grand, "var_draw": max(0.0, (ms_between - ms_within) / n0), "var_seed": ms_within})
+            split = variance_split(groups)
+            if split is not None:
+                out.append({"measure": measure, "regime": regime, "label": label, **split})
     return out
+
+
+def variance_split(groups: dict[Any, list[float]]) -> Optional[dict[str, float]]:
+    """One-way random-effects ANOVA of values grouped by draw: {n_runs, n_draws, mean, var_draw (between draws,
+    floored at 0), var_seed (within draws)}; None with fewer than 2 draws or a draw with fewer than 2 values."""
+    sizes = [len(g) for g in groups.values()]
+    if len(groups) < 2 or min(sizes) < 2:
+        return None
+    n, k = sum(sizes), len(groups)
+    grand = np.mean([v for g in groups.values() for v in g])
+    ms_between = sum(len(g) * (np.mean(g) - grand) ** 2 for g in groups.values()) / (k - 1)
+    ms_within = sum(((np.asarray(g) - np.mean(g)) ** 2).sum() for g in groups.values()) / (n - k)
+    n0 = (n - sum(s * s for s in sizes) / n) / (k - 1)  # the per-group size for unequal groups
+    return {"n_runs": n, "n_draws": k, "mean": grand, "var_draw": max(0.0, (ms_between - ms_within) / n0),
+            "var_seed": ms_within}
 
 
 def cell_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 from tsla.report.paired import contrasts, parse_contrasts
-from tsla.report.stats import holm, mean_ci, minimum_detectable_effect, sign_flip_p, tost_p, verdict
+from tsla.report.stats import (holm, mean_ci, minimum_detectable_effect, noninferiority_p, sign_flip_p, tost_p,
+                               verdict)
 from tsla.errors import ConfigError
 
 D = [0.4, 0.1, 0.7, -0.2, 0.5, 0.3, 0.6, 0.2]
@@ -29,6 +30,21 @@ def test_sign_flip_p_counts_the_sign_patterns():
     count = sum(abs(np.dot(s, D)) >= abs(sum(D)) - 1e-12 for s in itertools.product((1, -1), repeat=len(D)))
     assert sign_flip_p(D) == pytest.approx(count / 2 ** len(D))
     assert sign_flip_p([0.3] * 8) == pytest.approx(2 / 256)  # the smallest p with 8 pairs
+
+
+def test_non_inferiority_is_scipys_one_sided_t_test():
+    for diffs in (D, [-0.3, -0.6, -0.2, -0.5, -0.4, -0.1], [-1.0, -0.9, -1.2, -0.7]):
+        expected = stats.ttest_1samp(diffs, -0.5, alternative="greater").pvalue
+        assert noninferiority_p(diffs, 0.5) == pytest.approx(expected, rel=1e-9)
+    # no spread: shown exactly when the mean is above -margin; one pair gives no test
+    assert (noninferiority_p([-0.2] * 4, 0.5), noninferiority_p([-0.6] * 4, 0.5)) == (0.0, 1.0)
+    assert math.isnan(noninferiority_p([0.3], 0.5))
+
+
+def test_the_exact_sign_flip_p_is_the_same_on_a_second_call():
+    d = [0.3, -0.1, 0.4, 0.2, -0.05, 0.6, 0.1, 0.25, -0.3, 0.15, 0.5, 0.05, 0.2, -0.2, 0.35, 0.45]  # 16 pairs
+    count = sum(abs(np.dot(s, d)) >= abs(sum(d)) - 1e-12 for s in itertools.product((1, -1), repeat=len(d)))
+    assert sign_flip_p(d) == sign_flip_p(d) == pytest.approx(count / 2 ** len(d))  # the cached patterns
 
 
 def test_holm_by_hand():
