@@ -127,10 +127,12 @@ def test_halving_trains_a_branch_from_epoch_0_when_its_kept_checkpoint_is_damage
 def test_a_cut_metrics_line_whose_checkpoint_is_damaged_too_is_one_line(tmp_path, capsys):
     argv, out, sel, stopped = _halved(tmp_path)
     trunk = out / ("baseline-seed0" if stopped == "baseline" else f"lsr-{stopped}-seed0")
-    (trunk / "metrics.jsonl").write_text((trunk / "metrics.jsonl").read_text()[:-40])
+    cut = (trunk / "metrics.jsonl").read_text()[:-40]  # the last line's append cut short
+    (trunk / "metrics.jsonl").write_text(cut)
     (trunk / "checkpoint.pt").write_bytes((trunk / "checkpoint.pt").read_bytes()[:300])
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"tsla: error: {trunk / 'metrics.jsonl'} line 2 is not JSON") and err.count("\n") == 1, err
+    last = len(cut.splitlines())
+    assert err.startswith(f"tsla: error: {trunk / 'metrics.jsonl'} line {last} is not JSON") and err.count("\n") == 1, err
     assert f"move {trunk} away and rerun to train it again" in err

@@ -42,8 +42,8 @@ def test_theta_after_from_a_config_file_is_refused_naming_the_file(tmp_path, cap
             "--val-size", "10", "--dry-run"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"theta_after -0.2 in config file {tmp_path / 'c.yaml'}: tsla select's TSLA(S) " \
-        "candidates end on one-hot labels" in err, err
+    assert err.count("\n") == 1 and f"theta_after -0.2 in config file {tmp_path / 'c.yaml'}: tsla select's final " \
+        "thetas are candidates of their own" in err and "pass --theta-after 0,-0.2" in err, err
 
 
 def test_a_flag_given_twice_is_refused_naming_it(capsys):

@@ -162,19 +162,20 @@ def test_a_paired_report_on_a_select_folder_is_refused_not_empty(first, tmp_path
 def test_a_halving_rerun_on_edited_metrics_or_other_images_is_refused(tmp_path, capsys):
     """--halving reuses finished runs and runs paused at a milestone (a stopped family) as they are: both were
     reused unchecked on other images, and the halving decision read a paused run's edited metrics."""
+    from .test_select_halving import _halving_argv
+
     data, out = _fake_fashion(tmp_path / "data"), tmp_path / "sel"
-    argv = [*_argv(data, out, "--halving")]
-    argv[argv.index("--thetas") + 1] = "0.1,0.4"  # three families: one stops at the milestone (epoch 2)
+    argv = _halving_argv(data, out)  # three families: LSR(1.0)'s stops at the milestone (epoch 4)
     assert main(argv) == 0
-    paused = next(run for run in out.glob("*-seed0") if len((run / "metrics.jsonl").read_text().splitlines()) == 2)
+    paused = next(run for run in out.glob("*-seed0") if len((run / "metrics.jsonl").read_text().splitlines()) == 4)
     capsys.readouterr()
     original = (paused / "metrics.jsonl").read_text()
     lines = original.splitlines()
-    record = json.loads(lines[1])
+    record = json.loads(lines[3])
     record["val_top1"] = 1.0  # the score its family had at the milestone: it would now be kept
-    (paused / "metrics.jsonl").write_text("\n".join([lines[0], json.dumps(record)]) + "\n")
+    (paused / "metrics.jsonl").write_text("\n".join([*lines[:3], json.dumps(record)]) + "\n")
     assert main(argv) == 2
-    assert f"{paused / 'metrics.jsonl'} line 2 differs from epoch 1" in _one_error(capsys)
+    assert f"{paused / 'metrics.jsonl'} line 4 differs from epoch 3" in _one_error(capsys)
     (paused / "metrics.jsonl").write_text(original)
     write_idx(data / "train-images-idx3-ubyte", torch.randint(0, 256, (300, 28, 28)), compress=False)
     assert main(argv) == 2
