@@ -52,6 +52,7 @@ def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs
     if (run_dir / store.STATE).is_file():  # resumed: its own last checkpoint
         state = store.load_state(run_dir / store.STATE, run.name)
         start, checkpoint, past, best = state["epoch"] + 1, state["checkpoint"], list(state["history"]), state["best"]
+        repair_derived(run_dir, run.name, state, keep)
         store.write_reports(run_dir, past)  # a cut or edited reports.jsonl is rewritten from the checksummed state
     elif run.trunk is not None:  # a branch: its trunk's state after S epochs
         s = run.branch_at
@@ -83,6 +84,28 @@ def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs
     store.write_json(run_dir / store.SUMMARY, {"status": "finished", "name": run.name, "epochs": epochs,
                                                 "best": trial._best, "reported_last_call": trial.reported})
     return trial.reported
+
+
+def repair_derived(run_dir: Path, run: str, state: dict[str, Any], keep: list[int]) -> None:
+    """Write again what ``Trial.report`` derives from the state after saving it, when a kill fell in between: the
+    best checkpoint (the state's own epoch was the best), and for a trunk its state after S epochs (and the best so
+    far with it) that the branches at S start from. Raises ``RunDirError`` when trial_best.pt holds another epoch
+    than the reports' best and the state cannot replace it."""
+    epoch, best = state["epoch"], state["best"]
+    best_path = run_dir / store.BEST
+    if best["epoch"] >= 0:
+        held = store.load_state(best_path, run)["epoch"] if best_path.is_file() else None
+        if held != best["epoch"]:
+            if best["epoch"] != epoch:
+                raise RunDirError(f"{best_path} holds epoch {held!r}, not the best validation epoch "
+                                  f"{best['epoch']} of the reports: delete {run_dir} to train that run again")
+            store.copy_state(run_dir / store.STATE, best_path)
+    if epoch + 1 in keep:
+        if not store.kept_path(run_dir, epoch + 1).is_file():
+            store.copy_state(run_dir / store.STATE, store.kept_path(run_dir, epoch + 1))
+        inherited = run_dir / store.KEPT / f"best-after-{epoch + 1}.pt"
+        if best_path.is_file() and not inherited.is_file():
+            store.copy_state(best_path, inherited)
 
 
 def prune_kept(out: Path, trunk: str, branches: list[PlannedRun]) -> None:
