@@ -19,6 +19,8 @@ def check_identity(run_dir: Path, identity: dict[str, Any]) -> None:
     if not path.is_file():
         return
     saved = store.read_json(path)
+    if not isinstance(saved, dict):
+        raise RunDirError(f"{path} is not a run's identity (a JSON object): delete {run_dir} to train that run again")
     if saved != identity:
         diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
         raise RunDirError(f"{run_dir} holds a run of another request ({', '.join(diff)} differ: "
@@ -33,7 +35,9 @@ def finished(run_dir: Path) -> bool:
 def history(out: Path, run: PlannedRun) -> list[dict[str, Any]]:
     """A run's reports, from its checksummed state (never from reports.jsonl, which only mirrors it)."""
     path = out / run.name / store.STATE
-    return list(store.load_state(path, run.name)["history"]) if path.is_file() else []
+    if path.is_file() or finished(out / run.name):  # a finished run without its state: refused, naming the file
+        return list(store.load_state(path, run.name)["history"])
+    return []
 
 
 def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs: int, keep: list[int],
