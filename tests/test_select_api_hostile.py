@@ -5,6 +5,7 @@ the same selection as plain Python values give."""
 import shutil
 
 import numpy as np
+import torch
 import pytest
 
 import tsla
@@ -80,3 +81,15 @@ def test_the_chosen_checkpoint_must_hold_the_scored_epoch(tmp_path):
     chosen.unlink()
     with pytest.raises(RunDirError, match="trial_best.pt is missing"):
         _select(tmp_path)
+
+
+def test_a_chosen_branch_whose_best_epoch_is_before_its_switch_names_its_inherited_checkpoint(tmp_path):
+    # TSLA(2) wins on the mean (0.8 against LSR's 0.65); seed 0's best epoch, 0, lies in the prefix it shares with
+    # LSR, so its best checkpoint is the trunk's state after epoch 0, inherited at the branch's start
+    scores = {"baseline": {0: 0.5, 1: 0.5}, "lsr-theta0.4": {0: [0.7, 0.6, 0.6, 0.6], 1: 0.6},
+              "tsla@2-theta0.4": {0: 0.6, 1: [0.6, 0.6, 0.9, 0.9]}}
+    result = _select(tmp_path, scores)
+    assert (result.label, result.stop_epochs) == ("TSLA(theta=0.4, S=2)", {0: 0, 1: 2})
+    held = torch.load(tmp_path / result.checkpoints[0], weights_only=True)
+    assert (held["run"], held["epoch"]) == ("lsr-theta0.4-seed0", 0)
+    assert _select(tmp_path, scores).to_dict() == result.to_dict()  # the rerun (every run finished) agrees

@@ -56,7 +56,7 @@ def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs
     if (run_dir / store.STATE).is_file():  # resumed: its own last checkpoint
         state = store.load_state(run_dir / store.STATE, run.name)
         start, checkpoint, past, best = state["epoch"] + 1, state["checkpoint"], list(state["history"]), state["best"]
-        repair_derived(run_dir, run.name, state, keep)
+        repair_derived(run_dir, run, state, keep)
         store.write_reports(run_dir, past)  # a cut or edited reports.jsonl is rewritten from the checksummed state
     elif run.trunk is not None:  # a branch: its trunk's state after S epochs
         s = run.branch_at
@@ -90,7 +90,13 @@ def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs
     return trial.reported
 
 
-def repair_derived(run_dir: Path, run: str, state: dict[str, Any], keep: list[int]) -> None:
+def best_owner(run: PlannedRun, best_epoch: int) -> str:
+    """The run whose state a best checkpoint of ``run`` at ``best_epoch`` is: a branch's best before its switch epoch
+    is its trunk's (inherited at the branch's start)."""
+    return run.trunk if run.trunk is not None and best_epoch < run.branch_at else run.name
+
+
+def repair_derived(run_dir: Path, run: PlannedRun, state: dict[str, Any], keep: list[int]) -> None:
     """Write again what ``Trial.report`` derives from the state after saving it, when a kill fell in between: the
     best checkpoint (the state's own epoch was the best), and for a trunk its state after S epochs (and the best so
     far with it) that the branches at S start from. Raises ``RunDirError`` when trial_best.pt holds another epoch
@@ -98,11 +104,14 @@ def repair_derived(run_dir: Path, run: str, state: dict[str, Any], keep: list[in
     epoch, best = state["epoch"], state["best"]
     best_path = run_dir / store.BEST
     if best["epoch"] >= 0:
-        held = store.load_state(best_path, run)["epoch"] if best_path.is_file() else None
-        if held != best["epoch"]:
+        held = None
+        if best_path.is_file():
+            saved = store.load_state(best_path, tuple(r for r in (run.name, run.trunk) if r))
+            held = (saved["run"], saved["epoch"])
+        if held != (best_owner(run, best["epoch"]), best["epoch"]):
             if best["epoch"] != epoch:
-                raise RunDirError(f"{best_path} holds epoch {held!r}, not the best validation epoch "
-                                  f"{best['epoch']} of the reports: delete {run_dir} to train that run again")
+                raise RunDirError(f"{best_path} holds {held!r}, not the best validation epoch {best['epoch']} of "
+                                  f"the reports: delete {run_dir} to train that run again")
             store.copy_state(run_dir / store.STATE, best_path)
     if epoch + 1 in keep:
         if not store.kept_path(run_dir, epoch + 1).is_file():

@@ -18,7 +18,7 @@ from ...training.rundir import RunLock
 from ..select_rule import DEFAULT_RULE, RULES, choose_noise_aware
 from ..select_score import AT, CRITERIA, Candidate, score
 from . import store
-from .execute import execute, history, prune_kept
+from .execute import best_owner, execute, history, prune_kept
 from .plan import PlannedRun, epochs_independent, kept_epochs, plan_runs
 from .result import SelectionResult
 from .space import as_list, is_whole, joint_space
@@ -158,7 +158,8 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
     stop = {r.seed: scored[choice.chosen][k]["epoch"] for k, r in enumerate(chosen_runs)}
     checkpoints = {r.seed: Path(r.name) / (store.BEST if at == "best-val" else store.STATE) for r in chosen_runs}
     for seed, path in checkpoints.items():  # the weights named in selection.json are those of the scored epoch
-        store.load_state(out / path, path.parent.name, stop[seed])
+        run = next(r for r in chosen_runs if r.seed == seed)
+        store.load_state(out / path, best_owner(run, stop[seed]) if at == "best-val" else run.name, stop[seed])
     total = sum(len(h) - (r.branch_at or 0) for r, h in ((r, history(out, r)) for r in runs)
                 if r.candidate in eligible or h)
     return SelectionResult(
