@@ -93,3 +93,10 @@ def test_a_chosen_branch_whose_best_epoch_is_before_its_switch_names_its_inherit
     held = torch.load(tmp_path / result.checkpoints[0], weights_only=True)
     assert (held["run"], held["epoch"]) == ("lsr-theta0.4-seed0", 0)
     assert _select(tmp_path, scores).to_dict() == result.to_dict()  # the rerun (every run finished) agrees
+
+
+def test_a_rerun_with_a_criterion_the_runs_never_reported_names_it_not_a_cli_flag(tmp_path):
+    _select(tmp_path)  # ScriptedLoop reports val_top1 only
+    with pytest.raises(RunDirError, match="never reported val_nll") as refused:
+        _select(tmp_path, criterion="val_nll")
+    assert "--val-size" not in str(refused.value)  # a flag of tsla select, not of tsla.select

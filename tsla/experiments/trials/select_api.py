@@ -147,6 +147,10 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
             if len(records) != epochs:
                 raise RunDirError(f"a run of {cand.label} has {len(records)} of {epochs} epochs reported: rerun the "
                                   f"same select to finish it")
+            if not any(criterion in r for r in records):  # trained by an earlier call with another criterion
+                raise RunDirError(f"{cand.label}: its runs in {out} never reported {criterion} (an earlier call "
+                                  f"trained them for another criterion): choose the criterion they reported, or use "
+                                  f"another out (the loop must pass trial.report(epoch, {criterion}=...))")
             try:
                 per.append(score(records, criterion, at))
             except ValueError as exc:
