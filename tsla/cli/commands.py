@@ -145,7 +145,8 @@ def _ray_options(args: argparse.Namespace):
         raise ConfigError(f"--cpus-per-run must be >= 1 (got {cpus})")
     if not 0 <= gpus:
         raise ConfigError(f"--gpus-per-run must be >= 0 (got {gpus:g})")
-    if not math.isfinite(gpus) or (gpus > 1 and gpus != int(gpus)):  # Ray refuses both at submission (ValueError, OverflowError)
+    # Ray refuses both at submission (a ValueError for 1.5, an OverflowError for inf)
+    if not math.isfinite(gpus) or (gpus > 1 and gpus != int(gpus)):
         raise ConfigError(f"--gpus-per-run {gpus:g}: give a fraction up to 1 (runs sharing one GPU) or a whole "
                           f"number of GPUs per run")
     address = args.ray_address

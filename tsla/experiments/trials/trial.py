@@ -77,7 +77,8 @@ class Trial:
         ``{"model": model.state_dict(), "optimizer": opt.state_dict()}``), then step the scheduler.
 
         Raises ``ValueError`` for an epoch out of order, a missing criterion or checkpoint, a value that is not a
-        number, a ``val_top1`` outside [0, 1] (NaN included), or a checkpoint that ``torch.load(weights_only=True)`` cannot read back."""
+        number, a ``val_top1`` outside [0, 1] (NaN included), or a checkpoint that
+        ``torch.load(weights_only=True)`` cannot read back."""
         expected = self.next_epoch
         if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
             epoch = int(epoch)  # numpy's integers too (a loop over np.arange)
