@@ -145,7 +145,7 @@ def _ray_options(args: argparse.Namespace):
         raise ConfigError(f"--cpus-per-run must be >= 1 (got {cpus})")
     if not 0 <= gpus:
         raise ConfigError(f"--gpus-per-run must be >= 0 (got {gpus:g})")
-    # Ray refuses both at submission (a ValueError for 1.5, an OverflowError for inf)
+    # Ray's documentation: above 1, a task holds whole GPUs; inf ends in an OverflowError in Ray's .options()
     if not math.isfinite(gpus) or (gpus > 1 and gpus != int(gpus)):
         raise ConfigError(f"--gpus-per-run {gpus:g}: give a fraction up to 1 (runs sharing one GPU) or a whole "
                           f"number of GPUs per run")
