@@ -42,6 +42,7 @@ def test_a_good_setting_trains_each_run_of_the_family_once(tmp_path):
     ({"STUDY3_DRAWS": "4 04"}, "'04' is not a whole number >= 0 (no leading zeros"),  # draw 4 again, in d04
     ({"STUDY3_SEEDS": "00"}, "'00' is not a whole number >= 0 (no leading zeros"),  # seed 0 again, as seed00
     ({"STUDY3_DRAWS": "*"}, "'*' is not a whole number"),  # was expanded to the repository's file names
+    ({"STUDY3_DRAWS": "99999999999999999999"}, "'99999999999999999999' is not a whole number >= 0"),
     ({"STUDY3_JOBS": "99999999999999999999"}, "STUDY3_JOBS: '99999999999999999999' is not a whole number from 1"),
 ])
 def test_study3_bad_settings_are_one_line_and_exit_2_before_anything_trains(tmp_path, setting, message):
