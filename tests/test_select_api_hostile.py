@@ -101,3 +101,14 @@ def test_a_rerun_with_a_criterion_the_runs_never_reported_names_it_not_a_cli_fla
     with pytest.raises(RunDirError, match="never reported val_nll") as refused:
         _select(tmp_path, criterion="val_nll")
     assert "--val-size" not in str(refused.value)  # a flag of tsla select, not of tsla.select
+
+
+@pytest.mark.parametrize("request_, message", [
+    (dict(switch_at=[], halving=True), "halving=True has no epoch to halve at"),  # trained every run to the end
+    (dict(halving=True, halving_at=[]), "halving=True has no epoch to halve at"),
+    (dict(halving_at=[2]), "halving_at is for halving=True"),  # silently ignored
+])
+def test_halving_that_would_halve_nothing_is_refused(tmp_path, request_, message):
+    with pytest.raises(ConfigError, match=message):
+        _select(tmp_path, **{"thetas": [0.4, 0.2], **request_})
+    assert not any(tmp_path.iterdir())  # refused before anything trained

@@ -68,7 +68,12 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     out = Path(out)
     cands = joint_space(thetas, switch_at, theta_after, epochs)
     seeds, switch_at = as_list("seeds", seeds), as_list("switch_at", switch_at)
+    if halving_at is not None and not halving:
+        raise ConfigError("halving_at is for halving=True: add halving=True, or leave halving_at out")
     halving_at = as_list("halving_at", switch_at if halving_at is None else halving_at) if halving else []
+    if halving and not halving_at:  # nothing would be halved: every run would train to the end
+        raise ConfigError("halving=True has no epoch to halve at: give switch_at (the default milestones) or "
+                          "halving_at=[...]")
     _check(seeds, at, criterion, n_val, halving_at, epochs, engine)
     # numpy's numbers accepted above become Python's: they name folders and are written to JSON
     epochs, seeds, switch_at = int(epochs), [int(s) for s in seeds], [int(s) for s in switch_at]
