@@ -112,3 +112,12 @@ def test_halving_that_would_halve_nothing_is_refused(tmp_path, request_, message
     with pytest.raises(ConfigError, match=message):
         _select(tmp_path, **{"thetas": [0.4, 0.2], **request_})
     assert not any(tmp_path.iterdir())  # refused before anything trained
+
+
+def test_a_folder_where_selection_json_goes_is_named_not_a_full_disk(tmp_path):
+    (tmp_path / "selection.json").mkdir()
+    with pytest.raises(RunDirError, match="selection.json .*: a folder is in its place: move it away") as refused:
+        _select(tmp_path)
+    assert "disk space" not in str(refused.value)
+    (tmp_path / "selection.json").rmdir()  # the remedy: the finished runs are reused, the choice written
+    assert _select(tmp_path).label == "LSR(theta=0.4)"

@@ -14,6 +14,7 @@ contents and the run's name and epoch, checked on loading.
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ def write_json(path: Path, value: Any) -> None:
     try:
         atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=True) + "\n")
     except OSError as exc:
-        raise RunDirError(f"cannot write {path} ({exc.strerror or exc}): free some disk space or choose another "
-                          f"out") from None
+        remedy = ("a folder is in its place: move it away" if exc.errno == errno.EISDIR
+                  else "free some disk space or choose another out")
+        raise RunDirError(f"cannot write {path} ({exc.strerror or exc}): {remedy}") from None
 
 
 def read_json(path: Path) -> Any:
