@@ -25,6 +25,13 @@ draws=${STUDY3_DRAWS:-"4 5 6 7 8 9 10 11"}
 seeds=${STUDY3_SEEDS:-"0 1"}
 jobs=${STUDY3_JOBS:-2}
 refuse() { echo "study3: $1" >&2; exit 2; }
+set -f  # the lists are split on spaces, never expanded as file names (STUDY3_DRAWS='*')
+check_list() {  # check_list NAME VALUES: refuse an empty list, or one naming a value twice
+    [ -n "${2// /}" ] || refuse "STUDY3_$1: the list is empty (nothing would train): leave it unset for the plan's"
+    # a value given twice would train one family twice (two at once: the second refused, the folder in use)
+    [ -z "$(tr ' ' '\n' <<< "$2" | sed '/^$/d' | sort | uniq -d)" ] || refuse "STUDY3_$1: '$2' repeats a value"
+}
+check_list REGIMES "$regimes"; check_list THETAS "$thetas"; check_list DRAWS "$draws"; check_list SEEDS "$seeds"
 for regime in $regimes; do
     case $regime in
         sym40|pair40|clean|sym20) ;;
@@ -35,9 +42,10 @@ for theta in $thetas; do
     case $theta in 0.4|0.1) ;; *) refuse "STUDY3_THETAS: '$theta' is not a theta of the plan (0.4 or 0.1)" ;; esac
 done
 for value in $draws $seeds; do
-    [[ $value =~ ^[0-9]+$ ]] || refuse "STUDY3_DRAWS / STUDY3_SEEDS: '$value' is not a whole number >= 0"
+    [[ $value =~ ^(0|[1-9][0-9]{0,8})$ ]] \
+        || refuse "STUDY3_DRAWS / STUDY3_SEEDS: '$value' is not a whole number >= 0 (no leading zeros, at most 9 digits)"
 done
-[[ $jobs =~ ^[1-9][0-9]*$ ]] || refuse "STUDY3_JOBS: '$jobs' is not a whole number >= 1 (families trained at once)"
+[[ $jobs =~ ^[1-9][0-9]{0,2}$ ]] || refuse "STUDY3_JOBS: '$jobs' is not a whole number from 1 to 999 (families trained at once)"
 command -v "$STUDY3_PYTHON" > /dev/null \
     || refuse "STUDY3_PYTHON: $STUDY3_PYTHON is not an executable (run scripts/setup.sh, or set it)"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1  # one thread per run: the thread count changes the numbers (results.md)

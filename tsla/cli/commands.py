@@ -145,6 +145,10 @@ def _ray_options(args: argparse.Namespace):
         raise ConfigError(f"--cpus-per-run must be >= 1 (got {cpus})")
     if not 0 <= gpus:
         raise ConfigError(f"--gpus-per-run must be >= 0 (got {gpus:g})")
+    # Ray's documentation: above 1, a task holds whole GPUs; inf ends in an OverflowError in Ray's .options()
+    if not math.isfinite(gpus) or (gpus > 1 and gpus != int(gpus)):
+        raise ConfigError(f"--gpus-per-run {gpus:g}: give a fraction up to 1 (runs sharing one GPU) or a whole "
+                          f"number of GPUs per run")
     address = args.ray_address
     if address is not None and not re.fullmatch(r"auto|(ray://)?[^\s:/]+:\d+", address):
         raise ConfigError(f"--ray-address {address!r}: give auto or HOST:PORT of the Ray head (e.g. 10.0.0.1:6379), "

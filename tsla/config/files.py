@@ -28,10 +28,21 @@ def config_keys() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
+# the commands' own flags (not training options): a YAML key of that name is refused naming the command
+COMMAND_FLAGS = {**dict.fromkeys(("rule", "at", "criterion", "switch_at", "halving"), "tsla select"),
+                 **dict.fromkeys(("methods", "engine", "ray_address", "cpus_per_run", "gpus_per_run"), "tsla compare"),
+                 **dict.fromkeys(("thetas", "seeds", "jobs", "shard"), "tsla select and tsla compare"),
+                 "out": "every command", "dry_run": "every command"}
+
+
 def check_keys(values: dict[str, Any], source: str) -> None:
-    """Raise ``ConfigError`` naming the first key of ``values`` that is not a config field."""
+    """Raise ``ConfigError`` naming the first key of ``values`` that is not a config field (and, for a command's own
+    flag such as tsla select's ``--rule``, that it goes on the command line)."""
     known = set(config_keys())
     for key in values:
+        if key in COMMAND_FLAGS:
+            raise ConfigError(f"{source}: {key!r} is not a config key but a flag of {COMMAND_FLAGS[key]}: remove it "
+                              f"from the file and pass --{_flag(key)} on the command line")
         if key not in known:
             hint = _flag(key) if isinstance(key, str) else key
             raise ConfigError(f"{source}: unknown key {key!r} (no --{hint} option); see 'tsla train --help' for the keys")

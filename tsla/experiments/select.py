@@ -65,6 +65,14 @@ def _grid(layers: list, thetas: Sequence[float], switch_at: Sequence[int], seeds
     if negative:
         settings["allow_negative"] = True
     layers = [*layers, ("tsla select", settings)]
+    for _, values in layers:  # from --config or a preset: it would end every TSLA candidate on that theta, unnamed
+        after = values.get("theta_after", 0) if isinstance(values, dict) else 0
+        if after != 0:
+            given = ",".join(f"{a:g}" if isinstance(a, (int, float)) else str(a)
+                             for a in (after if isinstance(after, list) else [after]))
+            wanted = given if isinstance(after, list) else f"0,{given}"
+            raise ConfigError(f"theta_after {given} in --config: tsla select's final thetas are candidates of "
+                              f"their own; remove it from the YAML and pass --theta-after {wanted}")
     cfg = build_config(*layers)
     if cfg.val_size is None:
         raise ConfigError("tsla select scores candidates on a validation split: pass --val-size N (e.g. 1000)")

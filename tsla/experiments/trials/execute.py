@@ -19,6 +19,8 @@ def check_identity(run_dir: Path, identity: dict[str, Any]) -> None:
     if not path.is_file():
         return
     saved = store.read_json(path)
+    if not isinstance(saved, dict):
+        raise RunDirError(f"{path} is not a run's identity (a JSON object): delete {run_dir} to train that run again")
     if saved != identity:
         diff = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
         raise RunDirError(f"{run_dir} holds a run of another request ({', '.join(diff)} differ: "
@@ -33,7 +35,9 @@ def finished(run_dir: Path) -> bool:
 def history(out: Path, run: PlannedRun) -> list[dict[str, Any]]:
     """A run's reports, from its checksummed state (never from reports.jsonl, which only mirrors it)."""
     path = out / run.name / store.STATE
-    return list(store.load_state(path, run.name)["history"]) if path.is_file() else []
+    if path.is_file() or finished(out / run.name):  # a finished run without its state: refused, naming the file
+        return list(store.load_state(path, run.name)["history"])
+    return []
 
 
 def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs: int, keep: list[int],
@@ -52,6 +56,7 @@ def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs
     if (run_dir / store.STATE).is_file():  # resumed: its own last checkpoint
         state = store.load_state(run_dir / store.STATE, run.name)
         start, checkpoint, past, best = state["epoch"] + 1, state["checkpoint"], list(state["history"]), state["best"]
+        repair_derived(run_dir, run, state, keep)
         store.write_reports(run_dir, past)  # a cut or edited reports.jsonl is rewritten from the checksummed state
     elif run.trunk is not None:  # a branch: its trunk's state after S epochs
         s = run.branch_at
@@ -83,6 +88,37 @@ def execute(train_fn: Callable[[Trial], Any], run: PlannedRun, out: Path, epochs
     store.write_json(run_dir / store.SUMMARY, {"status": "finished", "name": run.name, "epochs": epochs,
                                                 "best": trial._best, "reported_last_call": trial.reported})
     return trial.reported
+
+
+def best_owner(run: PlannedRun, best_epoch: int) -> str:
+    """The run whose state a best checkpoint of ``run`` at ``best_epoch`` is: a branch's best before its switch epoch
+    is its trunk's (inherited at the branch's start)."""
+    return run.trunk if run.trunk is not None and best_epoch < run.branch_at else run.name
+
+
+def repair_derived(run_dir: Path, run: PlannedRun, state: dict[str, Any], keep: list[int]) -> None:
+    """Write again what ``Trial.report`` derives from the state after saving it, when a kill fell in between: the
+    best checkpoint (the state's own epoch was the best), and for a trunk its state after S epochs (and the best so
+    far with it) that the branches at S start from. Raises ``RunDirError`` when trial_best.pt holds another epoch
+    than the reports' best and the state cannot replace it."""
+    epoch, best = state["epoch"], state["best"]
+    best_path = run_dir / store.BEST
+    if best["epoch"] >= 0:
+        held = None
+        if best_path.is_file():
+            saved = store.load_state(best_path, tuple(r for r in (run.name, run.trunk) if r))
+            held = (saved["run"], saved["epoch"])
+        if held != (best_owner(run, best["epoch"]), best["epoch"]):
+            if best["epoch"] != epoch:
+                raise RunDirError(f"{best_path} holds {held!r}, not the best validation epoch {best['epoch']} of "
+                                  f"the reports: delete {run_dir} to train that run again")
+            store.copy_state(run_dir / store.STATE, best_path)
+    if epoch + 1 in keep:
+        if not store.kept_path(run_dir, epoch + 1).is_file():
+            store.copy_state(run_dir / store.STATE, store.kept_path(run_dir, epoch + 1))
+        inherited = run_dir / store.KEPT / f"best-after-{epoch + 1}.pt"
+        if best_path.is_file() and not inherited.is_file():
+            store.copy_state(best_path, inherited)
 
 
 def prune_kept(out: Path, trunk: str, branches: list[PlannedRun]) -> None:

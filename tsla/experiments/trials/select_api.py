@@ -18,10 +18,10 @@ from ...training.rundir import RunLock
 from ..select_rule import DEFAULT_RULE, RULES, choose_noise_aware
 from ..select_score import AT, CRITERIA, Candidate, score
 from . import store
-from .execute import execute, history, prune_kept
+from .execute import best_owner, execute, history, prune_kept
 from .plan import PlannedRun, epochs_independent, kept_epochs, plan_runs
 from .result import SelectionResult
-from .space import joint_space
+from .space import as_list, is_whole, joint_space
 from .trial import Trial
 
 SELECTION = "selection.json"
@@ -29,17 +29,16 @@ SELECTION = "selection.json"
 
 def _check(seeds: Sequence[int], at: str, criterion: str, n_val: int | None, halving_at: Sequence[int],
            epochs: int, engine: str) -> None:
-    if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
-                                                         for s in seeds):
+    if not seeds or len(set(seeds)) != len(seeds) or any(not is_whole(s) or s < 0 for s in seeds):
         raise ConfigError(f"seeds={list(seeds)!r}: give distinct whole numbers >= 0, e.g. seeds=[0, 1, 2]")
     if at not in AT:
         raise ConfigError(f"at={at!r} is unknown: choose 'best-val' (each run at its best validation epoch) or 'last'")
     if criterion not in CRITERIA:
         raise ConfigError(f"criterion={criterion!r} is unknown: choose {' or '.join(CRITERIA)}")
-    if n_val is not None and (isinstance(n_val, bool) or not isinstance(n_val, int) or n_val < 1):
+    if n_val is not None and not (is_whole(n_val) and n_val >= 1):
         raise ConfigError(f"n_val={n_val!r}: give the validation split's size in examples, or None")
     for m in halving_at:
-        if isinstance(m, bool) or int(m) != m or not 0 < m < epochs:
+        if not (is_whole(m) and 0 < m < epochs):
             raise ConfigError(f"halving_at: {m!r} is not an epoch between 1 and epochs - 1 ({epochs - 1})")
     if engine not in ("local", "ray"):
         raise ConfigError(f"engine={engine!r} is unknown: choose 'local' (every run in this process) or 'ray' "
@@ -74,10 +73,18 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     epochs, and whatever ``train_fn`` raises (rerun the same call to continue)."""
     log = log or sys.stdout
     out = Path(out)
-    switch_at, theta_after = list(switch_at), list(theta_after)
-    halving_at = sorted(set(switch_at if halving_at is None else halving_at)) if halving else []
-    cands = joint_space(list(thetas), switch_at, theta_after, epochs)
-    _check(list(seeds), at, criterion, n_val, halving_at, epochs, engine)
+    cands = joint_space(thetas, switch_at, theta_after, epochs)
+    seeds, switch_at = as_list("seeds", seeds), as_list("switch_at", switch_at)
+    if halving_at is not None and not halving:
+        raise ConfigError("halving_at is for halving=True: add halving=True, or leave halving_at out")
+    halving_at = as_list("halving_at", switch_at if halving_at is None else halving_at) if halving else []
+    if halving and not halving_at:  # nothing would be halved: every run would train to the end
+        raise ConfigError("halving=True has no epoch to halve at: give switch_at (the default milestones) or "
+                          "halving_at=[...]")
+    _check(seeds, at, criterion, n_val, halving_at, epochs, engine)
+    # numpy's numbers accepted above become Python's: they name folders and are written to JSON
+    epochs, seeds, switch_at = int(epochs), [int(s) for s in seeds], [int(s) for s in switch_at]
+    halving_at, n_val = sorted({int(m) for m in halving_at}), None if n_val is None else int(n_val)
     if rule not in RULES:
         raise ConfigError(f"rule={rule!r} is unknown: choose {' or '.join(repr(r) for r in RULES)}")
     if halving and len({c.theta for c in cands if c.method != "baseline"}) + 1 < 2:
@@ -192,6 +199,10 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
             if len(records) != epochs:
                 raise RunDirError(f"a run of {cand.label} has {len(records)} of {epochs} epochs reported: rerun the "
                                   f"same select to finish it")
+            if not any(criterion in r for r in records):  # trained by an earlier call with another criterion
+                raise RunDirError(f"{cand.label}: its runs in {out} never reported {criterion} (an earlier call "
+                                  f"trained them for another criterion): choose the criterion they reported, or use "
+                                  f"another out (the loop must pass trial.report(epoch, {criterion}=...))")
             try:
                 per.append(score(records, criterion, at))
             except ValueError as exc:
@@ -201,6 +212,10 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
                                 z=RULES[rule])
     chosen_runs = [r for r in runs if r.candidate == choice.chosen]
     stop = {r.seed: scored[choice.chosen][k]["epoch"] for k, r in enumerate(chosen_runs)}
+    checkpoints = {r.seed: Path(r.name) / (store.BEST if at == "best-val" else store.STATE) for r in chosen_runs}
+    for seed, path in checkpoints.items():  # the weights named in selection.json are those of the scored epoch
+        run = next(r for r in chosen_runs if r.seed == seed)
+        store.load_state(out / path, best_owner(run, stop[seed]) if at == "best-val" else run.name, stop[seed])
     total = sum(len(h) - (r.branch_at or 0) for r, h in ((r, history(out, r)) for r in runs)
                 if r.candidate in eligible or h)
     return SelectionResult(
@@ -211,7 +226,6 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
                      "seed_scores": [s["score"] for s in scored[c]] if c in scored else [],
                      "epochs_scored": [s["epoch"] for s in scored[c]] if c in scored else []} for c in cands],
         epochs_trained=total, epochs_independent=epochs_independent(runs, epochs), halving=rounds,
-        checkpoints={r.seed: str(Path(r.name) / (store.BEST if at == "best-val" else store.STATE))
-                     for r in chosen_runs},
+        checkpoints={seed: str(path) for seed, path in checkpoints.items()},
         out=str(out), trained_this_call=trained,
     )

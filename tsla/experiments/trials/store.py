@@ -14,6 +14,7 @@ contents and the run's name and epoch, checked on loading.
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ def write_json(path: Path, value: Any) -> None:
     try:
         atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=True) + "\n")
     except OSError as exc:
-        raise RunDirError(f"cannot write {path} ({exc.strerror or exc}): free some disk space or choose another "
-                          f"out") from None
+        remedy = ("a folder is in its place: move it away" if exc.errno == errno.EISDIR
+                  else "free some disk space or choose another out")
+        raise RunDirError(f"cannot write {path} ({exc.strerror or exc}): {remedy}") from None
 
 
 def read_json(path: Path) -> Any:
@@ -63,9 +65,10 @@ def save_state(path: Path, run: str, epoch: int, checkpoint: Any, history: list[
                           f"out") from None
 
 
-def load_state(path: Path, run: str, epoch: int | None = None) -> dict[str, Any]:
-    """A checkpoint saved by :func:`save_state` for ``run`` (and ``epoch``, when given), its checksum checked.
-    Raises ``RunDirError`` naming the file when it is missing, damaged, another run's or another epoch's."""
+def load_state(path: Path, run: str | tuple[str, ...], epoch: int | None = None) -> dict[str, Any]:
+    """A checkpoint saved by :func:`save_state` for ``run`` (or one of the runs named: a branch's best checkpoint
+    may be its trunk's, from before the switch) and ``epoch``, when given, its checksum checked. Raises
+    ``RunDirError`` naming the file when it is missing, damaged, another run's or another epoch's."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -76,9 +79,11 @@ def load_state(path: Path, run: str, epoch: int | None = None) -> dict[str, Any]
     if not isinstance(state, dict) or state.get(CHECKSUM) != state_checksum(state):
         raise RunDirError(f"{path} is damaged (its contents do not match its checksum): delete that run's folder "
                           f"to train it again")
-    if state.get("run") != run or (epoch is not None and state.get("epoch") != epoch):
+    runs = (run,) if isinstance(run, str) else run
+    if state.get("run") not in runs or (epoch is not None and state.get("epoch") != epoch):
+        run = " or ".join(repr(r) for r in runs)
         raise RunDirError(f"{path} belongs to run {state.get('run')!r} after epoch {state.get('epoch')!r}, not to "
-                          f"{run!r}{'' if epoch is None else f' after epoch {epoch}'}: it was copied or moved "
+                          f"{run}{'' if epoch is None else f' after epoch {epoch}'}: it was copied or moved "
                           f"there; delete that run's folder to train it again")
     return state
 

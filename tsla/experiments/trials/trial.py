@@ -77,8 +77,11 @@ class Trial:
         ``{"model": model.state_dict(), "optimizer": opt.state_dict()}``), then step the scheduler.
 
         Raises ``ValueError`` for an epoch out of order, a missing criterion or checkpoint, a value that is not a
-        number, or a checkpoint that ``torch.load(weights_only=True)`` cannot read back."""
+        number, a ``val_top1`` outside [0, 1] (NaN included), or a checkpoint that
+        ``torch.load(weights_only=True)`` cannot read back."""
         expected = self.next_epoch
+        if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
+            epoch = int(epoch)  # numpy's integers too (a loop over np.arange)
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch != expected:
             raise ValueError(f"trial.report(epoch={epoch!r}): expected epoch {expected} (epochs count from 0, from "
                              f"trial.start_epoch; report each epoch once, in order)")
@@ -95,6 +98,9 @@ class Trial:
             self._check_weights_only(checkpoint)
         record = {"epoch": epoch, "theta": self.scheduler.get_last_theta(),
                   **{k: _number(k, v) for k, v in sorted(metrics.items())}}
+        if "val_top1" in record and not 0 <= record["val_top1"] <= 1:
+            raise ValueError(f"trial.report(epoch={epoch}): val_top1={record['val_top1']!r} is not a fraction in "
+                             f"[0, 1]: report correct / total (not a percentage)")
         self._history.append(record)
         better = "val_top1" in record and record["val_top1"] > self._best["val_top1"]
         if better:
