@@ -121,3 +121,17 @@ def test_a_folder_where_selection_json_goes_is_named_not_a_full_disk(tmp_path):
     assert "disk space" not in str(refused.value)
     (tmp_path / "selection.json").rmdir()  # the remedy: the finished runs are reused, the choice written
     assert _select(tmp_path).label == "LSR(theta=0.4)"
+
+
+def test_best_mean_with_one_seed_and_no_n_val_chooses_the_best_mean(tmp_path):
+    # the default call: one seed, no n_val. LSR is 0.4 better at every epoch (by hand from the scores); the
+    # best-mean rule chose the baseline, its paired SE being unknown (NaN) with one seed
+    scores = {"baseline": {0: 0.5}, "lsr-theta0.4": {0: 0.9}, "tsla@2-theta0.4": {0: 0.9}}
+    result = _select(tmp_path, scores, seeds=[0], n_val=None)
+    assert result.chosen == {"method": "lsr", "theta": 0.4, "switch_epoch": None, "theta_after": 0.0}
+
+
+def test_the_noise_aware_rule_without_any_standard_error_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="rule='noise-aware' compares gains with their standard error"):
+        _select(tmp_path, seeds=[0], n_val=None, rule="noise-aware")
+    assert not any(tmp_path.iterdir())

@@ -80,6 +80,9 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     halving_at, n_val = sorted({int(m) for m in halving_at}), None if n_val is None else int(n_val)
     if rule not in RULES:
         raise ConfigError(f"rule={rule!r} is unknown: choose {' or '.join(repr(r) for r in RULES)}")
+    if RULES[rule] and len(seeds) < 2 and n_val is None:  # its SE would be unknown: it could never move
+        raise ConfigError(f"rule={rule!r} compares gains with their standard error, which one seed without n_val "
+                          f"cannot give: pass n_val (the validation split's size) or two seeds or more")
     if halving and len({c.theta for c in cands if c.method != "baseline"}) + 1 < 2:
         raise ConfigError("halving needs at least two families to compare")
     runs = plan_runs(cands, list(seeds))
