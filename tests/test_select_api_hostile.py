@@ -135,3 +135,10 @@ def test_the_noise_aware_rule_without_any_standard_error_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="rule='noise-aware' compares gains with their standard error"):
         _select(tmp_path, seeds=[0], n_val=None, rule="noise-aware")
     assert not any(tmp_path.iterdir())
+
+
+def test_halving_without_any_standard_error_is_refused(tmp_path):
+    # with one seed and no n_val no family could ever be stopped: every run trained to the end as if no halving
+    with pytest.raises(ConfigError, match="halving stops a family only when it is behind by more than its standard"):
+        _select(tmp_path, thetas=[0.4, 0.2], seeds=[0], n_val=None, halving=True)
+    assert not any(tmp_path.iterdir())

@@ -80,6 +80,10 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     halving_at, n_val = sorted({int(m) for m in halving_at}), None if n_val is None else int(n_val)
     if rule not in RULES:
         raise ConfigError(f"rule={rule!r} is unknown: choose {' or '.join(repr(r) for r in RULES)}")
+    if halving and len(seeds) < 2 and n_val is None:  # a family stops only beyond its SE: none would ever stop
+        raise ConfigError("halving stops a family only when it is behind by more than its standard error, which one "
+                          "seed without n_val cannot give: pass n_val (the validation split's size) or two seeds or "
+                          "more")
     if RULES[rule] and len(seeds) < 2 and n_val is None:  # its SE would be unknown: it could never move
         raise ConfigError(f"rule={rule!r} compares gains with their standard error, which one seed without n_val "
                           f"cannot give: pass n_val (the validation split's size) or two seeds or more")
