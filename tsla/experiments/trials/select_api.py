@@ -56,7 +56,8 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     the baseline, LSR at each of ``thetas``, TSLA(theta, S) for each S in ``switch_at``, and LSR ending on each
     negative value of ``theta_after`` at each S. Each run is scored by ``criterion`` at its best-validation epoch
     (``at="best-val"``) or its last (``"last"``); scores are paired by seed. ``n_val``, the validation split's size,
-    lets the rule account for validation sampling noise (strongly advised with few seeds). ``halving``: noise-aware
+    lets the rule account for validation sampling noise (strongly advised with few seeds; with one seed, the
+    noise-aware rule and halving need it). ``halving``: noise-aware
     successive halving across theta families at ``halving_at`` (default: the switch epochs). ``rule``: "best-mean"
     (the default: the best mean score, ties to the simpler candidate) or "noise-aware" (move to a more complex
     candidate only when its paired gain exceeds one SE); either way the result says how sure the choice is.
