@@ -5,8 +5,8 @@ the same selection as plain Python values give."""
 import shutil
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 import tsla
 from tsla.errors import ConfigError, RunDirError
@@ -142,3 +142,21 @@ def test_halving_without_any_standard_error_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="halving stops a family only when it is behind by more than its standard"):
         _select(tmp_path, thetas=[0.4, 0.2], seeds=[0], n_val=None, halving=True)
     assert not any(tmp_path.iterdir())
+
+
+class SteppingLoop(ScriptedLoop):
+    """A loop that also steps trial.scheduler, as it would an lr scheduler, and records the theta it trains with."""
+
+    def __call__(self, trial):
+        self.thetas = getattr(self, "thetas", {})
+        for epoch in range(trial.start_epoch, trial.epochs):
+            self.thetas.setdefault(trial.name, []).append(trial.scheduler.get_last_theta())
+            trial.scheduler.step()
+            trial.report(epoch, val_top1=0.5, checkpoint={"epoch": torch.tensor(epoch)})
+
+
+def test_a_loop_that_steps_the_scheduler_itself_is_refused_at_its_first_report(tmp_path):
+    loop = SteppingLoop(SCORES)
+    with pytest.raises(ValueError, match=r"trial.scheduler is at epoch 1, not 0: the loop stepped it"):
+        tsla.select(loop, out=tmp_path, log=open("/dev/null", "w"), **REQUEST)
+    assert loop.thetas == {"baseline-seed0": [0.0]}  # refused after one epoch, before a shifted theta was trained
