@@ -5,8 +5,8 @@ the same selection as plain Python values give."""
 import shutil
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 import tsla
 from tsla.errors import ConfigError, RunDirError
@@ -121,3 +121,42 @@ def test_a_folder_where_selection_json_goes_is_named_not_a_full_disk(tmp_path):
     assert "disk space" not in str(refused.value)
     (tmp_path / "selection.json").rmdir()  # the remedy: the finished runs are reused, the choice written
     assert _select(tmp_path).label == "LSR(theta=0.4)"
+
+
+def test_best_mean_with_one_seed_and_no_n_val_chooses_the_best_mean(tmp_path):
+    # the default call: one seed, no n_val. LSR is 0.4 better at every epoch (by hand from the scores); the
+    # best-mean rule chose the baseline, its paired SE being unknown (NaN) with one seed
+    scores = {"baseline": {0: 0.5}, "lsr-theta0.4": {0: 0.9}, "tsla@2-theta0.4": {0: 0.9}}
+    result = _select(tmp_path, scores, seeds=[0], n_val=None)
+    assert result.chosen == {"method": "lsr", "theta": 0.4, "switch_epoch": None, "theta_after": 0.0}
+
+
+def test_the_noise_aware_rule_without_any_standard_error_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="rule='noise-aware' compares gains with their standard error"):
+        _select(tmp_path, seeds=[0], n_val=None, rule="noise-aware")
+    assert not any(tmp_path.iterdir())
+
+
+def test_halving_without_any_standard_error_is_refused(tmp_path):
+    # with one seed and no n_val no family could ever be stopped: every run trained to the end as if no halving
+    with pytest.raises(ConfigError, match="halving stops a family only when it is behind by more than its standard"):
+        _select(tmp_path, thetas=[0.4, 0.2], seeds=[0], n_val=None, halving=True)
+    assert not any(tmp_path.iterdir())
+
+
+class SteppingLoop(ScriptedLoop):
+    """A loop that also steps trial.scheduler, as it would an lr scheduler, and records the theta it trains with."""
+
+    def __call__(self, trial):
+        self.thetas = getattr(self, "thetas", {})
+        for epoch in range(trial.start_epoch, trial.epochs):
+            self.thetas.setdefault(trial.name, []).append(trial.scheduler.get_last_theta())
+            trial.scheduler.step()
+            trial.report(epoch, val_top1=0.5, checkpoint={"epoch": torch.tensor(epoch)})
+
+
+def test_a_loop_that_steps_the_scheduler_itself_is_refused_at_its_first_report(tmp_path):
+    loop = SteppingLoop(SCORES)
+    with pytest.raises(ValueError, match=r"trial.scheduler is at epoch 1, not 0: the loop stepped it"):
+        tsla.select(loop, out=tmp_path, log=open("/dev/null", "w"), **REQUEST)
+    assert loop.thetas == {"baseline-seed0": [0.0]}  # refused after one epoch, before a shifted theta was trained

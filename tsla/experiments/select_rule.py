@@ -213,7 +213,8 @@ def choose_noise_aware(per_seed: Mapping[Candidate, Sequence[float]], criterion:
     for level in sorted({simplicity(c) for c in order if simplicity(c) > simplicity(current)}):
         challenger = top_of(level)
         d = diff(challenger, current)
-        if sign * d.mean > z * d.se:
+        # threshold 0 (best-mean) needs no SE: one seed without n_val has none (NaN), which never let it move
+        if sign * d.mean > (z * d.se if z else 0.0):
             moves.append(f"{current.label} -> {challenger.label}: {d.mean:+.4f} beyond {z:g} SE ({d.se:.4f})")
             current = challenger
     best = max(order, key=lambda c: (sign * mean[c], -order.index(c)))

@@ -58,7 +58,8 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     the baseline, LSR at each of ``thetas``, TSLA(theta, S) for each S in ``switch_at``, and LSR ending on each
     negative value of ``theta_after`` at each S. Each run is scored by ``criterion`` at its best-validation epoch
     (``at="best-val"``) or its last (``"last"``); scores are paired by seed. ``n_val``, the validation split's size,
-    lets the rule account for validation sampling noise (strongly advised with few seeds). ``halving``: noise-aware
+    lets the rule account for validation sampling noise (strongly advised with few seeds; with one seed, the
+    noise-aware rule and halving need it). ``halving``: noise-aware
     successive halving across theta families at ``halving_at`` (default: the switch epochs). ``rule``: "best-mean"
     (the default: the best mean score, ties to the simpler candidate) or "noise-aware" (move to a more complex
     candidate only when its paired gain exceeds one SE); either way the result says how sure the choice is.
@@ -87,6 +88,13 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     halving_at, n_val = sorted({int(m) for m in halving_at}), None if n_val is None else int(n_val)
     if rule not in RULES:
         raise ConfigError(f"rule={rule!r} is unknown: choose {' or '.join(repr(r) for r in RULES)}")
+    if halving and len(seeds) < 2 and n_val is None:  # a family stops only beyond its SE: none would ever stop
+        raise ConfigError("halving stops a family only when it is behind by more than its standard error, which one "
+                          "seed without n_val cannot give: pass n_val (the validation split's size) or two seeds or "
+                          "more")
+    if RULES[rule] and len(seeds) < 2 and n_val is None:  # its SE would be unknown: it could never move
+        raise ConfigError(f"rule={rule!r} compares gains with their standard error, which one seed without n_val "
+                          f"cannot give: pass n_val (the validation split's size) or two seeds or more")
     if halving and len({c.theta for c in cands if c.method != "baseline"}) + 1 < 2:
         raise ConfigError("halving needs at least two families to compare")
     runs = plan_runs(cands, list(seeds))

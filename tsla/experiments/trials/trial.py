@@ -77,7 +77,7 @@ class Trial:
         ``{"model": model.state_dict(), "optimizer": opt.state_dict()}``), then step the scheduler.
 
         Raises ``ValueError`` for an epoch out of order, a missing criterion or checkpoint, a value that is not a
-        number, a ``val_top1`` outside [0, 1] (NaN included), or a checkpoint that
+        number, a ``val_top1`` outside [0, 1] (NaN included), ``trial.scheduler`` stepped by the loop, or a checkpoint that
         ``torch.load(weights_only=True)`` cannot read back."""
         expected = self.next_epoch
         if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
@@ -88,6 +88,10 @@ class Trial:
         if epoch >= self.epochs:
             raise ValueError(f"trial.report(epoch={epoch}): the run has trial.epochs = {self.epochs} epochs "
                              f"(0..{self.epochs - 1}): loop over range(trial.start_epoch, trial.epochs)")
+        if self.scheduler.last_epoch != epoch:  # the loop stepped it too: theta would run ahead of the epochs
+            raise ValueError(f"trial.report(epoch={epoch}): trial.scheduler is at epoch {self.scheduler.last_epoch}, "
+                             f"not {epoch}: the loop stepped it, and trial.report steps it once per epoch; remove "
+                             f"the loop's trial.scheduler.step()")
         if self._criterion not in metrics:
             raise ValueError(f"trial.report(epoch={epoch}) has no {self._criterion}: pass it, e.g. "
                              f"trial.report(epoch, {self._criterion}=..., checkpoint=...)")
