@@ -189,16 +189,20 @@ def _family(cand: Candidate) -> str:
     return family_of(cand)
 
 
-def _records_by_candidate(runs: list[PlannedRun], out: Path) -> dict[Candidate, list[list[dict[str, Any]]]]:
+def _records_by_candidate(runs: list[PlannedRun], out: Path,
+                          histories: dict[str, list[dict[str, Any]]] | None = None,
+                          ) -> dict[Candidate, list[list[dict[str, Any]]]]:
+    """Each candidate's per-seed reports (``histories``: each run's, when already read)."""
     by: dict[Candidate, list[list[dict[str, Any]]]] = {}
     for run in runs:  # seed by seed, in the order given: the same seeds in the same order for every candidate
-        by.setdefault(run.candidate, []).append(history(out, run))
+        by.setdefault(run.candidate, []).append(histories[run.name] if histories is not None else history(out, run))
     return by
 
 
 def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candidate], out: Path, epochs: int,
             criterion: str, at: str, n_val: int | None, rounds: list, trained: int, rule: str) -> SelectionResult:
-    by_cand = _records_by_candidate(runs, out)
+    histories = {r.name: history(out, r) for r in runs}  # each run's state read once
+    by_cand = _records_by_candidate(runs, out, histories)
     seeds = sorted({r.seed for r in runs}, key=[r.seed for r in runs].index)
     scored: dict[Candidate, list[dict[str, Any]]] = {}
     for cand in eligible:
@@ -224,8 +228,8 @@ def _choose(runs: list[PlannedRun], cands: list[Candidate], eligible: list[Candi
     for seed, path in checkpoints.items():  # the weights named in selection.json are those of the scored epoch
         run = next(r for r in chosen_runs if r.seed == seed)
         store.load_state(out / path, best_owner(run, stop[seed]) if at == "best-val" else run.name, stop[seed])
-    total = sum(len(h) - (r.branch_at or 0) for r, h in ((r, history(out, r)) for r in runs)
-                if r.candidate in eligible or h)
+    total = sum(len(histories[r.name]) - (r.branch_at or 0) for r in runs
+                if r.candidate in eligible or histories[r.name])
     return SelectionResult(
         chosen=choice.chosen.as_dict(), stop_epochs=stop,
         recommended_epochs=int(round(statistics.median(stop.values()))) + 1 if at == "best-val" else epochs,
