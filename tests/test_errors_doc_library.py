@@ -127,6 +127,14 @@ def mixup_targets(label_smoothing):
     return Mixup(mixup_alpha=1.0, num_classes=10, label_smoothing=label_smoothing)(x, y)[1]
 
 
+def closed_stream():
+    import io
+
+    stream = io.StringIO()
+    stream.close()
+    return stream
+
+
 def test_the_library_table_is_there():
     assert len(_rows()) >= 16
 

@@ -36,10 +36,40 @@ def test_scaled_metrics_by_hand():
 
 
 def test_refuses_empty_or_nonfinite():
-    with pytest.raises(ValueError, match="finite logits"):
+    with pytest.raises(ValueError, match="no nan or \\+inf logit"):
         fit_temperature(torch.tensor([[float("nan"), 0.0]]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="no nan or \\+inf logit"):
+        fit_temperature(torch.tensor([[float("inf"), 0.0]]), torch.tensor([0]))
     with pytest.raises(ValueError, match="at least one example"):
         fit_temperature(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="own class has a -inf logit"):
+        fit_temperature(torch.tensor([[-float("inf"), 0.0]]), torch.tensor([0]))
+
+
+def test_a_minus_inf_logit_off_the_label_is_a_probability_of_zero():
+    """Audit round 4, row 39: a -inf logit (probability 0 at every temperature) used to be refused, so the epoch's
+    evaluation raised. The fit now equals a grid search of the NLL computed by hand without that class."""
+    g = torch.Generator().manual_seed(5)
+    labels = torch.randint(0, 9, (300,), generator=g)  # class 9 is never the label
+    logits = 2.5 * (torch.randn(300, 10, generator=g) + 2.0 * F.one_hot(labels, 10))
+    logits[::3, 9] = -float("inf")
+    z = logits.double()
+    finite = torch.isfinite(z)
+
+    def nll(temps):  # per temperature, log-sum-exp over the finite logits only: exp(-inf) = 0
+        scaled = torch.where(finite, z, torch.zeros_like(z))[None] / temps[:, None, None]
+        m = scaled.max(2, keepdim=True).values
+        lse = m[..., 0] + ((scaled - m).exp() * finite).sum(2).log()
+        return (lse - z[torch.arange(300), labels][None] / temps[:, None]).mean(1)
+
+    coarse = torch.linspace(0.05, 10, 2_000, dtype=torch.float64)  # then a fine grid around the coarse minimum
+    centre = float(coarse[nll(coarse).argmin()])
+    fine = torch.linspace(centre - 0.01, centre + 0.01, 2_001, dtype=torch.float64)
+    best = float(fine[nll(fine).argmin()])
+    fitted = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(best, abs=1e-4)
+    after = scaled_metrics(logits, labels, fitted)
+    assert after["nll"] == pytest.approx(float(nll(torch.tensor([fitted], dtype=torch.float64))[0]), abs=1e-9)
 
 
 def test_trainer_logs_test_calibration_after_scaling(tiny_fashion, tmp_path):

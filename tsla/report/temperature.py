@@ -23,13 +23,18 @@ def _nll(logits: torch.Tensor, labels: torch.Tensor, beta: float) -> float:
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature T minimising the mean NLL of softmax(logits / T) on (logits, labels). Raises ``ValueError``
-    for no examples or non-finite logits."""
+    """The temperature T minimising the mean NLL of softmax(logits / T) on (logits, labels). A logit of -inf is a
+    probability of 0 at every temperature and is allowed where the example's own class and at least one logit per row
+    stay finite (the NLL is then finite). Raises ``ValueError`` for no examples, a nan or +inf logit, or a -inf on an
+    example's own class or across a whole row."""
     from scipy.optimize import minimize_scalar  # imported here: `import tsla` does not pay for scipy
 
     logits, labels = logits.detach().double().cpu(), labels.detach().long().cpu()
-    if logits.shape[0] == 0 or not bool(torch.isfinite(logits).all()):
-        raise ValueError("temperature scaling needs at least one example with finite logits")
+    if logits.shape[0] == 0 or bool(torch.isnan(logits).any()) or bool((logits == math.inf).any()):
+        raise ValueError("temperature scaling needs at least one example and no nan or +inf logit")
+    if not bool(torch.isfinite(logits.gather(1, labels[:, None])).all()):
+        raise ValueError("temperature scaling: an example's own class has a -inf logit (its NLL is infinite at "
+                         "every temperature)")
     found = minimize_scalar(lambda b: _nll(logits, labels, b), bounds=BETA_BOUNDS, method="bounded",
                             options={"xatol": 1e-7})
     return 1.0 / float(found.x)

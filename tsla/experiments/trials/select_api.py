@@ -73,6 +73,11 @@ def select(train_fn: Callable[[Trial], Any], *, thetas: Sequence[float], epochs:
     request, ``RunDirError`` for an unusable ``out`` or damaged run files, ``TrainingError`` when the loop skips
     epochs, and whatever ``train_fn`` raises (rerun the same call to continue)."""
     log = log or sys.stdout
+    if not callable(getattr(log, "write", None)) or getattr(log, "closed", False):
+        # checked before any training: the summary printed at the end would otherwise fail after the work is done
+        what = "a closed stream" if callable(getattr(log, "write", None)) else f"a {type(log).__name__}, not a stream"
+        raise ConfigError(f"log= is {what}: pass an open text stream (sys.stdout, an open file, io.StringIO) or "
+                          f"leave log out")
     out = Path(out)
     cands = joint_space(thetas, switch_at, theta_after, epochs)
     seeds, switch_at = as_list("seeds", seeds), as_list("switch_at", switch_at)
