@@ -9,8 +9,9 @@ per-pair outcome: scripts/study3_outcomes.py), ``contrasts.csv`` (families P, S1
 verdicts and the questions' words: scripts/study3_families.py), ``q4.csv`` (noisy − clean validation per P
 question), ``mixed.csv`` (MixedLM per decided P contrast, random intercept per draw), ``superiority.csv`` (P(a > b)
 with a bootstrap stratified by draw, decided P contrasts), ``variance.csv`` (between-draw and within-draw variance of
-each cell's test top-1), ``cells.csv`` and ``results3-tables.md`` (the tables in markdown). The same input gives the
-same bytes. Everything is computed first, then written under temporary names and renamed into place: a RUNS_DIR
+each cell's test top-1), ``posthoc-machine.csv`` (post hoc, amendment 5: the P contrasts split by the machine that
+trained the pairs: scripts/study3_posthoc.py), ``cells.csv`` and ``results3-tables.md`` (the tables in
+markdown). The same input gives the same bytes. Everything is computed first, then written under temporary names and renamed into place: a RUNS_DIR
 that is no folder or holds no finished run, a cut or edited run file or runs.csv, or a failed write is one line
 ``study3_analyse.py: error: ...``, exit 2, and the earlier analysis in --out is left as it was.
 """
@@ -30,6 +31,7 @@ import numpy as np  # noqa: E402
 from study2_analyse import Unusable, _read, variance_split  # noqa: E402
 from study3_families import CONTRAST_COLUMNS, contrast_rows, q4_rows, superiority  # noqa: E402
 from study3_outcomes import DERIVED_COLUMNS, derived_rows  # noqa: E402
+from study3_posthoc import MACHINE_COLUMNS, machine_rows  # noqa: E402
 from study3_runs import COLUMNS, collect, parse_runs_text  # noqa: E402
 from study3_tables import tables_markdown  # noqa: E402
 
@@ -118,14 +120,16 @@ def analyse(rows: list[dict[str, Any]]) -> dict[str, str]:
     derived = derived_rows(rows)
     contrasts = contrast_rows(rows, derived)
     texts = {"derived.csv": csv_text(derived, DERIVED_COLUMNS),
-             "contrasts.csv": csv_text(contrasts, CONTRAST_COLUMNS)}
+             "contrasts.csv": csv_text(contrasts, CONTRAST_COLUMNS),
+             "posthoc-machine.csv": csv_text(machine_rows(contrasts), MACHINE_COLUMNS)}
     tables = {"q4.csv": q4_rows(contrasts), "mixed.csv": mixed_rows(contrasts),
               "superiority.csv": superiority_rows(contrasts), "variance.csv": variance_rows(rows),
               "cells.csv": cell_rows(rows)}
     for name, found in tables.items():
         columns = list(dict.fromkeys(k for row in found for k in row))
         texts[name] = csv_text(found, columns)
-    texts["results3-tables.md"] = tables_markdown(rows, contrasts, tables)
+    texts["results3-tables.md"] = tables_markdown(rows, contrasts, {**tables, "posthoc-machine.csv": machine_rows(
+        contrasts)})
     return texts
 
 

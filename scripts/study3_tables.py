@@ -82,6 +82,11 @@ def tables_markdown(rows: list[dict[str, Any]], contrasts: list[dict[str, Any]],
                       f"[{_f(s['ci_low'], '.3f')}, {_f(s['ci_high'], '.3f')}]"])
     out += _table(["question", "regime", "val labels", "pairs", "intercept", "95% CI", "draw variance",
                    "residual variance", "fit notes", "P(a > b)", "95% CI"], lines)
+    out += ["## Post hoc (amendment 5): P contrasts by the machine that trained the pairs (descriptive)", ""]
+    out += _table(["question", "regime", "val labels", "machine", "draws", "pairs", "mean a − b", "95% CI"],
+                  [[m["question"], m["regime"], m["val_noise"], m["machine"], m["draws"], str(m["n_pairs"]),
+                    _f(m["mean_diff"]), f"[{_f(m['ci_low'])}, {_f(m['ci_high'])}]"]
+                   for m in tables.get("posthoc-machine.csv", [])])
     out += ["## Variance of each cell's test top-1: between draws and within draws (seeds)", ""]
     out += _table(["regime", "θ", "val labels", "stop rule", "cell", "runs", "draws", "mean", "var draw", "var seed"],
                   [[v["regime"], f"{v['theta']:g}", v["val_noise"], v["stop_rule"], v["cell"], str(v["n_runs"]),

@@ -236,7 +236,7 @@ def test_a_rerun_and_runs_csv_alone_give_the_same_bytes(analysed, tmp_path):
     assert _run(runs, "--out", again).returncode == 0
     assert _run("--runs-csv", out / "runs.csv", "--out", alone).returncode == 0
     names = sorted(p.name for p in out.iterdir())
-    assert "results3-tables.md" in names and len(names) == 9
+    assert "results3-tables.md" in names and len(names) == 10
     for name in names:
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
         assert (alone / name).read_bytes() == (out / name).read_bytes(), name
@@ -379,3 +379,38 @@ def test_a_temperature_that_could_not_be_fitted_is_an_empty_cell_not_an_error(an
                                                                   r["stop_rule"]) ==
           ("S4", "clean", "test_ts_ece", "lsr", "best-val")]
     assert int(s4[0]["n_pairs"]) == 15  # that pair has no calibrated ECE to compare
+
+
+def test_posthoc_machine_split_by_hand(analysed):
+    """Amendment 5's post-hoc line: sym40's P contrasts on draws 4-6 (the first machine) and 7-11 apart; a regime
+    trained on one machine has no line. Q2's pairs are +0.1 / -0.1 points by seed: mean 0, interval by hand."""
+    from scipy import stats
+
+    _, out = analysed
+    rows = _csv(out / "posthoc-machine.csv")
+    assert {r["regime"] for r in rows} == {"sym40"}
+    q2 = {r["machine"]: r for r in rows if (r["question"], r["val_noise"]) == ("Q2", "clean")}
+    assert (q2["first"]["draws"], q2["first"]["n_pairs"]) == ("4 5 6", "6")
+    assert (q2["second"]["draws"], q2["second"]["n_pairs"]) == ("7 8 9 10 11", "10")
+    for machine, n in (("first", 6), ("second", 10)):
+        half = stats.t.ppf(0.975, n - 1) * math.sqrt(n * 0.1 ** 2 / (n - 1)) / math.sqrt(n)
+        assert float(q2[machine]["mean_diff"]) == pytest.approx(0.0, abs=1e-9)
+        assert float(q2[machine]["ci_high"]) == pytest.approx(half, abs=1e-6)
+    q1 = {r["machine"]: float(r["mean_diff"]) for r in rows if (r["question"], r["val_noise"]) == ("Q1", "clean")}
+    assert q1 == pytest.approx({"first": 1.0, "second": 1.0}, abs=1e-9)
+    assert "## Post hoc (amendment 5)" in (out / "results3-tables.md").read_text()
+
+
+def test_rule_check_replays_the_frozen_rule_from_git(analysed):
+    """scripts/study3_rule_check.py (amendment 5): the select choices with select_rule.py at b9e72e4 and now; the
+    synthetic study's choices, at both thetas, are all the same."""
+    if subprocess.run(["git", "cat-file", "-e", "b9e72e4"], cwd=ROOT, capture_output=True).returncode != 0:
+        pytest.skip("a clone without b9e72e4 (shallow)")
+    _, out = analysed
+    result = subprocess.run([sys.executable, str(SCRIPT.parent / "study3_rule_check.py"), str(out / "runs.csv")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    chosen = {(r["question"], r["regime"], r["theta"], r["val_noise"], r["stop_rule"], r["draw"])
+              for r in _csv(out / "derived.csv") if r["question"] in ("Q3", "S6")}
+    assert f" {len(chosen)} select choices" in result.stdout and result.stdout.rstrip().endswith(": 0 differ")
