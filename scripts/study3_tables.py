@@ -65,6 +65,15 @@ def tables_markdown(rows: list[dict[str, Any]], contrasts: list[dict[str, Any]],
         out += _table(["question", "regime", "θ", "val labels", "stop rule", "measure", "a", "b", "pairs",
                        "0 by construction", "mean a − b", "95% CI", "sign-flip p", "Holm p", "TOST p (Holm)",
                        "non-inferiority p (Holm)", "MDE", "verdict", "answer"], lines)
+    out += ["## Family P: the verdicts that stand whatever the other regimes give", "",
+            "Holm's set above holds only the decided regimes' P contrasts. With all 21 of the plan it can only grow,",
+            "and Holm's adjusted p never exceeds min(1, 21 × p): the verdict with these bounds stands however the",
+            "interim regimes come out.", ""]
+    out += _table(["question", "regime", "val labels", "sign-flip p × 21", "TOST p × 21", "non-inferiority p × 21",
+                   "verdict", "answer"],
+                  [[r["question"], r["regime"], r["val_noise"], _f(r["p_full_bound"], ".4f"),
+                    _f(r["tost_p_full_bound"], ".4f"), _f(r["ni_p_full_bound"], ".4f"), r["verdict_full_bound"],
+                    r["answer_full_bound"]] for r in contrasts if "p_full_bound" in r])
     out += ["## Q4: noisy − clean validation labels, per P question (descriptive)", ""]
     out += _table(["question", "regime", "pairs", "a − b: noisy − clean", "95% CI", "a alone: noisy − clean",
                    "95% CI"],

@@ -414,3 +414,18 @@ def test_rule_check_replays_the_frozen_rule_from_git(analysed):
     chosen = {(r["question"], r["regime"], r["theta"], r["val_noise"], r["stop_rule"], r["draw"])
               for r in _csv(out / "derived.csv") if r["question"] in ("Q3", "S6")}
     assert f" {len(chosen)} select choices" in result.stdout and result.stdout.rstrip().endswith(": 0 differ")
+
+
+def test_p_verdicts_that_stand_for_the_whole_family_use_bonferronis_bound(analysed):
+    """Each decided P contrast also carries min(1, 21 × p) for each p and the verdict with those: Q1 in sym40 on
+    clean labels is +1 point in all 16 pairs (sign-flip p = 2 / 2^16, so 21 × p < 0.05: "a > b" stands); Q2 there
+    is 0 on average, ±0.1 (TOST and non-inferiority p tiny: "equivalent", "holds (matches)")."""
+    _, out = analysed
+    q1 = _contrast(out, "P", "Q1", "sym40", "clean")
+    assert float(q1["p_full_bound"]) == pytest.approx(min(1.0, 21 * float(q1["p_raw"])), rel=1e-6)
+    assert float(q1["p_raw"]) == pytest.approx(2 / 2 ** 16, rel=1e-6)
+    assert (q1["verdict_full_bound"], q1["answer_full_bound"]) == ("a > b", "holds")
+    q2 = _contrast(out, "P", "Q2", "sym40", "clean")
+    assert float(q2["ni_p_full_bound"]) == pytest.approx(min(1.0, 21 * float(q2["ni_p"])), rel=1e-6)
+    assert (q2["verdict_full_bound"], q2["answer_full_bound"]) == ("equivalent (±0.5)", "holds (matches)")
+    assert all(r["p_full_bound"] == "" for r in _csv(out / "contrasts.csv") if r["family"] != "P")
