@@ -1,0 +1,95 @@
+"""Study 3's numbers that README.md and docs/results3.md quote, recomputed from the committed per-epoch files
+(docs/evidence/study3/runs/<regime>/d<D>/<run>/metrics.jsonl) with independent code: an argmax over the logged
+validation accuracies, the questions' choices by hand, scipy's t quantile for the intervals. Neither runs.csv nor the
+analysis scripts are read. Under a few seconds."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "docs" / "evidence" / "study3" / "runs"
+DRAWS, SEEDS = range(4, 12), (0, 1)
+NAMES = {"baseline": "baseline-seed{s}", "lsr": "lsr-theta0.4-seed{s}", "tsla@15": "tsla@15-theta0.4-seed{s}",
+         "tsla@25": "tsla@25-theta0.4-seed{s}", "lsr-neg@25": "lsr-neg@25-theta0.4-seed{s}"}
+VAL = {"clean": "val_top1", "noisy": "val_noisy_top1"}
+
+
+def _doc(name):
+    return re.sub(r"\s+", " ", (ROOT / name).read_text(encoding="utf-8"))
+
+
+def _interval(d):
+    d = np.asarray(d, dtype=float)
+    half = scipy_stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    return " ".join([f"{d.mean():+.2f}", f"[{d.mean() - half:+.2f},", f"{d.mean() + half:+.2f}]"]).replace("-", "−")
+
+
+def _records(regime, draw, cell, seed):
+    path = RUNS / regime / f"d{draw}" / NAMES[cell].format(s=seed) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _kept(records, labels, rule="best-val"):
+    """(validation top-1, test top-1) in % at the epoch the rule keeps: the first epoch of highest validation top-1,
+    or the last epoch."""
+    if rule == "last":
+        r = records[-1]
+    else:
+        values = [r[VAL[labels]] for r in records]
+        r = records[values.index(max(values))]
+    return 100 * r[VAL[labels]], 100 * r["test_top1"]
+
+
+@pytest.fixture(scope="module")
+def sym40():
+    if not (RUNS / "sym40" / "d11").is_dir():
+        pytest.skip("study 3's sym40 runs are not committed")
+    return {(d, s, c): _records("sym40", d, c, s) for d in DRAWS for s in SEEDS for c in NAMES}
+
+
+@pytest.mark.parametrize("labels, quoted", [("clean", "+0.93 [+0.52, +1.33]"), ("noisy", "+0.88 [+0.54, +1.22]")])
+def test_q1_the_switch_chosen_on_validation(sym40, labels, quoted):
+    diffs, zeros = [], 0
+    for d in DRAWS:
+        for s in SEEDS:
+            kept = {c: _kept(sym40[(d, s, c)], labels) for c in ("lsr", "tsla@25", "tsla@15")}
+            best = max(kept.values(), key=lambda v: v[0])[0]
+            chosen = next(c for c in ("lsr", "tsla@25", "tsla@15") if kept[c][0] == best)  # ties: the simpler
+            diffs.append(kept[chosen][1] - kept["lsr"][1])
+            zeros += diffs[-1] == 0
+    assert _interval(diffs) == quoted.replace("-", "−")
+    assert quoted.replace("-", "−") in _doc("README.md") and quoted.replace("-", "−") in _doc("docs/results3.md")
+    assert f"{(np.array(diffs) > 0).sum()} / {(np.array(diffs) < 0).sum()} / {zeros} |" in _doc("docs/results3.md")
+
+
+@pytest.mark.parametrize("labels, quoted", [("clean", "+0.61 [+0.22, +1.00]"), ("noisy", "+0.78 [+0.41, +1.14]")])
+def test_q2_the_negative_end_at_its_last_epoch(sym40, labels, quoted):
+    diffs = [_kept(sym40[(d, s, "lsr-neg@25")], labels, "last")[1] - _kept(sym40[(d, s, "lsr")], labels)[1]
+             for d in DRAWS for s in SEEDS]
+    assert _interval(diffs) == quoted
+    assert quoted.replace("-", "−") in _doc("README.md") and quoted.replace("-", "−") in _doc("docs/results3.md")
+
+
+@pytest.mark.parametrize("labels, quoted, best_cell", [("clean", "−0.04 [−0.21, +0.14]", "tsla@15"),
+                                                       ("noisy", "+0.10 [−0.46, +0.67]", "tsla@15")])
+def test_q3_select_against_the_best_fixed_cell(sym40, labels, quoted, best_cell):
+    """select's default rule by hand: per draw, the cell of highest mean best-validation top-1 over the two seeds
+    (ties to the simpler: baseline, LSR, TSLA(15), TSLA(25), the negative end); the comparator, the cell of highest
+    mean test top-1 over all 16 pairs."""
+    kept = {k: _kept(v, labels) for k, v in sym40.items()}
+    means = {c: np.mean([kept[(d, s, c)][1] for d in DRAWS for s in SEEDS]) for c in NAMES}
+    assert max(means, key=means.get) == best_cell
+    diffs = []
+    for d in DRAWS:
+        score = {c: np.mean([kept[(d, s, c)][0] for s in SEEDS]) for c in NAMES}
+        chosen = next(c for c in NAMES if score[c] == max(score.values()))
+        diffs += [kept[(d, s, chosen)][1] - kept[(d, s, best_cell)][1] for s in SEEDS]
+    assert _interval(diffs) == quoted.replace("−", "-").replace("-", "−")
+    assert quoted in _doc("README.md") and quoted in _doc("docs/results3.md")
