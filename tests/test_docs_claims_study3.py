@@ -93,3 +93,15 @@ def test_q3_select_against_the_best_fixed_cell(sym40, labels, quoted, best_cell)
         diffs += [kept[(d, s, chosen)][1] - kept[(d, s, best_cell)][1] for s in SEEDS]
     assert _interval(diffs) == quoted.replace("−", "-").replace("-", "−")
     assert quoted in _doc("README.md") and quoted in _doc("docs/results3.md")
+
+
+def test_the_figure_script_draws_the_committed_runs(sym40, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "f.png"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "study3_figure.py"), str(RUNS), "sym40", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(docs/figures/study3-sym40-curves.png)" in \
+        (ROOT / "docs" / "results3.md").read_text()

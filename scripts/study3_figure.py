@@ -1,0 +1,58 @@
+"""Study 3's per-epoch figure for one regime (docs/results3.md): the mean over every (draw, seed) pair of each cell's
+test top-1 per epoch (left) and of LSR's and TSLA(15)'s validation top-1 on the clean and the noisy validation labels
+(right), from the committed metrics.jsonl files. Descriptive: no rule reads it.
+
+    python scripts/study3_figure.py docs/evidence/study3/runs sym40 docs/figures/study3-sym40-curves.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CELLS = {"baseline": "one-hot", "lsr": "LSR θ=0.4", "tsla@15": "TSLA(15)", "tsla@25": "TSLA(25)",
+         "lsr-neg@25": "LSR → −0.2 at 25"}
+
+
+def curves(runs: Path, regime: str, cell: str, key: str) -> tuple[np.ndarray, int]:
+    """Mean over runs of ``key`` per epoch (in %), and the number of runs."""
+    pattern = "baseline-seed*" if cell == "baseline" else f"{cell}-theta0.4-seed*"
+    folders = sorted(p for p in (runs / regime).glob(f"d*/{pattern}") if (p / "summary.json").is_file())
+    values = [[100 * json.loads(line)[key] for line in (p / "metrics.jsonl").read_text().splitlines()]
+              for p in folders]
+    return np.mean(np.array(values), axis=0), len(values)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    runs, regime, out = Path(argv[0]), argv[1], Path(argv[2])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for cell, label in CELLS.items():
+        mean, n = curves(runs, regime, cell, "test_top1")
+        left.plot(range(len(mean)), mean, label=f"{label} (n={n})")
+    left.set(title=f"{regime}: test top-1 per epoch (mean over pairs)", xlabel="epoch", ylabel="test top-1 (%)")
+    for cell, colour in (("lsr", "C1"), ("tsla@15", "C2")):
+        for key, style, name in (("val_top1", "-", "clean"), ("val_noisy_top1", "--", "noisy")):
+            mean, _ = curves(runs, regime, cell, key)
+            right.plot(range(len(mean)), mean, style, color=colour, label=f"{CELLS[cell]}, {name} val labels")
+    right.set(title="validation top-1 on the clean and the noisy labels", xlabel="epoch", ylabel="validation top-1 (%)")
+    for ax in (left, right):
+        for m in (15, 25):
+            ax.axvline(m, color="grey", lw=0.5)
+        ax.legend(fontsize=7)
+    fig.savefig(out, dpi=110, metadata={"Software": None})
+    print(f"study3_figure.py: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
