@@ -103,5 +103,5 @@ def test_the_figure_script_draws_the_committed_runs(sym40, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "study3_figure.py"), str(RUNS), "sym40", str(out)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(docs/figures/study3-sym40-curves.png)" in \
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(figures/study3-sym40-curves.png)" in \
         (ROOT / "docs" / "results3.md").read_text()
