@@ -54,3 +54,16 @@ def test_a_flag_given_twice_is_refused_naming_it(capsys):
     assert err.startswith("tsla: error: argument --thetas: given twice (--thetas 0.1,0.2, then --thetas 0.4)"), err
     assert main(["train", "--dry-run", "--augment", "--no-augment"]) == 2
     assert "argument --augment/--no-augment: given twice (--augment, then --no-augment)" in capsys.readouterr().err
+
+
+def test_run_select_from_python_refuses_theta_after_in_a_layer_naming_it(tmp_path):
+    """One check for the CLI and the library (it was two, with two messages): a layer's list names its source."""
+    import pytest
+
+    from tsla.errors import ConfigError
+    from tsla.experiments.select import run_select
+
+    layers = [("my preset", {"theta_after": [0, -0.2], "val_size": 10, "epochs": 3})]
+    with pytest.raises(ConfigError, match=r"theta_after 0,-0\.2 in my preset: .* pass --theta-after 0,-0\.2$"):
+        run_select(layers, [0.1], [1], [0], tmp_path / "out", dry_run=True)
+    assert not (tmp_path / "out").exists()

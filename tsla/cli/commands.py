@@ -162,10 +162,10 @@ def _ray_options(args: argparse.Namespace):
 
 def _cmd_select(args: argparse.Namespace) -> int:
     from ..experiments.grid import parse_shard
-    from ..experiments.select import run_select
+    from ..experiments.select import refuse_theta_after, run_select
 
     layers, _ = _layers(args)
-    _refuse_theta_after(layers)
+    refuse_theta_after(layers)  # before anything else names a layer's values
     # every candidate's run sets its own method: a preset's or config's --method (e.g. the preset fashion-mnist's
     # tsla@6) must not be checked against this run length, nor named in a refusal (select has no --method)
     layers.append(("tsla select", {"method": "baseline"}))
@@ -187,24 +187,6 @@ def _cmd_select(args: argparse.Namespace) -> int:
                shard=parse_shard(args.shard), jobs=args.jobs, halving=args.halving, progress_bar=not args.no_progress,
                dry_run=args.dry_run, theta_after=args.final_thetas or (), rule=args.rule, ray=_ray_options(args))
     return 0
-
-
-def _refuse_theta_after(layers: list) -> None:
-    """Refuse a nonzero theta_after from a --config file or a preset, naming where it came from (select's final
-    thetas are given by --theta-after, as candidates). Raises ``ConfigError``."""
-    given = [(source, values["theta_after"]) for source, values in layers if "theta_after" in values]
-    if not given:
-        return
-    source, value = given[-1]
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return  # not a number: refused with the type's message when the config is built
-    if value == 0:
-        return
-    raise ConfigError(f"theta_after {value:g} in {source}: tsla select's final thetas are candidates of their own "
-                      f"(it would end every TSLA candidate on it, unnamed): remove it there and pass --theta-after "
-                      f"0,{value:g}")
 
 
 def _cmd_paired(args: argparse.Namespace) -> int:

@@ -56,6 +56,24 @@ def check_request(thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequ
         raise ConfigError("--theta-after must not repeat a value")
 
 
+def refuse_theta_after(layers: list) -> None:
+    """Refuse a nonzero ``theta_after`` (a number or a list) from a --config file or a preset, naming where it came
+    from: it would end every TSLA candidate on that theta, unnamed, while select's final thetas are candidates given
+    by --theta-after. A value that is no number is left to the config's own check. Raises ``ConfigError``."""
+    given = [(source, values["theta_after"]) for source, values in layers
+             if isinstance(values, dict) and "theta_after" in values]
+    if not given:
+        return
+    source, after = given[-1]
+    values = after if isinstance(after, list) else [after]
+    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in values) or not any(values):
+        return
+    shown = ",".join(f"{a:g}" for a in values)
+    wanted = shown if isinstance(after, list) else f"0,{shown}"
+    raise ConfigError(f"theta_after {shown} in {source}: tsla select's final thetas are candidates of their own (it "
+                      f"would end every TSLA candidate on it, unnamed): remove it there and pass --theta-after {wanted}")
+
+
 def _grid(layers: list, thetas: Sequence[float], switch_at: Sequence[int], seeds: Sequence[int],
           theta_after: Sequence[float] = ()) -> list[GridRun]:
     """Compare's grid of the candidates, every run with the test set off; checked for what select needs. A negative
@@ -64,15 +82,8 @@ def _grid(layers: list, thetas: Sequence[float], switch_at: Sequence[int], seeds
     settings: dict[str, Any] = {"test_every": 0}
     if negative:
         settings["allow_negative"] = True
+    refuse_theta_after(layers)
     layers = [*layers, ("tsla select", settings)]
-    for _, values in layers:  # from --config or a preset: it would end every TSLA candidate on that theta, unnamed
-        after = values.get("theta_after", 0) if isinstance(values, dict) else 0
-        if after != 0:
-            given = ",".join(f"{a:g}" if isinstance(a, (int, float)) else str(a)
-                             for a in (after if isinstance(after, list) else [after]))
-            wanted = given if isinstance(after, list) else f"0,{given}"
-            raise ConfigError(f"theta_after {given} in --config: tsla select's final thetas are candidates of "
-                              f"their own; remove it from the YAML and pass --theta-after {wanted}")
     cfg = build_config(*layers)
     if cfg.val_size is None:
         raise ConfigError("tsla select scores candidates on a validation split: pass --val-size N (e.g. 1000)")
