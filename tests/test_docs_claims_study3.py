@@ -105,3 +105,33 @@ def test_the_figure_script_draws_the_committed_runs(sym40, tmp_path):
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(figures/study3-sym40-curves.png)" in \
         (ROOT / "docs" / "results3.md").read_text()
+
+
+def test_the_committed_analysis_regenerates_byte_for_byte(tmp_path):
+    """scripts/study3_analyse.py writes every committed table again, byte for byte, from the committed runs.csv; and
+    runs.csv's rows are those of the committed run folders it names (runs committed after the analysis are left
+    out until the next one)."""
+    import subprocess
+    import sys
+
+    evidence = ROOT / "docs" / "evidence" / "study3"
+    if not (evidence / "runs.csv").is_file():
+        pytest.skip("study 3 has not been analysed yet")
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "study3_analyse.py"), "--runs-csv",
+                             str(evidence / "runs.csv"), "--out", str(tmp_path)], capture_output=True, text=True,
+                            timeout=300, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert len(written) == 10
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (evidence / name).read_bytes(), name
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from study3_runs import COLUMNS, collect
+
+    from tsla.report.paired import csv_text
+
+    committed = (evidence / "runs.csv").read_text()
+    named = {line.split(",")[COLUMNS.index("run")] for line in committed.splitlines()[1:]}
+    rows = [r for r in collect(RUNS) if r["run"] in named]
+    assert csv_text(rows, COLUMNS) == committed
