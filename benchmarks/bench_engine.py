@@ -84,7 +84,7 @@ def engine_vs_bare(images: int = 2048, repeats: int = 7) -> list[dict]:
     return rows
 
 
-def cpu_options(images: int = 2048, repeats: int = 5, compile_too: bool = True) -> list[dict]:
+def cpu_options(images: int = 2048, repeats: int = 5, compile_too: bool = True, warmup: int = 2) -> list[dict]:
     """Speed-up of each option alone over float32 contiguous, on the engine, on this CPU."""
     data = _data(images)
     loader = InMemoryLoader(data, 128, MEAN, STD, train=True, padding=2, flip=True)
@@ -98,7 +98,7 @@ def cpu_options(images: int = 2048, repeats: int = 5, compile_too: bool = True) 
     rows = []
     for name, ctx in variants.items():
         r = alternate(lambda c=ctx: train_one_epoch(c, loader.epoch(0, 0), THETA, 0),
-                      lambda: train_one_epoch(reference, loader.epoch(0, 0), THETA, 0), repeats=repeats, warmup=2)
+                      lambda: train_one_epoch(reference, loader.epoch(0, 0), THETA, 0), repeats=repeats, warmup=warmup)
         speedup = 1 / r["ratio"]
         rows.append({"benchmark": "CPU speed-up over float32 contiguous", "case": name, "ratio": speedup, "goal": "",
                      "met": None, "images_per_s": images / r["candidate_s"], "reference_images_per_s": images / r["reference_s"]})

@@ -41,10 +41,10 @@ def main(argv=None) -> int:
     started = time.time()
     commit = git_commit()  # the code being measured: read before the run, while HEAD may still move
     if args.only in (None, "loss"):
-        rows += bench_loss.run(**({"repeats": reps, "inner": 50} if reps else {}))
+        rows += bench_loss.run(**({"repeats": reps, "inner": 10} if reps else {}))
     if args.only in (None, "engine"):
-        rows += bench_engine.engine_vs_bare(**({"images": 512, "repeats": reps} if reps else {}))
-        rows += bench_engine.cpu_options(**({"images": 512, "repeats": reps} if reps else {}),
+        rows += bench_engine.engine_vs_bare(**({"images": 256, "repeats": reps} if reps else {}))
+        rows += bench_engine.cpu_options(**({"images": 128, "repeats": 2, "warmup": 1} if reps else {}),
                                          compile_too=not args.no_compile)
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": commit,
