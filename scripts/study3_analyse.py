@@ -11,8 +11,8 @@ question), ``mixed.csv`` (MixedLM per decided P contrast, random intercept per d
 with a bootstrap stratified by draw, decided P contrasts), ``variance.csv`` (between-draw and within-draw variance of
 each cell's test top-1), ``posthoc-machine.csv`` (post hoc, amendment 5: the P contrasts split by the machine that
 trained the pairs: scripts/study3_posthoc.py), ``cells.csv`` and ``results3-tables.md`` (the tables in
-markdown). The same input gives the same bytes. Everything is computed first, then written under temporary names and renamed into place: a RUNS_DIR
-that is no folder or holds no finished run, a cut or edited run file or runs.csv, or a failed write is one line
+markdown). The same input gives the same bytes. Everything is computed first, then written under temporary names
+and renamed into place: a RUNS_DIR that is no folder or holds no finished run, a cut or edited run file or runs.csv, or a failed write is one line
 ``study3_analyse.py: error: ...``, exit 2, and the earlier analysis in --out is left as it was.
 """
 
@@ -119,17 +119,17 @@ def analyse(rows: list[dict[str, Any]]) -> dict[str, str]:
     """Every output file's text from runs.csv's rows (as read back from the file)."""
     derived = derived_rows(rows)
     contrasts = contrast_rows(rows, derived)
+    machine = machine_rows(contrasts)
     texts = {"derived.csv": csv_text(derived, DERIVED_COLUMNS),
              "contrasts.csv": csv_text(contrasts, CONTRAST_COLUMNS),
-             "posthoc-machine.csv": csv_text(machine_rows(contrasts), MACHINE_COLUMNS)}
+             "posthoc-machine.csv": csv_text(machine, MACHINE_COLUMNS)}
     tables = {"q4.csv": q4_rows(contrasts), "mixed.csv": mixed_rows(contrasts),
               "superiority.csv": superiority_rows(contrasts), "variance.csv": variance_rows(rows),
               "cells.csv": cell_rows(rows)}
     for name, found in tables.items():
         columns = list(dict.fromkeys(k for row in found for k in row))
         texts[name] = csv_text(found, columns)
-    texts["results3-tables.md"] = tables_markdown(rows, contrasts, {**tables, "posthoc-machine.csv": machine_rows(
-        contrasts)})
+    texts["results3-tables.md"] = tables_markdown(rows, contrasts, {**tables, "posthoc-machine.csv": machine})
     return texts
 
 
