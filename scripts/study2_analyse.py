@@ -157,37 +157,54 @@ NUMERIC = {"theta", "switch_epoch", "theta_after", "draw", "seed", "noise_rate",
            "best_val_epoch", "test_top1_at_best_val", "test_nll", "test_ece", "noise_memorised_final"}
 
 
-def parse_runs_text(text: str, source: str) -> list[dict[str, Any]]:
-    """runs.csv's rows from its text, numbers as floats and empty cells as None. Raises ``Unusable`` naming the line
-    of a cut row, a cell that is not a (finite) number, and a file without rows or without a needed column."""
+def parse_rows(text: str, source: str, *, required: tuple[str, ...], numeric: set[str], script: str,
+               integers: tuple[str, ...] = (), known: Optional[dict[str, tuple[str, ...]]] = None,
+               nonempty: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A study's runs.csv rows from its text (studies 2 and 3 share this strict reader): cells of ``numeric`` columns
+    as floats (those in ``integers`` as ints), other cells as text, empty cells as None. Raises ``Unusable`` naming a
+    missing ``required`` column, the line of a cut row, of a cell that is not a finite number, of a cell of a
+    ``known`` column outside its values or of an empty ``nonempty`` cell, and a file without rows; each message says
+    to write the file again with ``scripts/<script>``."""
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in ("regime", "label", "draw", "seed", "test_top1") if c not in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
-        raise Unusable(f"{source} has no {missing[0]} column (an empty or cut file?): write it again with "
-                       f"'python scripts/study2_analyse.py RUNS_DIR'")
+        raise Unusable(f"{source} has no {missing[0]} column (an empty, cut or older file?): write it again with "
+                       f"'python scripts/{script} RUNS_DIR'")
+    known = known or {}
     rows = []
     for line, r in enumerate(reader, 2):
         if None in r or any(v is None for v in r.values()):
-            raise Unusable(f"{source} line {line} has {'more' if None in r else 'fewer'} cells than the header (a cut "
-                           f"or edited file): write it again from the run folders")
+            raise Unusable(f"{source} line {line} has {'more' if None in r else 'fewer'} cells than the header (a "
+                           f"cut or edited file): write it again from the run folders")
         row: dict[str, Any] = {}
         for k, v in r.items():
-            if v == "":
-                row[k] = None
-            elif k in NUMERIC:
-                try:
-                    row[k] = float(v)
-                except ValueError:
-                    row[k] = math.nan
-                if not math.isfinite(row[k]):
-                    raise Unusable(f"{source} line {line}: {k} = {v!r} is not a finite number: fix the row or "
-                                   f"write the file again from the run folders")
-            else:
-                row[k] = v
+            if k in known and v not in known[k]:
+                raise Unusable(f"{source} line {line}: {k} = {v!r} is not one of {', '.join(known[k])}: fix the row "
+                               f"or write the file again from the run folders")
+            if k not in numeric or v == "":
+                row[k] = v if v != "" else None
+                continue
+            try:
+                number = float(v)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                raise Unusable(f"{source} line {line}: {k} = {v!r} is not a finite number: fix the row or write the "
+                               f"file again from the run folders")
+            row[k] = int(number) if k in integers else number
+        for k in nonempty:
+            if row[k] is None:
+                raise Unusable(f"{source} line {line}: {k} is empty: write the file again from the run folders")
         rows.append(row)
     if not rows:
-        raise Unusable(f"{source} holds no run: write it again with 'python scripts/study2_analyse.py RUNS_DIR'")
+        raise Unusable(f"{source} holds no run: write it again with 'python scripts/{script} RUNS_DIR'")
     return rows
+
+
+def parse_runs_text(text: str, source: str) -> list[dict[str, Any]]:
+    """Study 2's runs.csv rows from its text, numbers as floats and empty cells as None (:func:`parse_rows`)."""
+    return parse_rows(text, source, required=("regime", "label", "draw", "seed", "test_top1"), numeric=NUMERIC,
+                      script="study2_analyse.py")
 
 
 def read_runs_csv(path: Path) -> list[dict[str, Any]]:

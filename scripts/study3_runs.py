@@ -12,14 +12,12 @@ that epoch's. Accuracies and ECEs are in percentage points, NLL in nats; the tes
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from study2_analyse import Unusable, _json, _read  # the strict readers and their one-line errors
+from study2_analyse import Unusable, _json, _read, parse_rows  # the strict readers and their one-line errors
 
 REGIMES = ("clean", "sym20", "sym40", "pair40")
 NOISY_REGIMES = ("sym20", "sym40", "pair40")
@@ -141,38 +139,9 @@ def collect(root: Path) -> list[dict[str, Any]]:
 def parse_runs_text(text: str, source: str) -> list[dict[str, Any]]:
     """runs.csv's rows from its text, numbers as floats (draw, seed, epoch as ints) and empty cells as None. Raises
     ``Unusable`` naming a missing column, the line of a cut row or of a cell that is not a finite number, an unknown
-    regime, labelling, rule or cell, and a file without rows."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise Unusable(f"{source} has no {missing[0]} column (an empty, cut or older file?): write it again with "
-                       f"'python scripts/study3_analyse.py RUNS_DIR'")
+    regime, labelling, rule or cell, an empty key cell, and a file without rows (study 2's reader,
+    :func:`study2_analyse.parse_rows`)."""
     known = {"regime": REGIMES, "val_noise": tuple(VAL_KEY), "stop_rule": STOP_RULES, "cell": CELLS}
-    rows = []
-    for line, r in enumerate(reader, 2):
-        if None in r or any(v is None for v in r.values()):
-            raise Unusable(f"{source} line {line} has {'more' if None in r else 'fewer'} cells than the header (a "
-                           f"cut or edited file): write it again from the run folders")
-        row: dict[str, Any] = {}
-        for k, v in r.items():
-            if k in known and v not in known[k]:
-                raise Unusable(f"{source} line {line}: {k} = {v!r} is not one of {', '.join(known[k])}: fix the row "
-                               f"or write the file again from the run folders")
-            if k not in NUMERIC or v == "":
-                row[k] = v if v != "" else None
-                continue
-            try:
-                number = float(v)
-            except ValueError:
-                number = math.nan
-            if not math.isfinite(number):
-                raise Unusable(f"{source} line {line}: {k} = {v!r} is not a finite number: fix the row or write the "
-                               f"file again from the run folders")
-            row[k] = int(number) if k in ("draw", "seed", "epoch", "n_epochs") else number
-        for k in ("draw", "seed", "theta", "epoch", "test_top1", "val_top1"):
-            if row[k] is None:
-                raise Unusable(f"{source} line {line}: {k} is empty: write the file again from the run folders")
-        rows.append(row)
-    if not rows:
-        raise Unusable(f"{source} holds no run: write it again with 'python scripts/study3_analyse.py RUNS_DIR'")
-    return rows
+    return parse_rows(text, source, required=COLUMNS, numeric=NUMERIC, script="study3_analyse.py",
+                      integers=("draw", "seed", "epoch", "n_epochs"), known=known,
+                      nonempty=("draw", "seed", "theta", "epoch", "test_top1", "val_top1"))
