@@ -47,43 +47,74 @@ def _kept(records, labels, rule="best-val"):
     return 100 * r[VAL[labels]], 100 * r["test_top1"]
 
 
-@pytest.fixture(scope="module")
-def sym40():
-    if not (RUNS / "sym40" / "d11").is_dir():
-        pytest.skip("study 3's sym40 runs are not committed")
-    return {(d, s, c): _records("sym40", d, c, s) for d in DRAWS for s in SEEDS for c in NAMES}
+_LOADED: dict = {}
 
 
-@pytest.mark.parametrize("labels, quoted", [("clean", "+0.93 [+0.52, +1.33]"), ("noisy", "+0.88 [+0.54, +1.22]")])
-def test_q1_the_switch_chosen_on_validation(sym40, labels, quoted):
-    diffs, zeros = [], 0
+def _runs(regime):
+    """Every committed run's per-epoch records of a complete regime, keyed (draw, seed, cell); skips when absent."""
+    if regime not in _LOADED:
+        if not (RUNS / regime / "d11").is_dir():
+            pytest.skip(f"study 3's {regime} runs are not committed")
+        _LOADED[regime] = {(d, s, c): _records(regime, d, c, s) for d in DRAWS for s in SEEDS for c in NAMES}
+    return _LOADED[regime]
+
+
+def _row(regime, labels, quoted):
+    """The line of results3.md's answers table for (regime, labels) that quotes this interval."""
+    ci = quoted[quoted.index("["):]
+    rows = [line for line in (ROOT / "docs" / "results3.md").read_text(encoding="utf-8").splitlines()
+            if f"| {regime} | {labels} |" in line and ci in line]
+    assert len(rows) == 1, (regime, labels, quoted)
+    return rows[0]
+
+
+def _signs(diffs):
+    d = np.asarray(diffs)
+    return f"| {(d > 0).sum()} / {(d < 0).sum()} / {(d == 0).sum()} |"
+
+
+# (regime, validation labels, the interval quoted in README.md and docs/results3.md)
+Q1 = [("sym40", "clean", "+0.93 [+0.52, +1.33]"), ("sym40", "noisy", "+0.88 [+0.54, +1.22]"),
+      ("pair40", "clean", "+0.22 [−0.18, +0.62]"), ("pair40", "noisy", "−0.23 [−1.03, +0.57]")]
+Q2 = [("sym40", "clean", "+0.61 [+0.22, +1.00]"), ("sym40", "noisy", "+0.78 [+0.41, +1.14]"),
+      ("pair40", "clean", "−1.09 [−1.62, −0.57]"), ("pair40", "noisy", "−0.47 [−1.06, +0.12]")]
+Q3 = [("sym40", "clean", "−0.04 [−0.21, +0.14]", "tsla@15"),
+      ("sym40", "noisy", "+0.10 [−0.46, +0.67]", "tsla@15"),
+      ("pair40", "clean", "+0.57 [−0.12, +1.26]", "tsla@15"),
+      ("pair40", "noisy", "+0.14 [−0.81, +1.08]", "tsla@25")]
+
+
+@pytest.mark.parametrize("regime, labels, quoted", Q1)
+def test_q1_the_switch_chosen_on_validation(regime, labels, quoted):
+    runs = _runs(regime)
+    diffs = []
     for d in DRAWS:
         for s in SEEDS:
-            kept = {c: _kept(sym40[(d, s, c)], labels) for c in ("lsr", "tsla@25", "tsla@15")}
+            kept = {c: _kept(runs[(d, s, c)], labels) for c in ("lsr", "tsla@25", "tsla@15")}
             best = max(kept.values(), key=lambda v: v[0])[0]
             chosen = next(c for c in ("lsr", "tsla@25", "tsla@15") if kept[c][0] == best)  # ties: the simpler
             diffs.append(kept[chosen][1] - kept["lsr"][1])
-            zeros += diffs[-1] == 0
-    assert _interval(diffs) == quoted.replace("-", "−")
-    assert quoted.replace("-", "−") in _doc("README.md") and quoted.replace("-", "−") in _doc("docs/results3.md")
-    assert f"{(np.array(diffs) > 0).sum()} / {(np.array(diffs) < 0).sum()} / {zeros} |" in _doc("docs/results3.md")
+    assert _interval(diffs) == quoted
+    assert quoted in _doc("README.md") and quoted in _doc("docs/results3.md")
+    assert _signs(diffs) in _row(regime, labels, quoted)
 
 
-@pytest.mark.parametrize("labels, quoted", [("clean", "+0.61 [+0.22, +1.00]"), ("noisy", "+0.78 [+0.41, +1.14]")])
-def test_q2_the_negative_end_at_its_last_epoch(sym40, labels, quoted):
-    diffs = [_kept(sym40[(d, s, "lsr-neg@25")], labels, "last")[1] - _kept(sym40[(d, s, "lsr")], labels)[1]
+@pytest.mark.parametrize("regime, labels, quoted", Q2)
+def test_q2_the_negative_end_at_its_last_epoch(regime, labels, quoted):
+    runs = _runs(regime)
+    diffs = [_kept(runs[(d, s, "lsr-neg@25")], labels, "last")[1] - _kept(runs[(d, s, "lsr")], labels)[1]
              for d in DRAWS for s in SEEDS]
     assert _interval(diffs) == quoted
-    assert quoted.replace("-", "−") in _doc("README.md") and quoted.replace("-", "−") in _doc("docs/results3.md")
+    assert quoted in _doc("README.md") and quoted in _doc("docs/results3.md")
+    assert _signs(diffs) in _row(regime, labels, quoted)
 
 
-@pytest.mark.parametrize("labels, quoted, best_cell", [("clean", "−0.04 [−0.21, +0.14]", "tsla@15"),
-                                                       ("noisy", "+0.10 [−0.46, +0.67]", "tsla@15")])
-def test_q3_select_against_the_best_fixed_cell(sym40, labels, quoted, best_cell):
+@pytest.mark.parametrize("regime, labels, quoted, best_cell", Q3)
+def test_q3_select_against_the_best_fixed_cell(regime, labels, quoted, best_cell):
     """select's default rule by hand: per draw, the cell of highest mean best-validation top-1 over the two seeds
     (ties to the simpler: baseline, LSR, TSLA(15), TSLA(25), the negative end); the comparator, the cell of highest
     mean test top-1 over all 16 pairs."""
-    kept = {k: _kept(v, labels) for k, v in sym40.items()}
+    kept = {k: _kept(v, labels) for k, v in _runs(regime).items()}
     means = {c: np.mean([kept[(d, s, c)][1] for d in DRAWS for s in SEEDS]) for c in NAMES}
     assert max(means, key=means.get) == best_cell
     diffs = []
@@ -91,19 +122,22 @@ def test_q3_select_against_the_best_fixed_cell(sym40, labels, quoted, best_cell)
         score = {c: np.mean([kept[(d, s, c)][0] for s in SEEDS]) for c in NAMES}
         chosen = next(c for c in NAMES if score[c] == max(score.values()))
         diffs += [kept[(d, s, chosen)][1] - kept[(d, s, best_cell)][1] for s in SEEDS]
-    assert _interval(diffs) == quoted.replace("−", "-").replace("-", "−")
+    assert _interval(diffs) == quoted
     assert quoted in _doc("README.md") and quoted in _doc("docs/results3.md")
+    assert _signs(diffs) in _row(regime, labels, quoted)
 
 
-def test_the_figure_script_draws_the_committed_runs(sym40, tmp_path):
+@pytest.mark.parametrize("regime", ["sym40", "pair40"])
+def test_the_figure_script_draws_the_committed_runs(regime, tmp_path):
     import subprocess
     import sys
 
+    _runs(regime)
     out = tmp_path / "f.png"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "study3_figure.py"), str(RUNS), "sym40", str(out)],
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "study3_figure.py"), str(RUNS), regime, str(out)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "(figures/study3-sym40-curves.png)" in \
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"(figures/study3-{regime}-curves.png)" in \
         (ROOT / "docs" / "results3.md").read_text()
 
 
