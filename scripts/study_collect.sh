@@ -43,6 +43,8 @@ while IFS= read -r summary; do
 done < <(find "$src" -name summary.json -not -path "*/checkpoints/*" | sort)
 git add "$dest"
 if ! git diff --cached --quiet -- "$dest"; then
-    git commit -q -m "Study: $count finished runs' small files (config, metrics, summary, log) in $dest" -- "$dest"
-    echo "study_collect: committed $count runs"
+    # the runs this commit adds: those with a new or changed file (the others are committed already)
+    new=$(git diff --cached --name-only -- "$dest" | xargs -r -n1 dirname | sort -u | wc -l)
+    git commit -q -m "Study: $new finished runs' small files (config, metrics, summary, log) in $dest" -- "$dest"
+    echo "study_collect: committed $new new runs ($count finished in all)"
 fi

@@ -98,7 +98,14 @@ def test_study_collect_never_replaces_committed_evidence_but_rewrites_a_cut_copy
     (run / "summary.json").write_text(json.dumps({"status": "finished", "final": {"test_top1": 0.8}}, indent=2))
     (run / "metrics.jsonl").write_text('{"epoch": 0, "test_top1": 0.8}\n')
     first = _collect(repo)
-    assert first.returncode == 0 and "committed 1 runs" in first.stdout
+    assert first.returncode == 0 and "committed 1 new runs (1 finished in all)" in first.stdout
+    # a second finished run: the commit names the one run it adds, not every finished run found
+    other = repo / "runs" / "study" / "r1" / "tsla-seed0"
+    other.mkdir(parents=True)
+    (other / "summary.json").write_text(json.dumps({"status": "finished"}, indent=2))
+    second = _collect(repo)
+    assert second.returncode == 0 and "committed 1 new runs (2 finished in all)" in second.stdout
+    assert _git(repo, "log", "-1", "--format=%s").startswith("Study: 1 finished runs' small files")
     evidence = repo / "docs" / "evidence" / "study" / "runs" / "r1" / "lsr-seed0" / "metrics.jsonl"
     commits = _git(repo, "rev-list", "--count", "HEAD")
     # the run trained again with another result: the committed evidence was replaced and committed silently
