@@ -1,6 +1,7 @@
 """Study 3's per-epoch figure for one regime (docs/results3.md): the mean over every (draw, seed) pair of each cell's
 test top-1 per epoch (left) and of LSR's and TSLA(15)'s validation top-1 on the clean and the noisy validation labels
-(right), from the committed metrics.jsonl files. Descriptive: no rule reads it.
+(right; the clean regime has no noisy labelling, so only the clean one), from the committed metrics.jsonl files.
+Descriptive: no rule reads it.
 
     python scripts/study3_figure.py docs/evidence/study3/runs sym40 docs/figures/study3-sym40-curves.png
 """
@@ -22,11 +23,19 @@ CELLS = {"baseline": "one-hot", "lsr": "LSR θ=0.4", "tsla@15": "TSLA(15)", "tsl
 
 
 def curves(runs: Path, regime: str, cell: str, key: str) -> tuple[np.ndarray, int]:
-    """Mean over runs of ``key`` per epoch (in %), and the number of runs."""
+    """Mean over runs of ``key`` per epoch (in %), and the number of runs. Raises ``LookupError`` naming what is
+    missing: no finished run of the cell, or a run without ``key``."""
     pattern = "baseline-seed*" if cell == "baseline" else f"{cell}-theta0.4-seed*"
     folders = sorted(p for p in (runs / regime).glob(f"d*/{pattern}") if (p / "summary.json").is_file())
-    values = [[100 * json.loads(line)[key] for line in (p / "metrics.jsonl").read_text().splitlines()]
-              for p in folders]
+    if not folders:
+        raise LookupError(f"no finished {cell} run under {runs / regime}: give the runs folder and a regime with "
+                          f"runs (clean, sym20, sym40, pair40)")
+    values = []
+    for p in folders:
+        records = [json.loads(line) for line in (p / "metrics.jsonl").read_text().splitlines()]
+        if any(key not in r for r in records):
+            raise LookupError(f"{p / 'metrics.jsonl'} has no {key} in every epoch")
+        values.append([100 * r[key] for r in records])
     return np.mean(np.array(values), axis=0), len(values)
 
 
@@ -35,16 +44,24 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
     runs, regime, out = Path(argv[0]), argv[1], Path(argv[2])
+    labellings = [("val_top1", "-", "clean")]
+    if regime != "clean":  # the clean regime's runs have one labelling only
+        labellings.append(("val_noisy_top1", "--", "noisy"))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for cell, label in CELLS.items():
-        mean, n = curves(runs, regime, cell, "test_top1")
-        left.plot(range(len(mean)), mean, label=f"{label} (n={n})")
+    try:
+        for cell, label in CELLS.items():
+            mean, n = curves(runs, regime, cell, "test_top1")
+            left.plot(range(len(mean)), mean, label=f"{label} (n={n})")
+        for cell, colour in (("lsr", "C1"), ("tsla@15", "C2")):
+            for key, style, name in labellings:
+                mean, _ = curves(runs, regime, cell, key)
+                right.plot(range(len(mean)), mean, style, color=colour, label=f"{CELLS[cell]}, {name} val labels")
+    except (LookupError, OSError, ValueError) as exc:
+        print(f"study3_figure.py: {exc}", file=sys.stderr)
+        return 2
     left.set(title=f"{regime}: test top-1 per epoch (mean over pairs)", xlabel="epoch", ylabel="test top-1 (%)")
-    for cell, colour in (("lsr", "C1"), ("tsla@15", "C2")):
-        for key, style, name in (("val_top1", "-", "clean"), ("val_noisy_top1", "--", "noisy")):
-            mean, _ = curves(runs, regime, cell, key)
-            right.plot(range(len(mean)), mean, style, color=colour, label=f"{CELLS[cell]}, {name} val labels")
-    right.set(title="validation top-1 on the clean and the noisy labels", xlabel="epoch", ylabel="validation top-1 (%)")
+    title = "validation top-1 on the clean and the noisy labels" if len(labellings) > 1 else "validation top-1"
+    right.set(title=title, xlabel="epoch", ylabel="validation top-1 (%)")
     for ax in (left, right):
         for m in (15, 25):
             ax.axvline(m, color="grey", lw=0.5)

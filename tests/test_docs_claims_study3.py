@@ -25,10 +25,17 @@ def _doc(name):
     return re.sub(r"\s+", " ", (ROOT / name).read_text(encoding="utf-8"))
 
 
-def _interval(d):
+def _interval(d, digits=2):
+    """The mean (to ``digits`` decimals: 3 where the mean sits on a rounding boundary, as clean's Q3 at exactly
+    −0.005) and its 95 % t interval (2 decimals), as the docs write them."""
     d = np.asarray(d, dtype=float)
     half = scipy_stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    return " ".join([f"{d.mean():+.2f}", f"[{d.mean() - half:+.2f},", f"{d.mean() + half:+.2f}]"]).replace("-", "−")
+    return " ".join([f"{d.mean():+.{digits}f}", f"[{d.mean() - half:+.2f},", f"{d.mean() + half:+.2f}]"]).replace(
+        "-", "−")
+
+
+def _digits(quoted):
+    return len(quoted.split()[0].split(".")[1])
 
 
 def _records(regime, draw, cell, seed):
@@ -74,11 +81,14 @@ def _signs(diffs):
 
 
 # (regime, validation labels, the interval quoted in README.md and docs/results3.md)
-Q1 = [("sym40", "clean", "+0.93 [+0.52, +1.33]"), ("sym40", "noisy", "+0.88 [+0.54, +1.22]"),
+Q1 = [("clean", "clean", "−0.13 [−0.34, +0.07]"),
+      ("sym40", "clean", "+0.93 [+0.52, +1.33]"), ("sym40", "noisy", "+0.88 [+0.54, +1.22]"),
       ("pair40", "clean", "+0.22 [−0.18, +0.62]"), ("pair40", "noisy", "−0.23 [−1.03, +0.57]")]
-Q2 = [("sym40", "clean", "+0.61 [+0.22, +1.00]"), ("sym40", "noisy", "+0.78 [+0.41, +1.14]"),
+Q2 = [("clean", "clean", "−0.71 [−0.82, −0.59]"),
+      ("sym40", "clean", "+0.61 [+0.22, +1.00]"), ("sym40", "noisy", "+0.78 [+0.41, +1.14]"),
       ("pair40", "clean", "−1.09 [−1.62, −0.57]"), ("pair40", "noisy", "−0.47 [−1.06, +0.12]")]
-Q3 = [("sym40", "clean", "−0.04 [−0.21, +0.14]", "tsla@15"),
+Q3 = [("clean", "clean", "−0.005 [−0.11, +0.10]", "baseline"),
+      ("sym40", "clean", "−0.04 [−0.21, +0.14]", "tsla@15"),
       ("sym40", "noisy", "+0.10 [−0.46, +0.67]", "tsla@15"),
       ("pair40", "clean", "+0.57 [−0.12, +1.26]", "tsla@15"),
       ("pair40", "noisy", "+0.14 [−0.81, +1.08]", "tsla@25")]
@@ -122,13 +132,14 @@ def test_q3_select_against_the_best_fixed_cell(regime, labels, quoted, best_cell
         score = {c: np.mean([kept[(d, s, c)][0] for s in SEEDS]) for c in NAMES}
         chosen = next(c for c in NAMES if score[c] == max(score.values()))
         diffs += [kept[(d, s, chosen)][1] - kept[(d, s, best_cell)][1] for s in SEEDS]
-    assert _interval(diffs) == quoted
+    assert _interval(diffs, _digits(quoted)) == quoted
     assert quoted in _doc("README.md") and quoted in _doc("docs/results3.md")
     assert _signs(diffs) in _row(regime, labels, quoted)
 
 
-@pytest.mark.parametrize("regime", ["sym40", "pair40"])
+@pytest.mark.parametrize("regime", ["sym40", "pair40", "clean"])
 def test_the_figure_script_draws_the_committed_runs(regime, tmp_path):
+    """Each regime's figure is drawn (the clean regime has no noisy labelling: the script raised KeyError on it)."""
     import subprocess
     import sys
 
@@ -139,6 +150,16 @@ def test_the_figure_script_draws_the_committed_runs(regime, tmp_path):
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"(figures/study3-{regime}-curves.png)" in \
         (ROOT / "docs" / "results3.md").read_text()
+
+
+def test_the_figure_script_refuses_a_regime_without_runs_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "study3_figure.py"), str(RUNS), "sym30",
+                             str(tmp_path / "f.png")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "no finished baseline run" in result.stderr and not (tmp_path / "f.png").exists()
 
 
 def test_the_committed_analysis_regenerates_byte_for_byte(tmp_path):
