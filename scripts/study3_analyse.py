@@ -12,8 +12,9 @@ with a bootstrap stratified by draw, decided P contrasts), ``variance.csv`` (bet
 each cell's test top-1), ``posthoc-machine.csv`` (post hoc, amendment 5: the P contrasts split by the machine that
 trained the pairs: scripts/study3_posthoc.py), ``cells.csv`` and ``results3-tables.md`` (the tables in
 markdown). The same input gives the same bytes. Everything is computed first, then written under temporary names
-and renamed into place: a RUNS_DIR that is no folder or holds no finished run, a cut or edited run file or runs.csv, or a failed write is one line
-``study3_analyse.py: error: ...``, exit 2, and the earlier analysis in --out is left as it was.
+and renamed into place: a RUNS_DIR that is no folder or holds no finished run, a cut or edited run file or
+runs.csv, or a failed write is one line ``study3_analyse.py: error: ...``, exit 2, and the earlier analysis in
+--out is left as it was.
 """
 
 from __future__ import annotations

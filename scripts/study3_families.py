@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from study3_outcomes import SELECT_CELLS
-from study3_runs import NOISY_REGIMES, REGIMES
+from study3_runs import REGIMES, labellings
 
 from tsla.report.paired import analyse
 from tsla.report.stats import holm, mean_ci, noninferiority_p, verdict
@@ -32,10 +32,6 @@ CONTRAST_COLUMNS = ("family", "question", "regime", "theta", "val_noise", "stop_
                     "p_raw", "p_holm", "tost_p", "tost_p_holm", "ni_p", "ni_p_holm", "mde", "verdict", "answer",
                     "p_full_bound", "tost_p_full_bound", "ni_p_full_bound", "verdict_full_bound",
                     "answer_full_bound")
-
-
-def labellings(regime: str) -> tuple[str, ...]:
-    return ("clean", "noisy") if regime in NOISY_REGIMES else ("clean",)
 
 
 def complete(rows: list[dict[str, Any]], regime: str, theta: float) -> bool:

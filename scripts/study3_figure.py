@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from study3_runs import REGIMES, VAL_KEY, labellings  # noqa: E402
+
 CELLS = {"baseline": "one-hot", "lsr": "LSR θ=0.4", "tsla@15": "TSLA(15)", "tsla@25": "TSLA(25)",
          "lsr-neg@25": "LSR → −0.2 at 25"}
 
@@ -29,7 +31,7 @@ def curves(runs: Path, regime: str, cell: str, key: str) -> tuple[np.ndarray, in
     folders = sorted(p for p in (runs / regime).glob(f"d*/{pattern}") if (p / "summary.json").is_file())
     if not folders:
         raise LookupError(f"no finished {cell} run under {runs / regime}: give the runs folder and a regime with "
-                          f"runs (clean, sym20, sym40, pair40)")
+                          f"runs ({', '.join(REGIMES)})")
     values = []
     for p in folders:
         records = [json.loads(line) for line in (p / "metrics.jsonl").read_text().splitlines()]
@@ -44,23 +46,22 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
     runs, regime, out = Path(argv[0]), argv[1], Path(argv[2])
-    labellings = [("val_top1", "-", "clean")]
-    if regime != "clean":  # the clean regime's runs have one labelling only
-        labellings.append(("val_noisy_top1", "--", "noisy"))
+    shown = labellings(regime)  # the clean regime's runs have one labelling only
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     try:
         for cell, label in CELLS.items():
             mean, n = curves(runs, regime, cell, "test_top1")
             left.plot(range(len(mean)), mean, label=f"{label} (n={n})")
         for cell, colour in (("lsr", "C1"), ("tsla@15", "C2")):
-            for key, style, name in labellings:
-                mean, _ = curves(runs, regime, cell, key)
+            for name in shown:
+                mean, _ = curves(runs, regime, cell, VAL_KEY[name])
+                style = "-" if name == "clean" else "--"
                 right.plot(range(len(mean)), mean, style, color=colour, label=f"{CELLS[cell]}, {name} val labels")
     except (LookupError, OSError, ValueError) as exc:
         print(f"study3_figure.py: {exc}", file=sys.stderr)
         return 2
     left.set(title=f"{regime}: test top-1 per epoch (mean over pairs)", xlabel="epoch", ylabel="test top-1 (%)")
-    title = "validation top-1 on the clean and the noisy labels" if len(labellings) > 1 else "validation top-1"
+    title = "validation top-1 on the clean and the noisy labels" if len(shown) > 1 else "validation top-1"
     right.set(title=title, xlabel="epoch", ylabel="validation top-1 (%)")
     for ax in (left, right):
         for m in (15, 25):

@@ -37,6 +37,11 @@ _NAME = re.compile(r"^(?:baseline|(?P<label>lsr|tsla@15|tsla@25|lsr-neg@25)-thet
                    r"-seed(?P<seed>[0-9]+)$")
 
 
+def labellings(regime: str) -> tuple[str, ...]:
+    """The validation labellings a regime's runs log: the noisy regimes a second, noisy one beside the clean one."""
+    return ("clean", "noisy") if regime in NOISY_REGIMES else ("clean",)
+
+
 def stop_epoch(values: Sequence[float], rule: str) -> int:
     """The epoch (index into ``values``, the per-epoch validation top-1) that ``rule`` keeps: ``best-val`` the
     highest, ties to the earliest; ``patience5`` the best so far when training stops, at the first epoch
@@ -98,11 +103,10 @@ def run_rows(run: Path, root: Path) -> list[dict[str, Any]]:
     if planned is not None and planned != len(records):
         raise Unusable(f"{run / 'metrics.jsonl'} holds {len(records)} epochs, though summary.json says the finished "
                        f"run trained {planned} (a cut or edited file): restore it or train the run again")
-    labellings = ("clean", "noisy") if regime in NOISY_REGIMES else ("clean",)
     label = match.group("label") or "baseline"
     theta = float(match.group("theta")) if match.group("theta") else 0.0
     rows = []
-    for val_noise in labellings:
+    for val_noise in labellings(regime):
         values = [_number(run, r, VAL_KEY[val_noise]) for r in records]
         for rule in STOP_RULES:
             epoch = stop_epoch(values, rule)
