@@ -82,12 +82,16 @@ def _signs(diffs):
 
 # (regime, validation labels, the interval quoted in README.md and docs/results3.md)
 Q1 = [("clean", "clean", "−0.13 [−0.34, +0.07]"),
+      ("sym20", "clean", "+0.03 [−0.23, +0.29]"), ("sym20", "noisy", "+0.05 [−0.09, +0.19]"),
       ("sym40", "clean", "+0.93 [+0.52, +1.33]"), ("sym40", "noisy", "+0.88 [+0.54, +1.22]"),
       ("pair40", "clean", "+0.22 [−0.18, +0.62]"), ("pair40", "noisy", "−0.23 [−1.03, +0.57]")]
 Q2 = [("clean", "clean", "−0.71 [−0.82, −0.59]"),
+      ("sym20", "clean", "+0.17 [−0.04, +0.37]"), ("sym20", "noisy", "+0.18 [−0.05, +0.41]"),
       ("sym40", "clean", "+0.61 [+0.22, +1.00]"), ("sym40", "noisy", "+0.78 [+0.41, +1.14]"),
       ("pair40", "clean", "−1.09 [−1.62, −0.57]"), ("pair40", "noisy", "−0.47 [−1.06, +0.12]")]
 Q3 = [("clean", "clean", "−0.005 [−0.11, +0.10]", "baseline"),
+      ("sym20", "clean", "−0.01 [−0.09, +0.06]", "tsla@25"),
+      ("sym20", "noisy", "−0.03 [−0.11, +0.06]", "lsr-neg@25"),
       ("sym40", "clean", "−0.04 [−0.21, +0.14]", "tsla@15"),
       ("sym40", "noisy", "+0.10 [−0.46, +0.67]", "tsla@15"),
       ("pair40", "clean", "+0.57 [−0.12, +1.26]", "tsla@15"),
@@ -137,7 +141,7 @@ def test_q3_select_against_the_best_fixed_cell(regime, labels, quoted, best_cell
     assert _signs(diffs) in _row(regime, labels, quoted)
 
 
-@pytest.mark.parametrize("regime", ["sym40", "pair40", "clean"])
+@pytest.mark.parametrize("regime", ["sym40", "pair40", "clean", "sym20"])
 def test_the_figure_script_draws_the_committed_runs(regime, tmp_path):
     """Each regime's figure is drawn (the clean regime has no noisy labelling: the script raised KeyError on it)."""
     import subprocess
